@@ -1,0 +1,313 @@
+"""Great Expectations checks of a typed extract batch: an independent second check.
+
+Ingest parses and rejects rows against the contract; these suites re-check the
+typed batch that is about to be loaded, so a bug in ingest cannot load data
+that breaks the contract unnoticed (severity ``contract``), and they flag
+implausible data the contract does not reject (severity ``warning``).
+
+The suites are the committed JSON files next to this module, generated from
+the contract by ``python -m expectations.build``; they are loaded, not rebuilt,
+at run time. Great Expectations is imported lazily (it costs seconds), and one
+ephemeral context is shared by every validation in the process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = ["DeliveryCheck", "ExpectationOutcome", "load_suite_json", "validate_delivery"]
+
+Severity = Literal["contract", "warning"]
+SUITE_DIR = Path(__file__).resolve().parent
+SAMPLE_SIZE = 5
+LINEAGE_PREFIX = "_"
+_TABLE_EXPECTATIONS = {
+    "expect_table_columns_to_match_ordered_list",
+    "expect_table_columns_to_match_set",
+    "expect_table_row_count_to_be_between",
+    "expect_table_row_count_to_equal",
+    "expect_table_column_count_to_equal",
+}
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """The result of one expectation on one delivery, free of GX types."""
+
+    expectation_type: str
+    column: str | None
+    kwargs: dict[str, Any]
+    severity: Severity
+    success: bool
+    unexpected_count: int
+    element_count: int
+    sample_unexpected: list[str] = field(default_factory=list)
+    why: str = ""
+    error: str | None = None
+
+    def describe(self) -> str:
+        """One line for logs and the run summary."""
+        where = f"{self.column}: " if self.column else ""
+        status = "ok" if self.success else f"{self.unexpected_count} unexpected"
+        sample = f" e.g. {', '.join(self.sample_unexpected)}" if self.sample_unexpected else ""
+        err = f" (error: {self.error})" if self.error else ""
+        return f"[{self.severity}] {where}{self.expectation_type} {status}{sample}{err}"
+
+
+@dataclass(frozen=True)
+class DeliveryCheck:
+    """Every expectation outcome for one delivery of one extract."""
+
+    extract_name: str
+    row_count: int
+    outcomes: list[ExpectationOutcome]
+
+    @property
+    def contract_failures(self) -> list[ExpectationOutcome]:
+        """Contract expectations that failed: ingest let through what it must reject."""
+        return [o for o in self.outcomes if o.severity == "contract" and not o.success]
+
+    @property
+    def warnings(self) -> list[ExpectationOutcome]:
+        """Plausibility expectations that failed (reported, not rejected)."""
+        return [o for o in self.outcomes if o.severity == "warning" and not o.success]
+
+    @property
+    def success(self) -> bool:
+        """True when no contract expectation failed."""
+        return not self.contract_failures
+
+
+@cache
+def load_suite_json(extract_name: str) -> dict[str, Any]:
+    """The committed suite of one extract as plain data."""
+    path = SUITE_DIR / f"{extract_name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class _Runtime:
+    """One ephemeral GX context, pandas datasource and batch definition per process."""
+
+    def __init__(self) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+        os.environ["GX_ANALYTICS_ENABLED"] = "False"
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = self.context.data_sources.add_pandas("famlink_typed_batches")
+        asset = source.add_dataframe_asset("delivery")
+        self.batch_definition = asset.add_batch_definition_whole_dataframe("whole_delivery")
+        self.suites: dict[str, Any] = {}
+
+    def suite(self, extract_name: str) -> Any:
+        """The GX suite of an extract, loaded once from its committed JSON."""
+        if extract_name not in self.suites:
+            data = load_suite_json(extract_name)
+            expectations = []
+            for order, exp in enumerate(data["expectations"]):
+                exp = json.loads(json.dumps(exp))
+                exp["meta"]["order"] = order
+                expectations.append(exp)
+            suite = self.gx.ExpectationSuite(
+                name=data["name"], expectations=expectations, meta=data.get("meta")
+            )
+            if len(suite.expectations) != len(expectations):
+                # GX logs and drops an invalid expectation; a dropped check must not pass silently.
+                raise ValueError(f"suite {extract_name}: GX rejected some expectations")
+            self.suites[extract_name] = suite
+        return self.suites[extract_name]
+
+
+_RUNTIME: _Runtime | None = None
+_LOCK = threading.Lock()
+
+
+def _runtime() -> _Runtime:
+    global _RUNTIME
+    if _RUNTIME is None:
+        _RUNTIME = _Runtime()
+    return _RUNTIME
+
+
+# datetime64[ns] spans 1677-09-22 .. 2262-04-11; clipping keeps order, so a year
+# typo (0198, 9999) still fails the 1900..as-of plausibility bounds.
+_NS_MIN = dt.datetime(1678, 1, 1)
+_NS_MAX = dt.datetime(2262, 1, 1)
+
+
+def _to_datetime_ns(series: pd.Series) -> pd.Series:
+    """A date/timestamp column as naive datetime64[ns], which GX compares vectorised."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_convert(None)
+    elif not pd.api.types.is_datetime64_any_dtype(dtype):
+        if dtype != object:
+            return series  # not date-like: leave it, the range check will report it
+        non_null = series.dropna()
+        if len(non_null) and not all(isinstance(v, dt.date) for v in non_null.iloc[:100]):
+            return series
+        series = series.map(
+            lambda v: v if v is None or v != v else min(max(
+                v if isinstance(v, dt.datetime) else dt.datetime(v.year, v.month, v.day),
+                _NS_MIN), _NS_MAX),
+        )
+        return pd.to_datetime(series).astype("datetime64[ns]")
+    if str(series.dtype) == "datetime64[ns]":
+        return series
+    return series.clip(_NS_MIN, _NS_MAX).astype("datetime64[ns]")
+
+
+def _prepare_frame(extract_name: str, batch: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """The pandas frame GX validates: lineage columns dropped, dates as datetime64[ns],
+    derived plausibility columns appended (as the suite's meta lists them)."""
+    import pandas as pd
+
+    from famlink.contract import load_contract
+
+    spec = load_contract().extract(extract_name)
+    if isinstance(batch, pd.DataFrame):
+        frame = batch
+    else:
+        frame = batch.to_pandas(date_as_object=False)
+    keep = [c for c in frame.columns if not str(c).startswith(LINEAGE_PREFIX)]
+    frame = frame.loc[:, keep]
+    for name, col in spec.columns.items():
+        if col.type in ("date", "timestamp") and name in frame.columns:
+            frame[name] = _to_datetime_ns(frame[name])
+    derived = load_suite_json(spec.name)["meta"].get("derived_columns", {})
+    for name, parts in derived.items():
+        if all(p in frame.columns for p in parts):
+            total = frame[parts[0]].astype("float64")
+            for p in parts[1:]:
+                total = total + frame[p].astype("float64")
+            frame[name] = total
+    return frame
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return " / ".join(_render(v) for v in value)
+    if hasattr(value, "isoformat"):
+        text = value.isoformat()
+        return text.removesuffix("T00:00:00").removesuffix("T00:00:00.000000")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # an integer column with nulls arrives as float64
+    if type(value).__name__ == "datetime64":
+        return _render(__import__("pandas").Timestamp(value))
+    return str(value)
+
+
+def _resolve(kwargs: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if isinstance(value, dict) and "$PARAMETER" in value:
+            value = params[value["$PARAMETER"]].isoformat()
+        out[key] = value
+    return out
+
+
+def _error(exception_info: Any) -> str | None:
+    if not isinstance(exception_info, dict):
+        return None
+    if exception_info.get("raised_exception"):
+        return str(exception_info.get("exception_message"))
+    for info in exception_info.values():
+        if isinstance(info, dict) and info.get("raised_exception"):
+            return str(info.get("exception_message"))
+    return None
+
+
+def _outcome(
+    raw: dict[str, Any], result: Any, row_count: int, params: dict[str, Any]
+) -> ExpectationOutcome:
+    kind = raw["type"]
+    kwargs = _resolve(raw["kwargs"], params)
+    res = result.result or {}
+    if kind in _TABLE_EXPECTATIONS:
+        column = None
+        mismatched = (res.get("details") or {}).get("mismatched") or []
+        unexpected = len(mismatched)
+        sample = [
+            f"position {m.get('Expected Column Position')}: expected {m.get('Expected')}, "
+            f"found {m.get('Found')}"
+            for m in mismatched[:SAMPLE_SIZE]
+        ]
+        elements = row_count
+    else:
+        if "column" in kwargs:
+            column = kwargs["column"]
+        elif "column_A" in kwargs:
+            column = f"{kwargs['column_A']}, {kwargs['column_B']}"
+        else:
+            column = ", ".join(kwargs.get("column_list", [])) or None
+        unexpected = int(res.get("unexpected_count") or 0)
+        sample = [_render(v) for v in (res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]]
+        elements = int(res.get("element_count") or 0)
+    error = _error(result.exception_info)
+    return ExpectationOutcome(
+        expectation_type=kind,
+        column=column,
+        kwargs=kwargs,
+        severity=raw["meta"]["severity"],
+        success=bool(result.success) and error is None,
+        unexpected_count=unexpected,
+        element_count=elements,
+        sample_unexpected=sample,
+        why=raw["meta"].get("why", ""),
+        error=error,
+    )
+
+
+def validate_delivery(
+    extract_name: str,
+    batch: pa.Table | pd.DataFrame,
+    *,
+    as_of: dt.date | None = None,
+) -> DeliveryCheck:
+    """Validate one typed delivery against its committed suite.
+
+    ``extract_name`` is the table name or file name (``yot_offences[.csv]``);
+    ``as_of`` (default today) bounds the plausible dates. Never raises on bad
+    data: every failure is an outcome, so the caller decides what is fatal.
+    """
+    from famlink.contract import load_contract
+
+    name = load_contract().extract(extract_name).name
+    as_of = as_of or dt.date.today()
+    end_of_day = dt.datetime.combine(as_of, dt.time(23, 59, 59))
+    params = {"as_of": end_of_day, "latest_plausible": end_of_day + dt.timedelta(days=366)}
+    frame = _prepare_frame(name, batch)
+    raw = load_suite_json(name)["expectations"]
+    with _LOCK:
+        runtime = _runtime()
+        suite = runtime.suite(name)
+        gx_batch = runtime.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        result = gx_batch.validate(
+            suite,
+            result_format={"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE},
+            expectation_parameters=params,
+        )
+    outcomes: list[tuple[int, ExpectationOutcome]] = []
+    for res in result.results:
+        order = int(res.expectation_config.meta["order"])
+        outcomes.append((order, _outcome(raw[order], res, len(frame), params)))
+    outcomes.sort(key=lambda pair: pair[0])
+    return DeliveryCheck(
+        extract_name=name, row_count=len(frame), outcomes=[o for _, o in outcomes]
+    )

@@ -1,0 +1,267 @@
+"""The ``famlink`` command: what a council's data team runs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from famlink.contract import PLANS
+from famlink.ingest.loading import IngestSummary
+from famlink.ingest.reading import FatalExtractError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="famlink: monthly data matching for the Supporting Families programme.")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+ExtractsOpt = Annotated[Path, typer.Option("--extracts", help="Drop folder with YYYY-MM/ months.")]
+WarehouseOpt = Annotated[Path, typer.Option("--warehouse", help="DuckDB warehouse file.")]
+
+
+def _parse_date(value: str, option: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        err.print(f"[red]error:[/] {option} must be a date YYYY-MM-DD, got {value!r}")
+        raise typer.Exit(2) from None
+
+
+def _check_plan(plan: str) -> str:
+    if plan not in PLANS:
+        err.print(f"[red]error:[/] unknown plan {plan!r}; choose one of: {', '.join(PLANS)}")
+        raise typer.Exit(2)
+    return plan
+
+
+def _progress(message: str) -> None:
+    err.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+
+
+def print_ingest(summary: IngestSummary) -> None:
+    table = Table(title="Deliveries", title_justify="left")
+    for name in ("month", "file", "status", "read", "loaded", "rejected", "flagged"):
+        table.add_column(name, justify="right" if name in {"read", "loaded", "rejected",
+                                                           "flagged"} else "left")
+    for d in summary.deliveries:
+        if d.status == "already_loaded":
+            continue
+        table.add_row(d.month, d.file, d.status, str(d.rows_read), str(d.rows_loaded),
+                      str(d.rows_rejected), str(d.values_flagged))
+    skipped = sum(d.status == "already_loaded" for d in summary.deliveries)
+    if table.row_count:
+        console.print(table)
+    console.print(f"files loaded: {len(summary.loaded)}; already loaded, skipped: {skipped}; "
+                  f"rows loaded: {sum(d.rows_loaded for d in summary.deliveries)}; "
+                  f"rows rejected: {sum(d.rows_rejected for d in summary.deliveries)}; "
+                  f"values flagged: {sum(d.values_flagged for d in summary.deliveries)}")
+    for name in summary.ignored_files:
+        console.print(f"[yellow]ignored[/] {name}: not a file of the extract contract")
+    for d in summary.deliveries:
+        for warning in d.warnings:
+            console.print(f"[yellow]warning[/] {warning}")
+
+
+def _fatal(exc: FatalExtractError) -> None:
+    err.print(f"[red]error:[/] {exc.path}: {exc.fault}")
+    err.print("The warehouse was left exactly as it was before this run.")
+    raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    extracts: ExtractsOpt,
+    warehouse: WarehouseOpt,
+    plan: Annotated[str, typer.Option("--plan", help=f"One of: {', '.join(PLANS)}.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Run date YYYY-MM-DD.")],
+    prefect: Annotated[bool | None, typer.Option(
+        "--prefect/--no-prefect",
+        help="Run as a Prefect flow (default: when PREFECT_API_URL is set).")] = None,
+) -> None:
+    """The monthly run: ingest, link, outcomes under PLAN at AS_OF, record claims."""
+    from famlink.pipeline import RunRequest
+    from famlink.report import print_run_summary
+
+    request = RunRequest(extracts=extracts, warehouse=warehouse, plan=_check_plan(plan),
+                         as_of=_parse_date(as_of, "--as-of"), progress=_progress)
+    use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
+    try:
+        if use_prefect:
+            from flows.monthly import monthly_run
+
+            summary = monthly_run(extracts=extracts, warehouse=warehouse, plan=plan,
+                                  as_of=request.as_of)
+        else:
+            from flows.monthly import run_monthly_local
+
+            summary = run_monthly_local(request)
+    except FatalExtractError as exc:
+        _fatal(exc)
+    print_ingest(summary.ingest)
+    print_run_summary(summary)
+
+
+@app.command()
+def ingest(
+    extracts: ExtractsOpt,
+    warehouse: WarehouseOpt,
+    as_of: Annotated[str, typer.Option("--as-of", help="Load months up to this date's month.")],
+) -> None:
+    """Load and validate deliveries only (no linkage or outcomes)."""
+    from famlink.pipeline import RunRequest, build_staging, ingest_extracts
+    from famlink.warehouse import build_then_publish
+
+    request = RunRequest(extracts=extracts, warehouse=warehouse, plan=PLANS[0],
+                         as_of=_parse_date(as_of, "--as-of"), progress=_progress)
+    try:
+        with build_then_publish(warehouse) as con:
+            summary = ingest_extracts(con, request)
+            build_staging(con, request)
+    except FatalExtractError as exc:
+        _fatal(exc)
+    print_ingest(summary)
+    console.print(f"warehouse: {warehouse.resolve()}")
+
+
+@app.command()
+def rejects(
+    warehouse: WarehouseOpt,
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+) -> None:
+    """Every rejected row and flagged value of every loaded delivery, as CSV."""
+    from famlink.warehouse import connect
+
+    if not warehouse.exists():
+        err.print(f"[red]error:[/] warehouse {warehouse} does not exist")
+        raise typer.Exit(2)
+    con = connect(warehouse, read_only=True)
+    rows = con.execute("""
+        SELECT month, file, row_number, "column", reason
+        FROM meta.rejects ORDER BY month, file, delivery_id, row_number, "column", reason
+    """).fetchall()
+    con.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["month", "file", "row_number", "column", "reason"])
+        writer.writerows(rows)
+    console.print(f"{len(rows)} rejected rows and flagged values written to {out}")
+
+
+@app.command()
+def claims(
+    warehouse: WarehouseOpt,
+    as_of: Annotated[str, typer.Option("--as-of", help="The run date whose claims to write.")],
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+) -> None:
+    """The claims recorded by the run at AS_OF: family_id, claim_type, achieved_on, problems."""
+    from famlink.claims import write_claims_csv
+
+    count = write_claims_csv(warehouse, _parse_date(as_of, "--as-of"), out)
+    console.print(f"{count} claims written to {out}")
+
+
+@app.command(name="return")
+def claims_return(
+    warehouse: WarehouseOpt,
+    as_of: Annotated[str, typer.Option("--as-of", help="The run date whose claims to return.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the CSV and XLSX.")],
+) -> None:
+    """The payment-by-results return (CSV and XLSX, with totals)."""
+    from famlink.claims import write_return
+
+    for path in write_return(warehouse, _parse_date(as_of, "--as-of"), out_dir):
+        console.print(f"written {path}")
+
+
+@app.command()
+def withdraw(
+    family_id: Annotated[str, typer.Argument(help="Family whose claim to withdraw.")],
+    warehouse: WarehouseOpt,
+    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. audit finding).")],
+    by: Annotated[str, typer.Option("--by", help="Who withdraws it.")] = "",
+) -> None:
+    """Withdraw a claim; the ledger keeps its whole history."""
+    from famlink.claims import withdraw_claim
+
+    withdraw_claim(warehouse, family_id, reason, by or os.environ.get("USER", "analyst"))
+    console.print(f"claim for {family_id} withdrawn")
+
+
+@app.command()
+def explain(
+    family_id: Annotated[str, typer.Argument(help="Cohort family reference.")],
+    warehouse: WarehouseOpt,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default latest).")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML page.")] = None,
+) -> None:
+    """The audit pack for one family: members, links, problems, evidence, claim."""
+    from famlink.claims.explain import explain_family
+
+    explain_family(warehouse, family_id, _parse_date(as_of, "--as-of") if as_of else None, html)
+
+
+@app.command()
+def link(
+    left: Annotated[Path, typer.Option("--left", help="CSV: id, first_name, last_name, dob, "
+                                                      "sex, postcode[, ...]")],
+    right: Annotated[Path, typer.Option("--right", help="CSV with the same columns.")],
+    out: Annotated[Path, typer.Option("--out", help="Pairs CSV to write.")],
+    threshold: Annotated[float | None, typer.Option(help="Match probability cut-off.")] = None,
+) -> None:
+    """Person linkage between two files: left_id, right_id, match_probability."""
+    from matchers.pairs import link_files
+
+    summary = link_files(left, right, out, threshold=threshold)
+    console.print(summary)
+
+
+@app.command(name="train-linkage")
+def train_linkage(
+    warehouse: WarehouseOpt,
+    out: Annotated[Path, typer.Option("--out", help="Model JSON to write.")] = Path(
+        "matchers/model/person_model.json"),
+    seed: int = 1,
+) -> None:
+    """Train the person-linkage model (EM and u-sampling); the monthly run only loads it."""
+    from matchers.train import train_person_model
+
+    console.print(f"model written to {train_person_model(warehouse, out, seed=seed)}")
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Drop folder to write.")],
+    plan: Annotated[str, typer.Option("--plan")] = "countywide",
+    seed: int = 1,
+    scale: Annotated[str, typer.Option(help="small or county")] = "small",
+    start_month: Annotated[str, typer.Option("--start-month")] = "2023-01",
+    months: int = 24,
+    residents: int | None = None,
+    families: Annotated[int | None, typer.Option("--families")] = None,
+) -> None:
+    """Write a synthetic county's monthly extracts (with ground truth in _truth/)."""
+    from famlink.generate import GeneratorConfig, generate_county
+
+    config = GeneratorConfig(out_dir=out, plan=_check_plan(plan), seed=seed, scale=scale,
+                             start_month=start_month, months=months, residents=residents,
+                             cohort_families=families)
+    summary = generate_county(config, progress=lambda stage, done, total: _progress(
+        f"{stage}: {done}/{total}"))
+    console.print(summary)
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted: the published warehouse is unchanged")
+        sys.exit(130)

@@ -1,0 +1,83 @@
+"""The steps of the monthly run as plain functions over a warehouse connection.
+
+Each step takes the connection and the run request and returns a small summary;
+``flows/monthly.py`` wires them together (as Prefect tasks or directly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from famlink.contract import PLANS
+from famlink.ingest.loading import IngestSummary, Progress, ingest_drop
+from transforms import create_staging_views
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    extracts: Path
+    warehouse: Path
+    plan: str
+    as_of: date
+    progress: Progress | None = field(default=None, compare=False)
+
+    @property
+    def as_of_month(self) -> str:
+        return self.as_of.strftime("%Y-%m")
+
+    def __post_init__(self) -> None:
+        if self.plan not in PLANS:
+            raise ValueError(f"unknown plan {self.plan!r}: choose one of {', '.join(PLANS)}")
+
+
+@dataclass
+class RunSummary:
+    request: RunRequest
+    ingest: IngestSummary
+    linkage: Any = None
+    outcomes: Any = None
+    claims: Any = None
+
+
+def set_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """Point every staging view and measure at the run's date."""
+    con.execute(f"SET VARIABLE as_of = DATE '{as_of.isoformat()}'")
+    con.execute(f"SET VARIABLE as_of_month = '{as_of.strftime('%Y-%m')}'")
+
+
+def ingest_extracts(con: duckdb.DuckDBPyConnection, request: RunRequest) -> IngestSummary:
+    """Load every month folder up to the as-of month that is not loaded yet."""
+    return ingest_drop(con, request.extracts, request.as_of_month, progress=request.progress)
+
+
+def build_staging(con: duckdb.DuckDBPyConnection, request: RunRequest) -> list[str]:
+    """Staging views: snapshot and delta semantics applied, as at the as-of month."""
+    set_as_of(con, request.as_of)
+    return create_staging_views(con)
+
+
+def link_people_and_households(con: duckdb.DuckDBPyConnection, request: RunRequest) -> Any:
+    """Attach every source record to a person, and police incidents to households."""
+    from matchers.linkage import link_warehouse
+
+    return link_warehouse(con, progress=request.progress)
+
+
+def evaluate_plan_outcomes(con: duckdb.DuckDBPyConnection, request: RunRequest) -> Any:
+    """Each family's identified problems and their outcome status under the plan."""
+    from rules.engine import evaluate_outcomes
+
+    set_as_of(con, request.as_of)
+    return evaluate_outcomes(con, request.plan, request.as_of)
+
+
+def record_claims(con: duckdb.DuckDBPyConnection, request: RunRequest) -> Any:
+    """Claims due at this run, written to the ledger; never a family twice."""
+    from famlink.claims import record_due_claims
+
+    return record_due_claims(con, request.plan, request.as_of)
