@@ -259,6 +259,31 @@ def generate(
     console.print(summary)
 
 
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="A SQL query, e.g. 'FROM meta.deliveries'.")],
+    warehouse: WarehouseOpt,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Date the staging views show (default: latest deliveries).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the result as CSV.")] = None,
+) -> None:
+    """Query the warehouse read-only (safe while the next run builds)."""
+    from famlink.warehouse import connect
+
+    con = connect(warehouse, read_only=True)
+    if as_of:
+        when = _parse_date(as_of, "--as-of")
+        con.execute(f"SET VARIABLE as_of = DATE '{when}'")
+        con.execute(f"SET VARIABLE as_of_month = '{when:%Y-%m}'")
+    relation = con.sql(sql)
+    if out:
+        relation.write_csv(str(out))
+        console.print(f"written {out}")
+    else:
+        console.print(str(relation))
+    con.close()
+
+
 def main() -> None:  # pragma: no cover
     try:
         app()
