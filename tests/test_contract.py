@@ -12,8 +12,8 @@ from famlink.contract import PLANS, load_contract, load_indicators
 from matchers.identifiers import (
     install_identifier_macros,
     nhs_check_digit,
-    normalise_ni_number,
     normalise_nhs_number,
+    normalise_ni_number,
     normalise_upn,
     normalise_uprn,
     upn_check_letter,
