@@ -199,3 +199,21 @@ def test_invalid_utf8_row_is_rejected_not_fatal(tmp_path: Path) -> None:
     summary = ingest(drop, wh)
     assert (summary.loaded[0].rows_loaded, summary.loaded[0].rows_rejected) == (1, 1)
     assert "UTF-8" in rejects(wh)[0][4]
+
+
+@pytest.mark.parametrize("body", [
+    b"F1,01/01/2024,\"Ann\nSmith\",\r\nF2,02/01/2024,,\r\n\r\n",      # newline in a quoted value
+    b"\xef\xbb\xbffamily_id,attached_on,lead_worker,case_closed_on\nF1,01/01/2024,,\n\nF2,,,\n",
+    b"F1,01/01/2024,\"O'Brien, Zo\xc3\xab\",\nF2,02/01/2024,x,y\n",
+])
+def test_fast_and_exact_readers_agree(tmp_path: Path, body: bytes) -> None:
+    from famlink.contract import load_contract
+    from famlink.ingest.reading import read_delivery
+
+    header = b"family_id,attached_on,lead_worker,case_closed_on\n"
+    path = tmp_path / "cohort_families.csv"
+    path.write_bytes(body if body.startswith(b"\xef\xbb\xbf") else header + body)
+    spec = load_contract().extract("cohort_families")
+    fast, exact = read_delivery(path, spec), read_delivery(path, spec, exact=True)
+    assert fast.table.to_pylist() == exact.table.to_pylist()
+    assert fast.rows_read == exact.rows_read

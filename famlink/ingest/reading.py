@@ -57,44 +57,85 @@ def _has_bad_bytes(values: list[str]) -> bool:
     return any("\udc80" <= ch <= "\udcff" for v in values for ch in v)
 
 
-def read_delivery(path: Path, spec: ExtractSpec) -> ParsedFile:
-    """Parse a delivery; raise FatalExtractError for a file the contract cannot accept."""
+def _read_header(path: Path, spec: ExtractSpec) -> list[int]:
+    """Check the header; return, per contract column, its position in the file."""
     expected = spec.column_names
     try:
         handle = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
         raise FatalExtractError(path, f"cannot be read ({exc.strerror})") from exc
     with handle:
-        reader = csv.reader(handle)
         try:
-            header = next(reader, None)
+            header = next(csv.reader(handle), None)
         except csv.Error as exc:
             raise FatalExtractError(path, f"header cannot be parsed as CSV ({exc})") from exc
-        if header is None:
-            raise FatalExtractError(path, "file is empty: no header row")
-        header = [h.strip() for h in header]
-        if _has_bad_bytes(header):
-            raise FatalExtractError(path, "header is not valid UTF-8")
-        order = list(range(len(expected)))
-        if header != expected and sorted(header) == sorted(expected) \
-                and len(set(header)) == len(header):
-            order = [header.index(name) for name in expected]  # same columns, other order
-        elif header != expected:
-            missing = [c for c in expected if c not in header]
-            extra = [c for c in header if c not in expected]
-            parts = []
-            if missing:
-                parts.append(f"missing column(s) {', '.join(missing)}")
-            if extra:
-                parts.append(f"unexpected column(s) {', '.join(extra)}")
-            detail = "; ".join(parts) or "a column is repeated"
-            raise FatalExtractError(path, f"header does not match the contract for "
-                                          f"{spec.file}: {detail}")
-        width = len(expected)
-        columns: list[list[str]] = [[] for _ in range(width)]
-        row_numbers: list[int] = []
-        faults: list[RowFault] = []
-        rows_read = 0
+    if header is None:
+        raise FatalExtractError(path, "file is empty: no header row")
+    header = [h.strip() for h in header]
+    if _has_bad_bytes(header):
+        raise FatalExtractError(path, "header is not valid UTF-8")
+    if header == expected:
+        return list(range(len(expected)))
+    if sorted(header) == sorted(expected) and len(set(header)) == len(header):
+        return [header.index(name) for name in expected]  # same columns, another order
+    missing = [c for c in expected if c not in header]
+    extra = [c for c in header if c not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing column(s) {', '.join(missing)}")
+    if extra:
+        parts.append(f"unexpected column(s) {', '.join(extra)}")
+    detail = "; ".join(parts) or "a column is repeated"
+    raise FatalExtractError(path, f"header does not match the contract for {spec.file}: {detail}")
+
+
+def _read_fast(path: Path, spec: ExtractSpec, order: list[int]) -> ParsedFile | None:
+    """Arrow's CSV reader for the common case of a clean file; None means 'read exactly'.
+
+    It gives up at the first row it cannot take as is (wrong width, invalid
+    UTF-8), and the exact reader below then accounts for every row.
+    """
+    from pyarrow import csv as pacsv
+
+    width = len(order)
+    names = [f"c{i}" for i in range(width)]
+    bad_rows: list[object] = []
+
+    def on_invalid(row: object) -> str:
+        bad_rows.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names,
+                                           block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    if bad_rows:
+        return None
+    arrays = {name: table.column(order[i]) for i, name in enumerate(spec.column_names)}
+    arrays["_row_number"] = pa.array(range(1, table.num_rows + 1), type=pa.int64())
+    return ParsedFile(table=pa.table(arrays), rows_read=table.num_rows)
+
+
+def _read_exact(path: Path, spec: ExtractSpec, order: list[int]) -> ParsedFile:
+    """Row by row with the csv module: every faulty row kept with its number."""
+    expected = spec.column_names
+    width = len(expected)
+    columns: list[list[str]] = [[] for _ in range(width)]
+    row_numbers: list[int] = []
+    faults: list[RowFault] = []
+    rows_read = 0
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
         while True:
             try:
                 row = next(reader)
@@ -124,3 +165,10 @@ def read_delivery(path: Path, spec: ExtractSpec) -> ParsedFile:
     arrays = {name: pa.array(columns[i], type=pa.string()) for i, name in enumerate(expected)}
     arrays["_row_number"] = pa.array(row_numbers, type=pa.int64())
     return ParsedFile(table=pa.table(arrays), rows_read=rows_read, faults=faults)
+
+
+def read_delivery(path: Path, spec: ExtractSpec, exact: bool = False) -> ParsedFile:
+    """Parse a delivery; raise FatalExtractError for a file the contract cannot accept."""
+    order = _read_header(path, spec)
+    parsed = None if exact else _read_fast(path, spec, order)
+    return parsed if parsed is not None else _read_exact(path, spec, order)
