@@ -1,0 +1,252 @@
+"""The monthly person and household linkage over the warehouse's staging views.
+
+Order: standardise every person record; collapse identical appearances of a
+source person into profiles; link profiles deterministically on strong and
+source identifiers; score the rest with the trained Splink model; cluster
+with twin-safe constraints; write ``linkage.*`` tables with, for each record,
+how it was linked and with what probability (the evidence a claim needs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from matchers.clustering import Edge, Node, cluster
+from matchers.deterministic import deterministic_edges
+from matchers.households import link_households
+from matchers.probabilistic import SPLINK_COLUMNS, load_model_settings, predict_pairs
+from matchers.records import build_person_records
+
+LINK_THRESHOLD = 0.9
+REVIEW_LOW = 0.5
+
+
+@dataclass
+class LinkageSummary:
+    records: int = 0
+    profiles: int = 0
+    persons: int = 0
+    deterministic_edges: int = 0
+    probabilistic_edges: int = 0
+    refused_edges: int = 0
+    clerical_review: int = 0
+    household_links: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _profiles(con: duckdb.DuckDBPyConnection) -> int:
+    """One row per distinct appearance of a source person, with address history."""
+    key = " || '|' || ".join(
+        f"coalesce({c}, '~')"
+        for c in (
+            "source_system", "source_person_id", "first_name", "middle_names", "last_name",
+            "array_to_string(last_name_tokens, ' ')", "dob_str", "sex", "postcode", "address",
+            "upn", "nhs_number", "ni_number",
+        )
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fl_record_profile AS
+        SELECT record_id, md5({key}) AS profile_key FROM linkage.person_records"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _fl_profiles AS
+        WITH hist AS (
+            SELECT source_system, source_person_id,
+                   list_distinct(flatten(list(list_concat(
+                       coalesce(history_postcodes, []),
+                       CASE WHEN postcode IS NOT NULL THEN [postcode] ELSE [] END)))) AS postcodes
+            FROM linkage.person_records GROUP BY ALL
+        ), p AS (
+            SELECT DISTINCT ON (rp.profile_key) rp.profile_key, r.record_id AS rep_record_id,
+                   r.source_system, r.source_person_id, r.first_name, r.first_name_groups,
+                   r.other_names, r.middle_names, r.last_name, r.last_name_tokens, r.dob,
+                   r.dob_str, r.sex, r.postcode, r.postcode_sector, r.postcode_district,
+                   r.address, r.upn, r.nhs_number, r.ni_number,
+                   CASE WHEN r.source_system = 'cohort' THEN r.source_person_id END AS cohort_ref
+            FROM linkage.person_records r JOIN _fl_record_profile rp USING (record_id)
+            ORDER BY rp.profile_key, r.record_id
+        )
+        SELECT row_number() OVER (ORDER BY rep_record_id) AS profile_id, p.*,
+               list_filter(hist.postcodes, lambda x: x IS NOT NULL) AS postcodes
+        FROM p LEFT JOIN hist USING (source_system, source_person_id)"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _fl_record_profile AS
+        SELECT rp.record_id, p.profile_id FROM _fl_record_profile rp
+        JOIN _fl_profiles p USING (profile_key)"""
+    )
+    return con.execute("SELECT count(*) FROM _fl_profiles").fetchall()[0][0]
+
+
+def _name_groups(con: duckdb.DuckDBPyConnection) -> dict[str, frozenset[str]]:
+    return {n: frozenset(g) for n, g in con.execute("SELECT * FROM fl_name_groups").fetchall()}
+
+
+def link_warehouse(
+    con: duckdb.DuckDBPyConnection,
+    model_path: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    threshold: float = LINK_THRESHOLD,
+) -> LinkageSummary:
+    """Link people and households from ``staging.*`` into ``linkage.*`` tables."""
+    say = progress or (lambda _msg: None)
+    s = LinkageSummary()
+    t0 = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal t0
+        s.stage_seconds[name] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        say(f"linkage: {name} done in {s.stage_seconds[name]}s")
+
+    s.records = build_person_records(con)
+    s.profiles = _profiles(con)
+    stage("standardise")
+
+    s.deterministic_edges = deterministic_edges(con, "_fl_profiles", "_fl_det_edges")
+    stage("deterministic")
+
+    cols = ", ".join(c for c in SPLINK_COLUMNS if c != "unique_id")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fl_splink_input AS
+        SELECT CAST(profile_id AS VARCHAR) AS unique_id, {cols} FROM _fl_profiles
+        WHERE last_name IS NOT NULL OR (first_name IS NOT NULL AND dob IS NOT NULL)"""
+    )
+    n_input = con.execute("SELECT count(*) FROM _fl_splink_input").fetchall()[0][0]
+    con.execute(
+        "CREATE OR REPLACE TABLE linkage.person_pairs (profile_l BIGINT, profile_r BIGINT, "
+        "match_weight DOUBLE, match_probability DOUBLE, twin_guard BOOLEAN)"
+    )
+    if n_input > 1:
+        settings = load_model_settings(model_path, link_type="dedupe_only")
+        predict_pairs(con, "_fl_splink_input", settings, "_fl_pred", min_probability=0.01)
+        con.execute(
+            """INSERT INTO linkage.person_pairs SELECT CAST(unique_id_l AS BIGINT),
+               CAST(unique_id_r AS BIGINT), match_weight, match_probability,
+               coalesce(twin_guard, false) FROM _fl_pred"""
+        )
+    stage("probabilistic")
+
+    nodes = [
+        Node(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        for r in con.execute(
+            "SELECT profile_id, upn, nhs_number, ni_number, cohort_ref, dob_str, first_name, "
+            "last_name "
+            "FROM _fl_profiles"
+        ).fetchall()
+    ]
+    edges = [Edge(int(a), int(b), 1.0, m) for a, b, m in con.execute(
+        "SELECT profile_l, profile_r, method FROM _fl_det_edges").fetchall()]
+    prob = con.execute(
+        "SELECT profile_l, profile_r, match_probability FROM linkage.person_pairs "
+        "WHERE match_probability >= ? AND NOT twin_guard", [threshold]
+    ).fetchall()
+    edges += [Edge(int(a), int(b), float(p), "probabilistic") for a, b, p in prob]
+    roots, accepted, refused = cluster(nodes, edges, _name_groups(con))
+    s.probabilistic_edges = sum(e.method == "probabilistic" for e in accepted)
+    s.refused_edges = len(refused)
+    _write_record_links(con, roots, accepted)
+    s.clerical_review = _write_clerical_review(con, refused, threshold)
+    s.persons = con.execute("SELECT count(DISTINCT person_id) FROM linkage.record_links"
+                            ).fetchall()[0][0]
+    stage("cluster")
+
+    s.household_links = link_households(con)
+    stage("households")
+    return s
+
+
+def _write_record_links(
+    con: duckdb.DuckDBPyConnection, roots: dict[int, int], accepted: list[Edge]
+) -> None:
+    clusters = pd.DataFrame({"profile_id": list(roots), "root": list(roots.values())})
+    # The edge that best explains each profile's membership: identifiers before
+    # probability, the strongest first.
+    rank = {"upn": 0, "nhs_number": 1, "ni_number": 2, "dwp_match_ref": 3, "source_ref": 4}
+    best: dict[int, tuple[tuple, int, str, float]] = {}
+    for e in accepted:
+        k = (rank.get(e.method, 9), -e.probability)
+        for me, other in ((e.a, e.b), (e.b, e.a)):
+            if me not in best or k < best[me][0]:
+                best[me] = (k, other, e.method, e.probability)
+    via = pd.DataFrame(
+        [(p, o, m, pr) for p, (_, o, m, pr) in best.items()],
+        columns=["profile_id", "via_profile", "via_method", "via_probability"],
+    )
+    con.register("_fl_clusters", clusters)
+    con.register("_fl_via", via)
+    con.execute(
+        """CREATE OR REPLACE TABLE linkage.record_links AS
+        WITH c AS (
+            SELECT cl.profile_id, cl.root, p.rep_record_id, p.cohort_ref,
+                   max(p.cohort_ref) OVER (PARTITION BY cl.root) AS cluster_ref,
+                   min(p.rep_record_id) OVER (PARTITION BY cl.root) AS cluster_min
+            FROM _fl_clusters cl JOIN _fl_profiles p USING (profile_id)
+        )
+        SELECT r.extract, r.record_key, r.record_id,
+            CASE WHEN c.cluster_ref IS NOT NULL THEN 'P-' || c.cluster_ref
+                 ELSE 'X-' || substr(md5(c.cluster_min), 1, 16) END AS person_id,
+            c.cluster_ref AS person_ref,
+            CASE WHEN r.extract = 'cohort_members' THEN 'cohort'
+                 WHEN r.record_id <> c.rep_record_id THEN 'source_ref'
+                 ELSE v.via_method END AS match_method,
+            CASE WHEN r.extract = 'cohort_members' THEN 1.0
+                 WHEN r.record_id <> c.rep_record_id THEN 1.0
+                 ELSE v.via_probability END AS match_probability,
+            CASE WHEN r.extract = 'cohort_members' THEN NULL
+                 WHEN r.record_id <> c.rep_record_id THEN c.rep_record_id
+                 ELSE vp.rep_record_id END AS matched_to_record_id
+        FROM linkage.person_records r
+        JOIN _fl_record_profile rp USING (record_id)
+        JOIN c ON c.profile_id = rp.profile_id
+        LEFT JOIN _fl_via v ON v.profile_id = rp.profile_id
+        LEFT JOIN _fl_profiles vp ON vp.profile_id = v.via_profile"""
+    )
+    con.unregister("_fl_clusters")
+    con.unregister("_fl_via")
+
+
+def _write_clerical_review(
+    con: duckdb.DuckDBPyConnection, refused: list[Edge], threshold: float
+) -> int:
+    """Borderline pairs an analyst should look at: just under the threshold,
+    stopped by the twin guard, or refused by a cluster constraint."""
+    ref = pd.DataFrame(
+        [(e.a, e.b) for e in refused], columns=["profile_l", "profile_r"]
+    ).astype("int64")
+    con.register("_fl_refused", ref)
+    con.execute(
+        f"""CREATE OR REPLACE TABLE linkage.clerical_review AS
+        WITH cand AS (
+            SELECT pp.*, CASE
+                WHEN f.profile_l IS NOT NULL THEN 'refused: conflicts with its cluster'
+                WHEN pp.twin_guard AND pp.match_probability >= {threshold}
+                    THEN 'twin guard: same DOB, different forename'
+                ELSE 'below threshold' END AS reason
+            FROM linkage.person_pairs pp
+            LEFT JOIN _fl_refused f USING (profile_l, profile_r)
+            WHERE f.profile_l IS NOT NULL
+               OR (pp.twin_guard AND pp.match_probability >= {threshold})
+               OR (pp.match_probability >= {REVIEW_LOW} AND pp.match_probability < {threshold})
+        )
+        SELECT a.rep_record_id AS record_id_l, b.rep_record_id AS record_id_r,
+               cand.match_probability, cand.match_weight, cand.reason,
+               a.first_name AS first_name_l, b.first_name AS first_name_r,
+               a.last_name AS last_name_l, b.last_name AS last_name_r,
+               a.dob AS dob_l, b.dob AS dob_r, a.postcode AS postcode_l, b.postcode AS postcode_r,
+               la.person_id AS person_id_l, lb.person_id AS person_id_r
+        FROM cand JOIN _fl_profiles a ON a.profile_id = cand.profile_l
+        JOIN _fl_profiles b ON b.profile_id = cand.profile_r
+        LEFT JOIN linkage.record_links la ON la.record_id = a.rep_record_id
+        LEFT JOIN linkage.record_links lb ON lb.record_id = b.rep_record_id
+        WHERE la.person_id IS DISTINCT FROM lb.person_id
+        ORDER BY cand.match_probability DESC"""
+    )
+    con.unregister("_fl_refused")
+    return con.execute("SELECT count(*) FROM linkage.clerical_review").fetchall()[0][0]

@@ -1,0 +1,55 @@
+from linkage_fixtures import staging_con
+
+from matchers.clustering import Edge, Node, cluster, forenames_compatible, jaro_winkler
+from matchers.linkage import link_warehouse
+
+
+def _links(con):
+    return {
+        (r[0], r[1]): (r[2], r[3], r[4])
+        for r in con.execute(
+            "SELECT extract, record_key, person_id, person_ref, match_method "
+            "FROM linkage.record_links"
+        ).fetchall()
+    }
+
+
+def test_identifier_source_ref_and_dwp_links():
+    con = staging_con()
+    link_warehouse(con)
+    links = _links(con)
+    assert links[("school_attendance", "X123456789010|2023/24|AUT")][1] == "P1"
+    assert links[("school_attendance", "X123456789010|2023/24|SPR")][1] == "P1"
+    assert links[("dwp_benefits", "P3|UC|2022-01-01")][1] == "P3"
+    assert links[("dwp_employment", "P3|E1|2023-01-01")][1] == "P3"
+    # DWP returned someone else for P4: name and DOB disagree, so no link.
+    assert links[("dwp_benefits", "P4|JSA|2022-01-01")][1] is None
+    assert links[("cohort_members", "P1")][2] == "cohort"
+
+
+def test_twins_never_merged():
+    con = staging_con()
+    link_warehouse(con)
+    links = _links(con)
+    assert links[("cohort_members", "P1")][0] != links[("cohort_members", "P2")][0]
+
+
+def test_cluster_refuses_twin_merge_through_vague_record():
+    groups = {}
+    nodes = [
+        Node(1, dob="2010-03-04", first_name="JACK", last_name="SMITH", cohort_ref="P1"),
+        Node(2, dob="2010-03-04", first_name="JAMES", last_name="SMITH", cohort_ref="P2"),
+        Node(3, dob="2010-03-04", first_name=None, last_name="SMITH"),
+    ]
+    edges = [Edge(1, 3, 0.97, "probabilistic"), Edge(2, 3, 0.95, "probabilistic")]
+    roots, accepted, refused = cluster(nodes, edges, groups)
+    assert roots[1] == roots[3] and roots[2] != roots[1]
+    assert len(refused) == 1
+
+
+def test_forename_compatibility():
+    groups = {"BILL": frozenset({"BILL", "WILLIAM"}), "WILLIAM": frozenset({"WILLIAM"})}
+    assert forenames_compatible("BILL", "WILLIAM", groups)
+    assert forenames_compatible("J", "JACK", groups)
+    assert not forenames_compatible("JACK", "JAMES", groups)
+    assert abs(jaro_winkler("MARTHA", "MARHTA") - 0.9611) < 1e-3
