@@ -52,7 +52,8 @@ def set_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
 
 def ingest_extracts(con: duckdb.DuckDBPyConnection, request: RunRequest) -> IngestSummary:
     """Load every month folder up to the as-of month that is not loaded yet."""
-    return ingest_drop(con, request.extracts, request.as_of_month, progress=request.progress)
+    return ingest_drop(con, request.extracts, request.as_of_month, progress=request.progress,
+                       as_of=request.as_of)
 
 
 def build_staging(con: duckdb.DuckDBPyConnection, request: RunRequest) -> list[str]:

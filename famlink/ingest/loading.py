@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -83,8 +83,32 @@ def _record_faults(con: duckdb.DuckDBPyConnection, delivery_id: int, month: str,
         [[delivery_id, month, file, f.row_number, f.column, f.reason, f.value] for f in faults])
 
 
+def check_expectations(con: duckdb.DuckDBPyConnection, delivery_id: int, spec: ExtractSpec,
+                       as_of: date | None) -> list[str]:
+    """Run the extract's Great Expectations suite on the rows just loaded.
+
+    The suite re-checks what ingest enforced (a contract failure here is a bug
+    in ingest, reported loudly) and flags implausible data as warnings. Results
+    are kept in meta.expectation_results for the delivery.
+    """
+    from expectations import validate_delivery
+
+    columns = ", ".join(quote_ident(c) for c in spec.column_names)
+    batch = con.sql(f"SELECT {columns} FROM raw.{spec.name} "
+                    f"WHERE _delivery_id = {int(delivery_id)}").to_arrow_table()
+    check = validate_delivery(spec.name, batch, as_of=as_of)
+    con.executemany(
+        "INSERT INTO meta.expectation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [[delivery_id, o.expectation_type, o.column, o.severity, o.success, o.unexpected_count,
+          o.element_count, "; ".join(o.sample_unexpected)] for o in check.outcomes])
+    notes = [f"{spec.file}: data-quality check failed: {o.describe()}" for o in check.warnings]
+    notes += [f"{spec.file}: CONTRACT CHECK FAILED AFTER LOAD (please report): {o.describe()}"
+              for o in check.contract_failures]
+    return notes
+
+
 def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path: Path,
-                  spec: ExtractSpec, sha: str) -> DeliveryResult:
+                  spec: ExtractSpec, sha: str, as_of: date | None = None) -> DeliveryResult:
     """Check one file against the contract and append its good rows to raw.<extract>."""
     delivery_id = con.execute("SELECT nextval('meta.delivery_seq')").fetchall()[0][0]
     if path.stat().st_size == 0:
@@ -148,12 +172,13 @@ def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path
                 [delivery_id, load_id, month, spec.file, spec.name, sha, parsed.rows_read,
                  rows_loaded, rows_rejected, values_flagged, datetime.now()])
     con.execute("DROP TABLE IF EXISTS checked; DROP TABLE IF EXISTS keyed")
+    notes = [f"{month}/{note}" for note in check_expectations(con, delivery_id, spec, as_of)]
     return DeliveryResult(month, spec.file, "loaded", parsed.rows_read, rows_loaded,
-                          rows_rejected, values_flagged)
+                          rows_rejected, values_flagged, warnings=notes)
 
 
 def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
-                progress: Progress | None = None) -> IngestSummary:
+                progress: Progress | None = None, as_of: date | None = None) -> IngestSummary:
     """Load every delivery up to a month that the warehouse does not hold yet."""
     contract = load_contract()
     create_raw_tables(con)
@@ -178,5 +203,6 @@ def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
                 continue
             if progress:
                 progress(f"{month}/{path.name}")
-            summary.deliveries.append(load_delivery(con, load_id, month, path, spec, sha))
+            summary.deliveries.append(load_delivery(con, load_id, month, path, spec, sha,
+                                                    as_of=as_of))
     return summary

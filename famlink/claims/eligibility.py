@@ -1,0 +1,246 @@
+"""Which families are eligible, and which claim (SSP or CE) is due, at one run.
+
+The whole decision is one SELECT over the marts so that the monthly run, the
+``famlink explain`` audit pack and the tests all apply exactly the same rules.
+A wrong claim is paid back after audit and a missed one can still be made at a
+later run, so every ambiguity is resolved towards *not* claiming:
+
+* Eligible: at least ``MIN_PROBLEMS`` distinct *national* headline problems
+  (first digit of the indicator code, 1 to 6) identified at attachment
+  (``identified_on <= attached_on`` plus the plan's identification grace, the
+  session variable ``identification_grace_days`` the rules engine sets, 0 when
+  unset; or no date), and attached by the as-of.
+  Thurrock's local problem 7 is not a national headline problem, so it does not
+  make a family eligible (DOMAIN.md: "at least 2 of 6").
+* SSP due: every indicator identified at attachment (problem 7 included, since
+  the plan sets outcomes for it) has ``problem_status`` 'achieved' with an
+  ``achieved_on`` between attachment and the as-of. A problem identified after
+  attachment is not part of the claim (it is not listed, it does not make the
+  family eligible and does not move ``achieved_on``) but, while it is open, it
+  holds the SSP claim back: a family with an unresolved known problem is not
+  claimed for "significant and sustained progress". An indicator with no status
+  row counts as not achieved.
+* CE due: an eligible family with a ``ce_status`` row 'achieved' whose
+  ``qualifies_on`` lies between attachment and the as-of (and whose
+  ``off_benefit_on``, when known, is not before attachment).
+* Both due: the one achieved first is claimed; on a tie SSP (it covers every
+  problem, so it is the stronger claim).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+MIN_PROBLEMS = 2
+NATIONAL_PROBLEMS = (1, 2, 3, 4, 5, 6)
+
+# Stand-ins for a mart the run has not built (e.g. a plan with no CE route).
+_EMPTY = {
+    "marts.problem_status": (
+        "(SELECT NULL::VARCHAR AS plan, NULL::DATE AS as_of, NULL::VARCHAR AS family_id, "
+        "NULL::VARCHAR AS indicator, NULL::INTEGER AS problem, NULL::VARCHAR AS status, "
+        "NULL::DATE AS achieved_on, NULL::VARCHAR AS outcome_id WHERE false)"
+    ),
+    "marts.ce_status": (
+        "(SELECT NULL::VARCHAR AS plan, NULL::DATE AS as_of, NULL::VARCHAR AS family_id, "
+        "NULL::VARCHAR AS person_ref, NULL::VARCHAR AS route, NULL::DATE AS off_benefit_on, "
+        "NULL::DATE AS qualifies_on, NULL::VARCHAR AS status WHERE false)"
+    ),
+}
+
+# One row per family in marts.family_problems, with the decision at the as-of.
+# Parameters come through session variables (claims_plan, claims_as_of,
+# claims_family) so the same text also works read-only and as a view.
+DUE_SQL = """
+WITH p AS (
+    SELECT CAST(getvariable('claims_plan') AS VARCHAR) AS plan,
+           CAST(getvariable('claims_as_of') AS DATE) AS as_of,
+           CAST(getvariable('claims_family') AS VARCHAR) AS only_family,
+           coalesce(CAST(getvariable('identification_grace_days') AS INTEGER), 0) AS grace_days
+),
+fp AS (
+    SELECT fp.* FROM marts.family_problems AS fp, p
+    WHERE p.only_family IS NULL OR fp.family_id = p.only_family
+),
+fam_attach AS (
+    SELECT family_id, min(attached_on) AS attached_on FROM fp GROUP BY family_id
+),
+ind AS (
+    SELECT family_id, trim(indicator) AS indicator,
+           coalesce(min(problem),
+                    TRY_CAST(regexp_extract(trim(indicator), '^([0-9])', 1) AS INTEGER)) AS problem,
+           min(identified_on) AS identified_on
+    FROM fp GROUP BY family_id, trim(indicator)
+),
+ind2 AS (
+    SELECT ind.*, fa.attached_on,
+           (ind.identified_on IS NULL
+            OR ind.identified_on <= fa.attached_on + p.grace_days) AS at_attachment
+    FROM ind JOIN fam_attach AS fa USING (family_id), p
+    WHERE ind.identified_on IS NULL OR ind.identified_on <= p.as_of
+),
+ps AS (
+    SELECT s.family_id, trim(s.indicator) AS indicator,
+           string_agg(DISTINCT s.status, '/' ORDER BY s.status) AS status,
+           max(s.achieved_on) AS achieved_on,
+           bool_and(s.status = 'achieved' AND s.achieved_on IS NOT NULL) AS all_achieved,
+           min(s.achieved_on) AS min_achieved_on
+    FROM {problem_status} AS s, p
+    WHERE s.plan = p.plan AND s.as_of = p.as_of
+      AND (p.only_family IS NULL OR s.family_id = p.only_family)
+    GROUP BY s.family_id, trim(s.indicator)
+),
+ind_status AS (
+    SELECT ind2.*, coalesce(ps.status, 'no_status') AS status, ps.achieved_on,
+           coalesce(ps.all_achieved AND ps.achieved_on <= p.as_of
+                    AND ps.min_achieved_on >= ind2.attached_on, false) AS ok
+    FROM ind2 LEFT JOIN ps USING (family_id, indicator), p
+),
+fam AS (
+    SELECT family_id,
+           any_value(attached_on) AS attached_on,
+           count(DISTINCT problem) FILTER (
+               WHERE at_attachment AND list_contains({national}, problem)) AS national_problems,
+           list_sort(list_distinct(list(problem) FILTER (
+               WHERE at_attachment AND problem IS NOT NULL))) AS problems_at_attachment,
+           count(*) FILTER (WHERE at_attachment) AS indicators_at_attachment,
+           bool_and(ok) AS all_ok,
+           max(achieved_on) FILTER (WHERE at_attachment) AS ssp_achieved_on,
+           list(indicator || '=' || status ORDER BY indicator) FILTER (WHERE NOT ok) AS blocking,
+           list(indicator ORDER BY indicator) FILTER (WHERE NOT at_attachment) AS later_indicators
+    FROM ind_status GROUP BY family_id
+),
+ce AS (
+    SELECT c.family_id,
+           min(c.qualifies_on) AS ce_achieved_on,
+           arg_min(c.person_ref, c.qualifies_on) AS ce_person_ref,
+           arg_min(c.route, c.qualifies_on) AS ce_route
+    FROM {ce_status} AS c JOIN fam_attach AS fa USING (family_id), p
+    WHERE c.plan = p.plan AND c.as_of = p.as_of AND c.status = 'achieved'
+      AND c.qualifies_on IS NOT NULL
+      AND c.qualifies_on <= p.as_of AND c.qualifies_on >= fa.attached_on
+      AND (c.off_benefit_on IS NULL OR c.off_benefit_on >= fa.attached_on)
+    GROUP BY c.family_id
+),
+decided AS (
+    SELECT fam.*, ce.ce_achieved_on, ce.ce_person_ref, ce.ce_route,
+           (fam.attached_on IS NOT NULL AND fam.attached_on <= p.as_of
+            AND fam.national_problems >= {min_problems}) AS eligible
+    FROM fam LEFT JOIN ce USING (family_id), p
+),
+due AS (
+    SELECT decided.*,
+           (eligible AND all_ok AND indicators_at_attachment > 0
+            AND ssp_achieved_on IS NOT NULL) AS ssp_due,
+           (eligible AND ce_achieved_on IS NOT NULL) AS ce_due
+    FROM decided
+)
+SELECT family_id, attached_on, national_problems, problems_at_attachment,
+       indicators_at_attachment, eligible, ssp_due, ssp_achieved_on, ce_due, ce_achieved_on,
+       ce_person_ref, ce_route, coalesce(blocking, []) AS blocking,
+       coalesce(later_indicators, []) AS later_indicators,
+       CASE WHEN ssp_due AND (NOT ce_due OR ssp_achieved_on <= ce_achieved_on) THEN 'SSP'
+            WHEN ce_due THEN 'CE' END AS claim_type,
+       CASE WHEN ssp_due AND (NOT ce_due OR ssp_achieved_on <= ce_achieved_on)
+                 THEN ssp_achieved_on
+            WHEN ce_due THEN ce_achieved_on END AS achieved_on,
+       CASE WHEN ssp_due AND (NOT ce_due OR ssp_achieved_on <= ce_achieved_on)
+                 THEN array_to_string(CAST(problems_at_attachment AS VARCHAR[]), ';')
+            WHEN ce_due THEN '' END AS problems
+FROM due
+ORDER BY family_id
+"""
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One family's decision at one as-of (a row of ``DUE_SQL``)."""
+
+    family_id: str
+    attached_on: date | None
+    national_problems: int
+    problems_at_attachment: list[int]
+    indicators_at_attachment: int
+    eligible: bool
+    ssp_due: bool
+    ssp_achieved_on: date | None
+    ce_due: bool
+    ce_achieved_on: date | None
+    ce_person_ref: str | None
+    ce_route: str | None
+    blocking: list[str]
+    later_indicators: list[str]
+    claim_type: str | None
+    achieved_on: date | None
+    problems: str | None
+
+    def reason(self) -> str:
+        """Why this family is, or is not, due a claim: plain words for the audit pack."""
+        if self.attached_on is None:
+            return "Not eligible: the family has no attachment date."
+        if not self.eligible:
+            return (f"Not eligible: {self.national_problems} national headline problem(s) "
+                    f"identified at attachment; at least {MIN_PROBLEMS} are needed.")
+        if self.claim_type == "SSP":
+            extra = (f" (CE also due on {self.ce_achieved_on}, later)" if self.ce_due else "")
+            return (f"SSP due: every problem identified at attachment ({self.problems}) "
+                    f"achieved and sustained; the last on {self.achieved_on}{extra}.")
+        if self.claim_type == "CE":
+            extra = (f" (SSP also due on {self.ssp_achieved_on}, later)" if self.ssp_due else "")
+            return (f"CE due: adult {self.ce_person_ref} qualified for continuous employment "
+                    f"({self.ce_route or 'route not recorded'}) on {self.achieved_on}{extra}.")
+        blocking = ", ".join(self.blocking) or "no indicator identified at attachment"
+        return (f"Eligible but no claim due: SSP blocked by {blocking}; "
+                "no adult qualifies for continuous employment.")
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".")
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
+        "AND database_name = current_database()",
+        [schema, name],
+    ).fetchone()
+    if row and row[0]:
+        return True
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE schema_name = ? AND view_name = ? "
+        "AND database_name = current_database()",
+        [schema, name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def due_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """``DUE_SQL`` with any mart the warehouse lacks replaced by an empty stand-in."""
+    sources = {
+        key.split(".")[1]: (key if _table_exists(con, key) else empty)
+        for key, empty in _EMPTY.items()
+    }
+    return DUE_SQL.format(
+        national="[" + ", ".join(str(n) for n in NATIONAL_PROBLEMS) + "]",
+        min_problems=MIN_PROBLEMS,
+        **sources,
+    )
+
+
+def set_params(con: duckdb.DuckDBPyConnection, plan: str, as_of: date,
+               family_id: str | None = None) -> None:
+    """Session variables that ``DUE_SQL`` reads."""
+    con.execute("SET VARIABLE claims_plan = ?", [plan])
+    con.execute("SET VARIABLE claims_as_of = ?", [as_of])
+    con.execute("SET VARIABLE claims_family = ?", [family_id])
+
+
+def assess(con: duckdb.DuckDBPyConnection, plan: str, as_of: date,
+           family_id: str | None = None) -> list[Assessment]:
+    """Every family's (or one family's) eligibility and due claim at ``as_of``."""
+    if not _table_exists(con, "marts.family_problems"):
+        return []
+    set_params(con, plan, as_of, family_id)
+    cur = con.execute(due_sql(con))
+    cols = [d[0] for d in cur.description]
+    return [Assessment(**dict(zip(cols, row, strict=True))) for row in cur.fetchall()]
