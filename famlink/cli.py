@@ -6,6 +6,8 @@ import csv
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -68,6 +70,16 @@ def print_ingest(summary: IngestSummary) -> None:
     for d in summary.deliveries:
         for warning in d.warnings:
             console.print(f"[yellow]warning[/] {warning}")
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A missing file or a refused request is the user's to fix: say so, no traceback."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 def _fatal(exc: FatalExtractError) -> None:
@@ -165,7 +177,8 @@ def claims(
     """The claims recorded by the run at AS_OF: family_id, claim_type, achieved_on, problems."""
     from famlink.claims import write_claims_csv
 
-    count = write_claims_csv(warehouse, _parse_date(as_of, "--as-of"), out)
+    with _user_errors():
+        count = write_claims_csv(warehouse, _parse_date(as_of, "--as-of"), out)
     console.print(f"{count} claims written to {out}")
 
 
@@ -178,7 +191,9 @@ def claims_return(
     """The payment-by-results return (CSV and XLSX, with totals)."""
     from famlink.claims import write_return
 
-    for path in write_return(warehouse, _parse_date(as_of, "--as-of"), out_dir):
+    with _user_errors():
+        paths = write_return(warehouse, _parse_date(as_of, "--as-of"), out_dir)
+    for path in paths:
         console.print(f"written {path}")
 
 
@@ -192,7 +207,8 @@ def withdraw(
     """Withdraw a claim; the ledger keeps its whole history."""
     from famlink.claims import withdraw_claim
 
-    withdraw_claim(warehouse, family_id, reason, by or os.environ.get("USER", "analyst"))
+    with _user_errors():
+        withdraw_claim(warehouse, family_id, reason, by or os.environ.get("USER", "analyst"))
     console.print(f"claim for {family_id} withdrawn")
 
 
@@ -206,7 +222,9 @@ def explain(
     """The audit pack for one family: members, links, problems, evidence, claim."""
     from famlink.claims.explain import explain_family
 
-    explain_family(warehouse, family_id, _parse_date(as_of, "--as-of") if as_of else None, html)
+    with _user_errors():
+        explain_family(warehouse, family_id,
+                       _parse_date(as_of, "--as-of") if as_of else None, html)
 
 
 @app.command()
@@ -220,7 +238,8 @@ def link(
     """Person linkage between two files: left_id, right_id, match_probability."""
     from matchers.pairs import link_files
 
-    summary = link_files(left, right, out, threshold=threshold)
+    with _user_errors():
+        summary = link_files(left, right, out, threshold=threshold)
     console.print(summary)
 
 
