@@ -1,0 +1,538 @@
+"""Compile a plan's outcome rules to SQL over the measures and run them.
+
+The measures are SQL models in ``transforms/intermediate`` (one per file);
+each rule kind is one SQL template in ``rules/sql``; the marts in
+``transforms/marts`` collapse the per-rule results. Everything runs inside
+DuckDB, so a cohort of thousands of families is a handful of set-based
+queries, and the same inputs and as-of date always give the same tables.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from rules.models import (
+    EVENT_MEASURES,
+    AttendanceRule,
+    CeRoute,
+    CeSpec,
+    CompositeRule,
+    CountRule,
+    EmploymentRule,
+    EpisodeRule,
+    EvidenceRule,
+    FamilyStarRule,
+    Plan,
+    Rule,
+    RuleFileError,
+    ScoreRule,
+    parse_plan,
+)
+
+RULES_DIR = Path(__file__).resolve().parent
+SQL_DIR = RULES_DIR / "sql"
+TRANSFORMS_DIR = RULES_DIR.parent / "transforms"
+
+# Measure models, in dependency order (files in transforms/intermediate).
+INTERMEDIATE_MODELS = (
+    "int_rules_people",
+    "int_rules_problems",
+    "int_rules_linked_records",
+    "int_rules_events",
+    "int_rules_attendance_terms",
+    "int_rules_exclusions",
+    "int_rules_care_episodes",
+    "int_rules_benefit_spells",
+    "int_rules_employment_spells",
+    "int_rules_practitioner_evidence",
+)
+# Models that need the CE routes and rule results (built by the engine first).
+CE_MODELS = ("int_rules_ce", "int_rules_ce_evidence")
+MART_MODELS = ("family_problems", "outcomes", "problem_status", "outcome_evidence", "ce_status")
+STATUSES = ("achieved", "not_achieved", "not_yet_sustained", "insufficient_data")
+
+_RESULT_COLUMNS = (
+    "outcome_id VARCHAR, family_id VARCHAR, indicator VARCHAR, status VARCHAR, "
+    "achieved_on DATE, detail VARCHAR"
+)
+_EVIDENCE_COLUMNS = (
+    "outcome_id VARCHAR, family_id VARCHAR, indicator VARCHAR, extract VARCHAR, "
+    "delivery_id BIGINT, month VARCHAR, record_key VARCHAR, person_ref VARCHAR, "
+    "match_method VARCHAR, match_probability DOUBLE, detail VARCHAR"
+)
+
+
+@dataclass
+class OutcomeSummary:
+    """Counts from one evaluation, for the run summary."""
+
+    plan: str
+    as_of: date
+    families: int = 0
+    problems: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    problem_status: dict[str, int] = field(default_factory=dict)
+    ce_status: dict[str, int] = field(default_factory=dict)
+
+
+@cache
+def load_plan(plan_name: str) -> Plan:
+    """Load and validate ``rules/<plan_name>.yaml`` (errors name file and rule)."""
+    path = RULES_DIR / f"{plan_name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in RULES_DIR.glob("*.yaml"))
+        raise RuleFileError(f"{path}: no rule file for plan {plan_name!r} (known: {known})")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RuleFileError(f"{path}: not valid YAML: {exc}") from None
+    plan = parse_plan(raw, str(path))
+    if plan.plan != plan_name:
+        raise RuleFileError(f"{path}: plan is {plan.plan!r}, expected {plan_name!r}")
+    return plan
+
+
+def evaluate_outcomes(
+    con: duckdb.DuckDBPyConnection, plan_name: str, as_of: date
+) -> OutcomeSummary:
+    """Build the measures and the outcome marts for a plan as at a date."""
+    plan = load_plan(plan_name)
+    con.execute("SET VARIABLE as_of = CAST(? AS DATE)", [as_of])
+    con.execute("SET VARIABLE plan = CAST(? AS VARCHAR)", [plan_name])
+    con.execute(
+        "SET VARIABLE identification_grace_days = CAST(? AS INTEGER)",
+        [plan.identification_grace_days],
+    )
+    con.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    for model in INTERMEDIATE_MODELS:
+        _build(con, "intermediate", model, _model_sql("intermediate", model))
+    con.execute("SET VARIABLE oow_benefits = CAST(? AS VARCHAR[])", [plan.ce.out_of_work_benefits])
+    con.execute(
+        "SET VARIABLE oow_uc_regimes = CAST(? AS VARCHAR[])", [plan.ce.out_of_work_uc_regimes]
+    )
+    _build(con, "intermediate", "int_rules_ce_routes", compile_ce(plan.ce))
+    for model in CE_MODELS:
+        _build(con, "intermediate", model, _model_sql("intermediate", model))
+    _write_catalog(con, plan)
+    _run_rules(con, plan)
+    for model in MART_MODELS:
+        _build(con, "marts", model, _model_sql("marts", model))
+    return _summary(con, plan_name, as_of)
+
+
+def _model_sql(layer: str, name: str) -> str:
+    return (TRANSFORMS_DIR / layer / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _build(con: duckdb.DuckDBPyConnection, schema: str, name: str, sql: str) -> None:
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS\n{sql}")
+    except duckdb.Error as exc:
+        raise RuntimeError(f"building {schema}.{name} failed: {exc}") from exc
+
+
+# --------------------------------------------------------------- rendering
+def sql_str(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_list(values: list[str] | tuple[str, ...]) -> str:
+    """A SQL list of string literals; NULL for an empty list (matches nothing)."""
+    return ", ".join(sql_str(v) for v in values) if values else "NULL"
+
+
+def sql_opt(value: float | int | None) -> str:
+    """A number or NULL."""
+    return "NULL" if value is None else repr(value)
+
+
+def sql_bool(value: bool) -> str:
+    return "TRUE" if value else "FALSE"
+
+
+@cache
+def _template(kind_file: str) -> tuple[str, str, str]:
+    text = (SQL_DIR / kind_file).read_text(encoding="utf-8")
+    head, rest = text.split("-- @results", 1)
+    results, evidence = rest.split("-- @evidence", 1)
+    return head, results, evidence
+
+
+def _targets_cte(indicators: list[str]) -> str:
+    return (
+        "targets AS (\n    SELECT family_id, indicator, person_ref, attached_on, identified_on\n"
+        f"    FROM intermediate.int_rules_problems WHERE indicator IN ({sql_list(indicators)})\n)"
+    )
+
+
+def _people_scope(scope: str) -> str:
+    return {
+        "person": "t.person_ref IS NULL OR p.person_ref = t.person_ref",
+        "family": "TRUE",
+        "children": "NOT p.is_adult OR p.person_ref = t.person_ref",
+        "adults": "p.is_adult OR p.person_ref = t.person_ref",
+    }[scope]
+
+
+def _has_data(extracts: list[str]) -> str:
+    parts = [f"(SELECT count(*) > 0 FROM staging.{e})" for e in sorted(set(extracts))]
+    return "(" + " OR ".join(parts) + ")" if parts else "TRUE"
+
+
+def compile_rule(
+    rule: Rule, indicators: list[str], codes: list[str] | None = None
+) -> tuple[str, str]:
+    """SQL (results, evidence) for a leaf rule over the problems with these indicators.
+
+    ``codes`` are the outcome ids practitioner evidence may carry for this rule
+    (its own and those of the outcome lines it is a part of).
+    """
+    params: dict[str, str] = {
+        "targets": _targets_cte(indicators),
+        "outcome_id": sql_str(rule.id),
+    }
+    if isinstance(rule, CountRule):
+        file = "count.sql"
+        windowed = rule.after_months is not None
+        params.update(
+            measures=sql_list(rule.measures),
+            event_scope=_event_scope(rule.scope),
+            before_months=str(rule.before_months),
+            window_months=str(rule.after_months if windowed else 0),
+            first_months=str(rule.after_months if windowed else rule.sustain_months),
+            windowed=sql_bool(windowed),
+            zero_baseline={
+                "require_zero": "after_n = 0",
+                "achieved": "TRUE",
+                "not_achieved": "FALSE",
+            }[rule.zero_baseline],
+            rate_cmp="<" if rule.strict else "<=",
+            eps="- 1e-9" if rule.strict else "+ 1e-9",
+            min_reduction=repr(rule.min_reduction),
+            max_after=sql_opt(rule.max_after),
+            gravity=sql_bool(rule.gravity_not_increased),
+            has_data=_has_data([EVENT_MEASURES[m] for m in rule.measures]),
+        )
+    elif isinstance(rule, ScoreRule):
+        file = "score.sql"
+        params.update(
+            measure=sql_str(rule.measure),
+            event_scope=_event_scope(rule.scope),
+            sustain_months=str(rule.sustain_months),
+        )
+    elif isinstance(rule, AttendanceRule):
+        file = "attendance.sql"
+        params.update(
+            people_scope=_people_scope(rule.scope),
+            count_attachment_term="FALSE",
+            absence="a.unauthorised_absence" if rule.basis == "unauthorised"
+            else "(a.authorised_absence + a.unauthorised_absence)",
+            terms=str(rule.terms),
+            cmp=">" if rule.strictly_above else ">=",
+            min_attendance=repr(rule.min_attendance),
+            max_susp=sql_opt(rule.max_suspensions),
+            low_below=sql_opt(rule.low_baseline_below),
+            low_max=sql_opt(rule.low_baseline_max),
+            min_red=sql_opt(rule.min_suspension_reduction),
+            no_perm=sql_bool(rule.no_permanent),
+        )
+    elif isinstance(rule, EpisodeRule):
+        file = "episode.sql"
+        params.update(
+            people_scope=_people_scope(rule.scope),
+            closed_types=sql_list(rule.closed_types),
+            rereferral_types=sql_list(rule.rereferral_types),
+            escalation_types=sql_list(rule.escalation_types),
+            bad_end_reasons=sql_list(rule.bad_end_reasons),
+            sustain_months=str(rule.sustain_months),
+            if_no_episode=rule.if_no_episode,
+            has_data=_has_data(["social_care_episodes"]),
+        )
+    elif isinstance(rule, EvidenceRule):
+        file = "evidence.sql"
+        domains = [d.strip().upper() for d in rule.domains]
+        params.update(
+            kinds=sql_list(rule.kinds),
+            person_scope=_evidence_scope(rule.scope),
+            domain_filter=f"upper(trim(e.domain)) IN ({sql_list(domains)})" if domains else "TRUE",
+            match_code=sql_bool(rule.match_outcome_code),
+            codes=sql_list([c.upper() for c in (codes or [rule.id])]),
+            require_completed=sql_bool(rule.require_completed),
+            min_days=str(rule.min_duration_weeks * 7),
+            sustain_months=str(rule.sustain_months),
+        )
+    elif isinstance(rule, FamilyStarRule):
+        file = "family_star.sql"
+        params.update(
+            star_domains=", ".join(str(d) for d in rule.star_domains),
+            person_scope=_evidence_scope(rule.scope),
+            min_score=str(rule.min_score),
+            min_domains=str(rule.min_domains or len(rule.star_domains)),
+            sustain_months=str(rule.sustain_months),
+        )
+    elif isinstance(rule, EmploymentRule):
+        file = "employment.sql"
+        params.update(
+            ce_scope="t.person_ref IS NULL OR c.person_ref = t.person_ref"
+            if rule.scope == "person" else "TRUE"
+        )
+    else:  # pragma: no cover - composites are compiled by compile_composite
+        raise TypeError(f"rule {rule.id}: kind {rule.kind} is not a leaf rule")
+    head, results, evidence = _template(file)
+    try:
+        return (
+            string.Template(head + results).substitute(params),
+            string.Template(head + evidence).substitute(params),
+        )
+    except (KeyError, ValueError) as exc:
+        raise RuntimeError(f"rule {rule.id}: template {file}: missing {exc}") from exc
+
+
+def _event_scope(scope: str) -> str:
+    return {
+        "person": "t.person_ref IS NULL OR e.person_ref IS NULL OR e.person_ref = t.person_ref",
+        "family": "TRUE",
+        "children": "coalesce(e.is_child, FALSE)",
+        "adults": "NOT coalesce(e.is_child, TRUE)",
+    }[scope]
+
+
+def _evidence_scope(scope: str) -> str:
+    if scope == "person":
+        return "t.person_ref IS NULL OR e.person_ref IS NULL OR e.person_ref = t.person_ref"
+    return "TRUE"
+
+
+def compile_composite(rule: CompositeRule, indicators: list[str]) -> tuple[str, str]:
+    """SQL (results, evidence) combining the parts' results already computed."""
+    parts = sql_list(rule.parts)
+    inds = sql_list(indicators)
+    n = len(rule.parts)
+    if rule.kind == "all_of":
+        status = (
+            f"CASE WHEN count(*) FILTER (WHERE status = 'achieved') = {n} THEN 'achieved' "
+            "WHEN bool_or(status = 'not_achieved') THEN 'not_achieved' "
+            "WHEN bool_or(status = 'not_yet_sustained') THEN 'not_yet_sustained' "
+            "ELSE 'insufficient_data' END"
+        )
+        achieved = (
+            f"CASE WHEN count(*) FILTER (WHERE status = 'achieved') = {n} "
+            "THEN max(achieved_on) END"
+        )
+    else:
+        status = (
+            "CASE WHEN bool_or(status = 'achieved') THEN 'achieved' "
+            "WHEN bool_or(status = 'not_yet_sustained') THEN 'not_yet_sustained' "
+            "WHEN bool_or(status = 'not_achieved') THEN 'not_achieved' "
+            "ELSE 'insufficient_data' END"
+        )
+        achieved = "min(achieved_on) FILTER (WHERE status = 'achieved')"
+    results = (
+        f"SELECT {sql_str(rule.id)} AS outcome_id, family_id, indicator, {status} AS status, "
+        f"{achieved} AS achieved_on, "
+        "string_agg(outcome_id || '=' || status, ' ' ORDER BY outcome_id) AS detail "
+        "FROM intermediate.int_rules_results "
+        f"WHERE outcome_id IN ({parts}) AND indicator IN ({inds}) GROUP BY family_id, indicator"
+    )
+    evidence = (
+        f"SELECT DISTINCT {sql_str(rule.id)} AS outcome_id, family_id, indicator, extract, "
+        "delivery_id, month, record_key, person_ref, match_method, match_probability, "
+        "outcome_id || ': ' || detail FROM intermediate.int_rules_evidence "
+        f"WHERE outcome_id IN ({parts}) AND indicator IN ({inds})"
+    )
+    return results, evidence
+
+
+def compile_ce(ce: CeSpec) -> str:
+    """SQL for every continuous-employment route of the plan (one row per move off benefit)."""
+    selects = [_compile_route(ce, route) for route in ce.routes]
+    return "\nUNION ALL\n".join(f"SELECT * FROM ({s})" for s in selects)
+
+
+def _compile_route(ce: CeSpec, route: CeRoute) -> str:
+    from_regimes = (
+        f"AND (s.benefit <> 'UC' OR s.uc_regime IN ({sql_list(route.from_uc_regimes)}))"
+        if route.from_uc_regimes else ""
+    )
+    if route.trigger == "spell_end":
+        trigger = (
+            "SELECT s.person_ref, CAST(s.end_date + 1 AS DATE) AS off_on, "
+            "s.record_key AS trigger_key\n"
+            "    FROM spells AS s JOIN adults AS a ON a.person_ref = s.person_ref\n"
+            f"    WHERE s.benefit IN ({sql_list(route.from_benefits)}) {from_regimes}\n"
+            "      AND s.end_date IS NOT NULL AND s.end_date + 1 >= a.attached_on\n"
+            "      AND s.end_date < getvariable('as_of')"
+        )
+    else:
+        trigger = (
+            "SELECT s2.person_ref, s2.start_date AS off_on, s2.record_key AS trigger_key\n"
+            "    FROM spells AS s1 JOIN spells AS s2 ON s2.person_ref = s1.person_ref\n"
+            "    JOIN adults AS a ON a.person_ref = s2.person_ref\n"
+            "    WHERE s1.benefit = 'UC' AND s2.benefit = 'UC'\n"
+            f"      AND s1.uc_regime IN ({sql_list(route.from_uc_regimes)})\n"
+            f"      AND s2.uc_regime IN ({sql_list(route.to_uc_regimes)})\n"
+            "      AND s1.end_date IS NOT NULL\n"
+            "      AND s2.start_date BETWEEN s1.end_date AND s1.end_date + 31\n"
+            "      AND s2.start_date >= a.attached_on"
+        )
+    if route.qualifying == "employment":
+        qualifying = "SELECT person_ref, start_date, end_date FROM " \
+            "intermediate.int_rules_employment_spells"
+    else:
+        qualifying = (
+            "SELECT person_ref, start_date, end_date FROM intermediate.int_rules_benefit_spells "
+            f"WHERE benefit = 'UC' AND uc_regime IN ({sql_list(route.to_uc_regimes)})"
+        )
+    head = _ce_template()
+    params = {
+        "oow_benefits": sql_list(ce.out_of_work_benefits),
+        "oow_regimes": sql_list(ce.out_of_work_uc_regimes),
+        "trigger": trigger,
+        "qualifying": qualifying,
+        "window_days": str((route.window_weeks or route.min_weeks) * 7),
+        "min_days": str(route.min_weeks * 7),
+        "route": route.id.replace("'", "''"),
+    }
+    return string.Template(head).substitute(params)
+
+
+@cache
+def _ce_template() -> str:
+    return (SQL_DIR / "ce_route.sql").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------- running
+def rule_targets(plan: Plan) -> dict[str, list[str]]:
+    """Indicators each rule is evaluated for (components inherit their parents')."""
+    targets: dict[str, list[str]] = {r.id: [] for r in plan.rules}
+    for code in plan.indicators:
+        for rid in plan.lines_for(code):
+            if code not in targets[rid]:
+                targets[rid].append(code)
+    changed = True
+    while changed:
+        changed = False
+        for r in plan.rules:
+            if isinstance(r, CompositeRule):
+                for part in r.parts:
+                    for code in targets[r.id]:
+                        if code not in targets[part]:
+                            targets[part].append(code)
+                            changed = True
+    return {k: sorted(v) for k, v in targets.items()}
+
+
+def _ancestors(plan: Plan, rule_id: str) -> list[str]:
+    """Ids of the composite rules that include this one, directly or not."""
+    found: list[str] = []
+    frontier = [rule_id]
+    while frontier:
+        current = frontier.pop()
+        for r in plan.rules:
+            if isinstance(r, CompositeRule) and current in r.parts and r.id not in found:
+                found.append(r.id)
+                frontier.append(r.id)
+    return sorted(found)
+
+
+def _rule_order(plan: Plan) -> list[Rule]:
+    """Leaf rules first, then composites after their parts."""
+    done: list[str] = []
+    ordered: list[Rule] = []
+
+    def visit(r: Rule, path: tuple[str, ...]) -> None:
+        if r.id in done:
+            return
+        if r.id in path:
+            raise RuleFileError(f"rules/{plan.plan}.yaml: rule {r.id}: parts form a cycle")
+        if isinstance(r, CompositeRule):
+            for part in r.parts:
+                visit(plan.rule(part), (*path, r.id))
+        done.append(r.id)
+        ordered.append(r)
+
+    for r in plan.rules:
+        visit(r, ())
+    return ordered
+
+
+def _run_rules(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE intermediate.int_rules_results ({_RESULT_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE intermediate.int_rules_evidence ({_EVIDENCE_COLUMNS})")
+    targets = rule_targets(plan)
+    for rule in _rule_order(plan):
+        inds = targets[rule.id]
+        if not inds:
+            continue
+        if isinstance(rule, CompositeRule):
+            results, evidence = compile_composite(rule, inds)
+        else:
+            results, evidence = compile_rule(rule, inds, [rule.id, *_ancestors(plan, rule.id)])
+        try:
+            con.execute(f"INSERT INTO intermediate.int_rules_results\n{results}")
+            con.execute(f"INSERT INTO intermediate.int_rules_evidence\n{evidence}")
+        except duckdb.Error as exc:
+            raise RuntimeError(f"rules/{plan.plan}.yaml: rule {rule.id} failed: {exc}") from exc
+
+
+def describe(rule: Rule) -> str:
+    """Human-readable rule text: the plan's words and the parameters used."""
+    common = {
+        "id", "text", "applies_to", "interchangeable", "evidence", "reading", "component",
+    }
+    params = rule.model_dump(exclude=common, exclude_defaults=True)
+    params["kind"] = rule.kind
+    params.setdefault("scope", rule.scope)
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return f"{rule.id}: {' '.join(rule.text.split())} [{shown}]"
+
+
+def _write_catalog(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
+    con.execute(
+        "CREATE OR REPLACE TABLE intermediate.int_rules_catalog (plan VARCHAR, "
+        "outcome_id VARCHAR, kind VARCHAR, component BOOLEAN, applies_to VARCHAR, "
+        "rule_text VARCHAR, reading VARCHAR)"
+    )
+    rows = [
+        (plan.plan, r.id, r.kind, r.component, ";".join(r.applies_to), describe(r), r.reading)
+        for r in plan.rules
+    ]
+    con.executemany("INSERT INTO intermediate.int_rules_catalog VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute(
+        "CREATE OR REPLACE TABLE intermediate.int_rules_applicable "
+        "(indicator VARCHAR, outcome_id VARCHAR)"
+    )
+    pairs = [(code, rid) for code in plan.indicators for rid in plan.lines_for(code)]
+    con.executemany("INSERT INTO intermediate.int_rules_applicable VALUES (?, ?)", pairs)
+
+
+def _counts(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int]:
+    rows = con.execute(
+        f"SELECT status, count(*) FROM {table} GROUP BY status ORDER BY status"
+    ).fetchall()
+    return {str(s): int(n) for s, n in rows}
+
+
+def _summary(con: duckdb.DuckDBPyConnection, plan_name: str, as_of: date) -> OutcomeSummary:
+    fam, probs = con.execute(
+        "SELECT count(DISTINCT family_id), count(*) FROM marts.family_problems"
+    ).fetchone() or (0, 0)
+    return OutcomeSummary(
+        plan=plan_name,
+        as_of=as_of,
+        families=int(fam),
+        problems=int(probs),
+        outcomes=_counts(con, "marts.outcomes"),
+        problem_status=_counts(con, "marts.problem_status"),
+        ce_status=_counts(con, "marts.ce_status"),
+    )
+

@@ -1,0 +1,104 @@
+-- Rule kind count_reduction / count_zero: events per window against the
+-- pre-attachment rate. The condition is evaluated at every date where the
+-- window count changes, so achieved_on is the first day of the final spell
+-- in which the outcome held (and still holds at the as-of date).
+WITH
+$targets,
+ev_all AS (
+    SELECT t.attached_on, e.*, t.indicator
+    FROM targets AS t
+    JOIN intermediate.int_rules_events AS e ON e.family_id = t.family_id
+    WHERE e.measure IN ($measures)
+      AND ($event_scope)
+      AND e.event_date >= CAST(t.attached_on - INTERVAL ($before_months) MONTH AS DATE)
+),
+ev AS (
+    SELECT *,
+           CAST(event_date + INTERVAL ($window_months) MONTH AS DATE) AS leaves_on
+    FROM ev_all
+    QUALIFY row_number() OVER (
+        PARTITION BY family_id, indicator, extract, record_key ORDER BY measure) = 1
+),
+base AS (
+    SELECT t.family_id, t.indicator, t.attached_on,
+           count(e.record_key) FILTER (WHERE e.event_date < t.attached_on) AS before_n,
+           max(e.gravity) FILTER (WHERE e.event_date < t.attached_on) AS before_gravity,
+           CAST(t.attached_on + INTERVAL ($first_months) MONTH AS DATE) AS first_ok
+    FROM targets AS t
+    LEFT JOIN ev AS e ON e.family_id = t.family_id AND e.indicator = t.indicator
+    GROUP BY ALL
+),
+cand AS (
+    SELECT family_id, indicator, first_ok AS d FROM base WHERE first_ok <= getvariable('as_of')
+    UNION
+    SELECT family_id, indicator, getvariable('as_of') FROM base
+    WHERE first_ok <= getvariable('as_of')
+    UNION
+    SELECT e.family_id, e.indicator, e.event_date FROM ev AS e
+    JOIN base AS b ON b.family_id = e.family_id AND b.indicator = e.indicator
+    WHERE e.event_date > b.first_ok
+    UNION
+    SELECT e.family_id, e.indicator, e.leaves_on FROM ev AS e
+    JOIN base AS b ON b.family_id = e.family_id AND b.indicator = e.indicator
+    WHERE $windowed AND e.leaves_on > b.first_ok AND e.leaves_on <= getvariable('as_of')
+),
+at_cand AS (
+    SELECT c.family_id, c.indicator, c.d, b.before_n, b.before_gravity, b.attached_on,
+           count(e.record_key) AS after_n,
+           max(e.gravity) AS after_gravity
+    FROM cand AS c
+    JOIN base AS b ON b.family_id = c.family_id AND b.indicator = c.indicator
+    LEFT JOIN ev AS e
+      ON e.family_id = c.family_id AND e.indicator = c.indicator
+     AND e.event_date >= b.attached_on AND e.event_date <= c.d
+     AND (NOT $windowed OR c.d < e.leaves_on)
+    GROUP BY ALL
+),
+judged AS (
+    SELECT *,
+        (CASE WHEN before_n = 0 THEN $zero_baseline
+              ELSE after_n / after_len_v $rate_cmp before_n / $before_months * (1 - $min_reduction) $eps
+         END)
+        AND ($max_after IS NULL OR after_n <= $max_after)
+        AND (NOT $gravity OR after_gravity IS NULL OR after_gravity <= coalesce(before_gravity, 0))
+        AS ok
+    FROM (
+        SELECT *,
+            CASE WHEN $windowed THEN $window_months
+                 ELSE greatest(date_diff('day', attached_on, d) / 30.4375, 1.0) END AS after_len_v
+        FROM at_cand
+    )
+),
+runs AS (
+    SELECT *, max(CASE WHEN NOT ok THEN d END) OVER (PARTITION BY family_id, indicator) AS last_bad
+    FROM judged
+),
+res AS (
+    SELECT family_id, indicator,
+           bool_and(ok) FILTER (WHERE d = getvariable('as_of')) AS ok_now,
+           max(after_n) FILTER (WHERE d = getvariable('as_of')) AS after_now,
+           min(d) FILTER (WHERE ok AND (last_bad IS NULL OR d > last_bad)) AS achieved_on
+    FROM runs
+    GROUP BY ALL
+)
+-- @results
+SELECT
+    $outcome_id AS outcome_id, b.family_id, b.indicator,
+    CASE WHEN NOT $has_data THEN 'insufficient_data'
+         WHEN b.first_ok > getvariable('as_of') THEN 'not_yet_sustained'
+         WHEN r.ok_now THEN 'achieved'
+         ELSE 'not_achieved' END AS status,
+    CASE WHEN $has_data AND b.first_ok <= getvariable('as_of') AND r.ok_now
+         THEN r.achieved_on END AS achieved_on,
+    'before=' || b.before_n || ' after=' || coalesce(CAST(r.after_now AS VARCHAR), '-') AS detail
+FROM base AS b
+LEFT JOIN res AS r ON r.family_id = b.family_id AND r.indicator = b.indicator
+-- @evidence
+SELECT
+    $outcome_id AS outcome_id, e.family_id, e.indicator, e.extract, e.delivery_id, e.month,
+    e.record_key, e.person_ref, e.match_method, e.match_probability,
+    CASE WHEN e.event_date < e.attached_on THEN 'before: ' ELSE 'after: ' END
+        || e.detail || ' on ' || strftime(e.event_date, '%Y-%m-%d') AS detail
+FROM ev AS e
+WHERE e.event_date < e.attached_on
+   OR (NOT $windowed OR getvariable('as_of') < e.leaves_on)

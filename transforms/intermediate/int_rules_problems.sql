@@ -1,0 +1,15 @@
+-- Problems identified for each attached family. Only indicators identified
+-- by the as-of date and no later than the plan's grace period after
+-- attachment count ("problems found later do not add to it").
+SELECT
+    p.family_id,
+    p.indicator,
+    CAST(substr(p.indicator, 1, 1) AS INTEGER) AS problem,
+    p.person_ref,
+    p.identified_on,
+    f.attached_on
+FROM staging.cohort_problems AS p
+JOIN staging.cohort_families AS f ON f.family_id = p.family_id
+WHERE f.attached_on <= getvariable('as_of')
+  AND p.identified_on <= getvariable('as_of')
+  AND p.identified_on <= f.attached_on + CAST(getvariable('identification_grace_days') AS INTEGER)
