@@ -22,6 +22,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from expectations.suites import DELIVERY_COLUMN
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -191,6 +193,7 @@ def _prepare_frame(extract_name: str, batch: pa.Table | pd.DataFrame) -> pd.Data
         frame = batch
     else:
         frame = batch.to_pandas(date_as_object=False)
+    delivery = frame["_delivery_id"] if "_delivery_id" in frame.columns else 0
     keep = [c for c in frame.columns if not str(c).startswith(LINEAGE_PREFIX)]
     frame = frame.loc[:, keep]
     for name, col in spec.columns.items():
@@ -211,6 +214,7 @@ def _prepare_frame(extract_name: str, batch: pa.Table | pd.DataFrame) -> pd.Data
             for p in parts[1:]:
                 total = total + frame[p].astype("float64")
             frame[name] = total
+    frame[DELIVERY_COLUMN] = delivery
     return frame
 
 

@@ -63,6 +63,9 @@ DERIVED_PREFIX = "_derived_"
 ABSENCE_TOTAL = f"{DERIVED_PREFIX}absence_sessions"
 
 
+DELIVERY_COLUMN = "delivery"
+
+
 def _exp(kind: str, severity: str, why: str, /, **kwargs: Any) -> dict[str, Any]:
     return {
         "type": kind,
@@ -249,37 +252,33 @@ def _plausibility(spec: ExtractSpec, col: ColumnSpec) -> list[dict[str, Any]]:
 
 
 def build_suite(spec: ExtractSpec) -> dict[str, Any]:
-    """The suite for one extract as JSON-ready data, in a stable order."""
+    """The suite for one extract as JSON-ready data, in a stable order.
+
+    A batch may hold several deliveries of the extract (a run that loads a
+    year of history validates each extract once): the key must be unique
+    within a delivery, so ``delivery`` is part of every key check.
+    """
     derived = derived_columns(spec)
     expectations: list[dict[str, Any]] = [
         _exp(
             "expect_table_columns_to_match_ordered_list",
             CONTRACT,
-            "contract columns in order (lineage '_' columns dropped, derived ones appended)",
-            column_list=[*spec.column_names, *derived],
+            "contract columns in order (lineage '_' columns dropped, derived ones and the "
+            "delivery appended)",
+            column_list=[*spec.column_names, *derived, DELIVERY_COLUMN],
         )
     ]
     for col in spec.columns.values():
         expectations.extend(_column_expectations(spec, col))
-    if len(spec.key) == 1:
-        expectations.append(
-            _exp(
-                "expect_column_values_to_be_unique",
-                CONTRACT,
-                "key unique in the delivery",
-                column=spec.key[0],
-            )
+    expectations.append(
+        _exp(
+            "expect_compound_columns_to_be_unique",
+            CONTRACT,
+            "key unique in the delivery (rows with a missing key part ignored)",
+            column_list=[*spec.key, DELIVERY_COLUMN],
+            ignore_row_if="any_value_is_missing",
         )
-    else:
-        expectations.append(
-            _exp(
-                "expect_compound_columns_to_be_unique",
-                CONTRACT,
-                "key unique in the delivery (rows with a missing key part ignored)",
-                column_list=list(spec.key),
-                ignore_row_if="any_value_is_missing",
-            )
-        )
+    )
     cols = spec.columns
     for later, earlier in DATE_PAIRS:
         if later in cols and earlier in cols and cols[later].type == cols[earlier].type:

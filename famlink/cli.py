@@ -49,27 +49,42 @@ def _progress(message: str) -> None:
 
 
 def print_ingest(summary: IngestSummary) -> None:
-    table = Table(title="Deliveries", title_justify="left")
-    for name in ("month", "file", "status", "read", "loaded", "rejected", "flagged"):
-        table.add_column(name, justify="right" if name in {"read", "loaded", "rejected",
-                                                           "flagged"} else "left")
+    """Rows read, loaded and rejected per file (months of one file added up)."""
+    per_file: dict[str, list] = {}
     for d in summary.deliveries:
         if d.status == "already_loaded":
             continue
-        table.add_row(d.month, d.file, d.status, str(d.rows_read), str(d.rows_loaded),
-                      str(d.rows_rejected), str(d.values_flagged))
+        row = per_file.setdefault(d.file, [[], 0, 0, 0, 0, 0])
+        row[0].append(d.month)
+        row[1] += d.status == "empty"
+        for i, value in enumerate((d.rows_read, d.rows_loaded, d.rows_rejected,
+                                   d.values_flagged), start=2):
+            row[i] += value
+    table = Table(title="Deliveries loaded at this run", title_justify="left")
+    for name in ("file", "months", "rows read", "loaded", "rejected", "flagged"):
+        table.add_column(name, justify="left" if name in {"file", "months"} else "right",
+                         no_wrap=name == "file")
+    for file, (months, empty, read, loaded, rejected, flagged) in sorted(per_file.items()):
+        span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]} ({len(months)})"
+        if empty:
+            span += f", {empty} empty"
+        table.add_row(file, span, f"{read:,}", f"{loaded:,}", f"{rejected:,}", f"{flagged:,}")
     skipped = sum(d.status == "already_loaded" for d in summary.deliveries)
     if table.row_count:
         console.print(table)
     console.print(f"files loaded: {len(summary.loaded)}; already loaded, skipped: {skipped}; "
-                  f"rows loaded: {sum(d.rows_loaded for d in summary.deliveries)}; "
-                  f"rows rejected: {sum(d.rows_rejected for d in summary.deliveries)}; "
-                  f"values flagged: {sum(d.values_flagged for d in summary.deliveries)}")
+                  f"rows loaded: {sum(d.rows_loaded for d in summary.deliveries):,}; "
+                  f"rows rejected: {sum(d.rows_rejected for d in summary.deliveries):,}; "
+                  f"values flagged: {sum(d.values_flagged for d in summary.deliveries):,}"
+                  + (" (famlink rejects lists them)" if any(
+                      d.rows_rejected or d.values_flagged for d in summary.deliveries) else ""))
     for name in summary.ignored_files:
         console.print(f"[yellow]ignored[/] {name}: not a file of the extract contract")
     for d in summary.deliveries:
         for warning in d.warnings:
             console.print(f"[yellow]warning[/] {warning}")
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning[/] {warning}", highlight=False)
 
 
 @contextmanager

@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS meta.rejects (
     severity VARCHAR         -- rejected (row not loaded) | flagged (value treated as missing)
 );
 CREATE TABLE IF NOT EXISTS meta.expectation_results (
-    delivery_id BIGINT,
+    load_id BIGINT,
+    extract VARCHAR,
     expectation VARCHAR,
     "column" VARCHAR,
     severity VARCHAR,

@@ -154,9 +154,17 @@ def test_duplicate_single_key_fails() -> None:
     table = typed_table(SPECS["cohort_families"]).to_pandas()
     table.loc[3, "family_id"] = table.loc[0, "family_id"]
     failure = only_failure(
-        check("cohort_families", table), "expect_column_values_to_be_unique", "family_id"
+        check("cohort_families", table), "expect_compound_columns_to_be_unique",
+        "family_id, delivery"
     )
     assert failure.unexpected_count == 2  # both rows that share the key
+
+
+def test_same_key_in_two_deliveries_of_one_batch_is_fine() -> None:
+    table = typed_table(SPECS["cohort_families"]).to_pandas()
+    table.loc[3, "family_id"] = table.loc[0, "family_id"]
+    table["_delivery_id"] = [1 if i < 3 else 2 for i in range(len(table))]
+    assert check("cohort_families", table).contract_failures == []
 
 
 def test_duplicate_compound_key_fails_and_null_key_parts_are_ignored() -> None:
@@ -166,7 +174,7 @@ def test_duplicate_compound_key_fails_and_null_key_parts_are_ignored() -> None:
     table.loc[[4, 5], "upn"] = None  # invalid UPNs kept as missing: not duplicates
     result = check("school_attendance", table)
     failure = only_failure(
-        result, "expect_compound_columns_to_be_unique", "upn, academic_year, term"
+        result, "expect_compound_columns_to_be_unique", "upn, academic_year, term, delivery"
     )
     assert failure.unexpected_count == 2
     missing_upn = [o for o in result.warnings if o.column == "upn"]

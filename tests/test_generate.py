@@ -1,0 +1,256 @@
+"""The synthetic county generator writes files that honour the input contract."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import pytest
+import yaml
+
+from famlink.generate import GeneratorConfig, generate_county
+from famlink.generate.cohort import KIND_PEOPLE, indicator_kinds
+from famlink.generate.ids import nhs_valid, ni_valid, postcode_valid, upn_valid, uprn_valid
+from famlink.generate.trajectories import Planner
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = yaml.safe_load((ROOT / "famlink/contract/extracts.yaml").read_text("utf-8"))["files"]
+
+
+def _indicator_codes() -> dict[str, list[str]]:
+    """Plan -> codes from indicators.yaml, read by line: its values are not all valid YAML."""
+    plans: dict[str, list[str]] = {}
+    plan = None
+    for line in (ROOT / "famlink/contract/indicators.yaml").read_text("utf-8").splitlines():
+        m = re.match(r"^  (\w+):\s*(#.*)?$", line)
+        if m:
+            plan = m.group(1)
+            plans[plan] = []
+            continue
+        m = re.match(r'^    "(\w+)":', line)
+        if m and plan:
+            plans[plan].append(m.group(1))
+    return plans
+
+
+INDICATORS = {"plans": _indicator_codes()}
+SNAPSHOTS = [f for f, spec in CONTRACT.items() if spec["delivery"] == "snapshot"]
+
+
+def _cfg(out: Path, plan: str = "countywide", seed: int = 1) -> GeneratorConfig:
+    return GeneratorConfig(out_dir=out, plan=plan, seed=seed, start_month="2023-01", months=14,
+                           residents=1500, cohort_families=24)
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("county")
+    generate_county(_cfg(out))
+    return out
+
+
+def _read(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], rows[1:]
+
+
+def _months(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if re.fullmatch(r"\d{4}-\d{2}", p.name))
+
+
+def _faults(out: Path) -> dict[tuple[str, str, int], dict[str, str]]:
+    with open(out / "_truth/planted_faults.csv", encoding="utf-8") as fh:
+        return {(r["month"], r["file"], int(r["row_number"])): r for r in csv.DictReader(fh)}
+
+
+def _value_ok(spec: dict, value: str) -> bool:
+    if value == "":
+        return not spec.get("required")
+    typ = spec["type"]
+    try:
+        if typ in ("date", "timestamp"):
+            datetime.strptime(value, spec["format"])
+        elif typ == "integer":
+            n = int(value)
+            return spec.get("min", n) <= n <= spec.get("max", n)
+        elif typ == "decimal":
+            Decimal(value)
+        elif typ == "enum":
+            return value in spec["values"]
+        elif typ == "upn":
+            return upn_valid(value)
+        elif typ == "nhs_number":
+            return nhs_valid(value)
+        elif typ == "ni_number":
+            return ni_valid(value)
+        elif typ == "postcode":
+            return postcode_valid(value)
+        elif typ == "uprn":
+            return uprn_valid(value)
+        elif "pattern" in spec:
+            return re.fullmatch(spec["pattern"], value) is not None
+    except (ValueError, InvalidOperation):
+        return False
+    return True
+
+
+def test_headers_match_contract(county: Path) -> None:
+    seen = set()
+    for month in _months(county):
+        for path in month.iterdir():
+            assert path.name in CONTRACT, path
+            header, _ = _read(path)
+            assert header == list(CONTRACT[path.name]["columns"]), path
+            raw = path.read_bytes()
+            assert raw.decode("utf-8-sig")
+            seen.add(path.name)
+    assert seen == set(CONTRACT)
+
+
+def test_values_parse_except_planted_faults(county: Path) -> None:
+    faults = _faults(county)
+    hit = set()
+    for month in _months(county):
+        for path in month.iterdir():
+            header, rows = _read(path)
+            spec = CONTRACT[path.name]["columns"]
+            for i, row in enumerate(rows, start=1):
+                key = (month.name, path.name, i)
+                bad = len(row) != len(header) or not all(
+                    _value_ok(spec[c], v) for c, v in zip(header, row, strict=True))
+                if key in faults and faults[key]["kind"] != "duplicate_key":
+                    assert bad, f"planted fault not visible: {key}"
+                    hit.add(key)
+                else:
+                    assert not bad, f"{key}: {row}"
+    assert hit, "expected some planted faults"
+
+
+def test_snapshot_keys_unique_except_planted(county: Path) -> None:
+    faults = _faults(county)
+    for month in _months(county):
+        for name in SNAPSHOTS:
+            path = month / name
+            if not path.exists():
+                continue
+            header, rows = _read(path)
+            idx = [header.index(k) for k in CONTRACT[name]["key"]]
+            seen = set()
+            for i, row in enumerate(rows, start=1):
+                if len(row) != len(header):
+                    continue
+                k = tuple(row[j] for j in idx)
+                if k in seen:
+                    assert faults.get((month.name, name, i), {}).get("kind") == "duplicate_key"
+                seen.add(k)
+
+
+def test_deliveries_follow_schedule(county: Path) -> None:
+    months = {m.name: {p.name for p in m.iterdir()} for m in _months(county)}
+    for name, files in months.items():
+        mm = int(name[5:])
+        assert ("school_attendance.csv" in files) == (mm in (1, 5, 9))
+        assert ("dwp_benefits.csv" in files) == (mm in (3, 6, 9, 12))
+        assert "cohort_members.csv" in files and "police_incidents.csv" in files
+
+
+def test_cohort_problems_use_plan_codes(county: Path, tmp_path: Path) -> None:
+    other = tmp_path / "thurrock"
+    generate_county(_cfg(other, plan="thurrock"))
+    for out, plan in ((county, "countywide"), (other, "thurrock")):
+        codes = set(INDICATORS["plans"][plan])
+        last = _months(out)[-1]
+        _, fams = _read(last / "cohort_families.csv")
+        _, probs = _read(last / "cohort_problems.csv")
+        by_family: dict[str, set[str]] = {}
+        for fid, code, _ref, _day in probs:
+            assert code in codes, (plan, code)
+            by_family.setdefault(fid, set()).add(code[0])
+        assert {f[0] for f in fams} == set(by_family)
+        multi = sum(len(v) >= 2 for v in by_family.values())
+        assert multi >= 0.8 * len(by_family)
+
+
+def test_indicator_map_covers_every_plan() -> None:
+    kinds = indicator_kinds()["plans"]
+    for plan, codes in INDICATORS["plans"].items():
+        assert set(kinds[plan]) == set(codes), plan
+        for code in codes:
+            ks = kinds[plan][code]
+            for k in [ks] if isinstance(ks, str) else ks:
+                assert k in KIND_PEOPLE and hasattr(Planner, f"_k_{k}"), (plan, code, k)
+
+
+def _digest(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_deterministic_per_seed(county: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    generate_county(_cfg(again))
+    assert _digest(again) == _digest(county)
+    other = tmp_path / "other"
+    generate_county(_cfg(other, seed=2))
+    assert _digest(other) != _digest(county)
+
+
+def test_truth_references_real_records(county: Path) -> None:
+    truth = county / "_truth"
+    for name in ("people.csv", "records.csv", "incidents.csv", "outcomes.csv",
+                 "employment.csv", "planted_faults.csv", "manifest.json"):
+        assert (truth / name).exists(), name
+    with open(truth / "people.csv", encoding="utf-8") as fh:
+        people = {r["true_person_id"]: r for r in csv.DictReader(fh)}
+    keys: dict[str, set[str]] = {}
+    for month in _months(county):
+        for path in month.iterdir():
+            header, rows = _read(path)
+            idx = [header.index(k) for k in CONTRACT[path.name]["key"]]
+            ks = keys.setdefault(path.name, set())
+            for row in rows:
+                if len(row) == len(header):
+                    ks.add("|".join(row[j] for j in idx))
+    with open(truth / "records.csv", encoding="utf-8") as fh:
+        recs = list(csv.DictReader(fh))
+    assert recs
+    files = {r["file"] for r in recs}
+    assert {"school_attendance.csv", "police_nominals.csv", "social_care_episodes.csv",
+            "cohort_members.csv", "dwp_benefits.csv", "yot_offences.csv"} <= files
+    missing = [r for r in recs if r["record_key"] not in keys[r["file"]]]
+    # a record whose only delivery was a planted whole-row fault may not parse back
+    assert len(missing) <= len(_faults(county)), missing[:5]
+    assert all(r["true_person_id"] in people for r in recs)
+    with open(truth / "outcomes.csv", encoding="utf-8") as fh:
+        outcomes = list(csv.DictReader(fh))
+    assert {o["trajectory"] for o in outcomes} == {"improving", "not_improving", "too_early"}
+    with open(truth / "incidents.csv", encoding="utf-8") as fh:
+        incs = list(csv.DictReader(fh))
+    assert {i["incident_ref"] for i in incs} <= keys["police_incidents.csv"] | {
+        i["incident_ref"] for i in incs if i["matched_by"] == "none"}
+    assert any(i["family_id"] for i in incs)
+
+
+def test_utf8_names_survive(county: Path) -> None:
+    with open(county / "_truth/people.csv", encoding="utf-8") as fh:
+        names = {r["first_name"] for r in csv.DictReader(fh)} | set()
+    accented = {n for n in names if any(ord(ch) > 127 for ch in n)}
+    assert accented
+    text = "".join(p.read_text("utf-8-sig") for m in _months(county) for p in m.iterdir()
+                   if p.name in ("school_attendance.csv", "cohort_members.csv"))
+    assert any(n in text for n in accented)
+    assert "'" in text  # O'Brien, D'Souza
+
+
+def test_identifier_rules() -> None:
+    assert nhs_valid("943 476 5919") and not nhs_valid("9434765918")
+    assert ni_valid("AB123456C") and not ni_valid("BG123456C") and not ni_valid("QA123456C")
+    assert upn_valid("A881000012345") is False or upn_valid("A881000012345")
+    from famlink.generate.ids import make_upn
+    u = make_upn(42)
+    assert upn_valid(u) and not upn_valid(("B" if u[0] != "B" else "C") + u[1:])
