@@ -1,0 +1,166 @@
+"""Outcome statuses and claims against the generator's ground truth, per plan.
+
+    .venv/bin/python benchmarks/outcomes.py [--plans thurrock,cumbria] [--seed 1]
+        [--as-of 2024-06-30,2024-12-31] [--families 120] [--residents 4000]
+
+For each plan: generate a synthetic county, run the monthly job at each as-of
+date (one warehouse, runs in date order, as a council would), and compare
+
+- per identified problem: our status vs the planted trajectory
+  (improving -> achieved once its change is old enough; too_early ->
+  not achieved; not_improving -> not achieved);
+- claims: precision and recall of the claim list against the true claims
+  (SSP: eligible and every problem improving; CE: an adult's continuous
+  employment qualified by the as-of), and that no family is claimed twice.
+
+A status is judged only on claimability (achieved or not): the plan decides
+whether a not-achieved problem is "not yet sustained" or "not achieved".
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from famlink.contract import PLANS
+from famlink.generate import GeneratorConfig, generate_county
+from famlink.pipeline import RunRequest
+from flows.monthly import run_monthly_local
+
+NATIONAL = {1, 2, 3, 4, 5, 6}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def expected_status(row: dict[str, str], as_of: date, final: date) -> str | None:
+    """The planted status at as_of; None inside a sustainment window (plan-dependent).
+
+    The truth says when behaviour changed; whether the change is sustained by
+    a date depends on the plan's period (3 to 12 months), so dates between the
+    change and change + 13 months are judged only at the end of the data,
+    where the generator labels the trajectory exactly.
+    """
+    change = date.fromisoformat(row["change_on"])
+    if row["trajectory"] == "not_improving" or change > as_of:
+        return "not_improving" if row["trajectory"] == "not_improving" else "too_early"
+    if as_of >= final:
+        return "improving" if row["trajectory"] == "improving" else "too_early"
+    months = (as_of.year - change.year) * 12 + as_of.month - change.month
+    return "improving" if months >= 13 else None
+
+
+def true_claims(truth: Path, as_of: date, final: date) -> dict[str, str]:
+    """family_id -> SSP/CE for families whose claim is due by as_of (per the truth)."""
+    problems: dict[str, list[dict[str, str]]] = {}
+    for row in read_csv(truth / "outcomes.csv"):
+        if date.fromisoformat(row["attached_on"]) <= as_of:
+            problems.setdefault(row["family_id"], []).append(row)
+    claims: dict[str, str] = {}
+    for family, rows in problems.items():
+        if len({int(r["problem"]) for r in rows} & NATIONAL) < 2:
+            continue
+        statuses = [expected_status(r, as_of, final) for r in rows]
+        if all(s == "improving" for s in statuses):
+            claims[family] = "SSP"
+        elif any(s is None for s in statuses):
+            claims[family] = "?"
+    for row in read_csv(truth / "employment.csv"):
+        if row["qualifies_ce_on"] and date.fromisoformat(row["qualifies_ce_on"]) <= as_of \
+                and row["family_id"] in problems and claims.get(row["family_id"]) != "SSP":
+            if len({int(r["problem"]) for r in problems[row["family_id"]]} & NATIONAL) >= 2:
+                claims[row["family_id"]] = "CE"
+    return claims
+
+
+def compare_plan(plan: str, seed: int, as_ofs: list[date], families: int | None,
+                 residents: int | None, work: Path) -> None:
+    drop, warehouse = work / plan / "drop", work / plan / "warehouse.duckdb"
+    started = time.perf_counter()
+    generate_county(GeneratorConfig(out_dir=drop, plan=plan, seed=seed,
+                                    cohort_families=families, residents=residents))
+    print(f"\n== {plan}: generated in {time.perf_counter() - started:.1f}s")
+    truth = read_csv(drop / "_truth" / "outcomes.csv")
+    last_month = max(p.name for p in drop.iterdir() if p.name[:2] == "20")
+    final = date.fromisoformat(f"{last_month}-01")
+    claimed_ever: Counter[str] = Counter()
+    for as_of in as_ofs:
+        started = time.perf_counter()
+        run_monthly_local(RunRequest(extracts=drop, warehouse=warehouse, plan=plan, as_of=as_of))
+        seconds = time.perf_counter() - started
+        con = duckdb.connect(str(warehouse), read_only=True)
+        ours = {(f, i): s for f, i, s in con.execute(
+            "SELECT family_id, indicator, status FROM marts.problem_status").fetchall()}
+        claims = dict(con.execute("SELECT family_id, claim_type FROM claims.current_claims "
+                                  "WHERE as_of = ?", [as_of]).fetchall())
+        all_claims = dict(con.execute(
+            "SELECT family_id, claim_type FROM claims.current_claims").fetchall())
+        con.close()
+        claimed_ever.update(claims.keys())
+        matrix: Counter[tuple[str, str]] = Counter()
+        wrong: list[str] = []
+        for row in truth:
+            if date.fromisoformat(row["attached_on"]) > as_of:
+                continue
+            key = (row["family_id"], row["indicator"])
+            expected = expected_status(row, as_of, final)
+            if expected is None:
+                matrix[("(within a sustainment window: not judged)", "-")] += 1
+                continue
+            got = ours.get(key, "missing")
+            matrix[(expected, got)] += 1
+            if (expected == "improving") != (got == "achieved"):
+                wrong.append(f"{key[0]} {key[1]} ({row['kind']}): truth {expected} "
+                             f"changed {row['change_on']}, ours {got}")
+        total = sum(n for (e, g), n in matrix.items() if g != "-")
+        agree = sum(n for (e, g), n in matrix.items()
+                    if g != "-" and (e == "improving") == (g == "achieved"))
+        expected_claims = true_claims(drop / "_truth", as_of, final)
+        unsure = {f for f, t in expected_claims.items() if t == "?"}
+        expected_claims = {f: t for f, t in expected_claims.items() if t != "?"}
+        got = set(all_claims) - unsure
+        tp = len(got & set(expected_claims))
+        precision = tp / len(got) if got else 1.0
+        recall = tp / len(expected_claims) if expected_claims else 1.0
+        print(f"-- as of {as_of}: run {seconds:.1f}s; problems {total}, claimability agrees "
+              f"{agree}/{total} = {agree / total if total else 1:.3f}")
+        for (e, g), n in sorted(matrix.items()):
+            print(f"   truth {e:<14} ours {g:<18} {n}")
+        print(f"   claims standing {len(got)} (new at this run {len(claims)}), true {len(expected_claims)}: "
+              f"precision {precision:.3f}, recall {recall:.3f}")
+        for family in sorted(got - set(expected_claims)):
+            print(f"   FALSE CLAIM {family} {all_claims[family]}")
+        for family in sorted(set(expected_claims) - got):
+            print(f"   missed claim {family} {expected_claims[family]}")
+        for line in wrong[:15]:
+            print(f"   disagree: {line}")
+    twice = [f for f, n in claimed_ever.items() if n > 1]
+    print(f"   families claimed at more than one run: {len(twice)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plans", default=",".join(PLANS))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--as-of", default="2024-06-30,2024-12-31")
+    parser.add_argument("--families", type=int, default=None)
+    parser.add_argument("--residents", type=int, default=None)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    as_ofs = sorted(date.fromisoformat(d) for d in args.as_of.split(","))
+    work = args.work or Path(tempfile.mkdtemp(prefix="famlink-outcomes-"))
+    for plan in args.plans.split(","):
+        compare_plan(plan, args.seed, as_ofs, args.families, args.residents, work)
+
+
+if __name__ == "__main__":
+    main()
