@@ -135,8 +135,8 @@ def compare_plan(plan: str, seed: int, as_ofs: list[date], families: int | None,
               f"{agree}/{total} = {agree / total if total else 1:.3f}")
         for (e, g), n in sorted(matrix.items()):
             print(f"   truth {e:<14} ours {g:<18} {n}")
-        print(f"   claims standing {len(got)} (new at this run {len(claims)}), true {len(expected_claims)}: "
-              f"precision {precision:.3f}, recall {recall:.3f}")
+        print(f"   claims standing {len(got)} (new at this run {len(claims)}), "
+              f"true {len(expected_claims)}: precision {precision:.3f}, recall {recall:.3f}")
         for family in sorted(got - set(expected_claims)):
             print(f"   FALSE CLAIM {family} {all_claims[family]}")
         for family in sorted(set(expected_claims) - got):
