@@ -25,14 +25,23 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@mkdir -p $(OUT)
+	@rm -rf $(OUT) && mkdir -p $(OUT)
 	$(BIN)/famlink run --extracts data/sample --warehouse $(OUT)/warehouse.duckdb \
 		--plan $(PLAN) --as-of $(AS_OF)
 	$(BIN)/famlink rejects --warehouse $(OUT)/warehouse.duckdb --out $(OUT)/rejects.csv
-	@echo
-	@echo "Outputs in $(OUT)/:"
-	@echo "  warehouse  $(OUT)/warehouse.duckdb   (query: .venv/bin/python -c \"import duckdb; print(duckdb.connect('$(OUT)/warehouse.duckdb', read_only=True).sql('from meta.deliveries'))\")"
-	@echo "  rejects    $(OUT)/rejects.csv"
+	$(BIN)/famlink return --warehouse $(OUT)/warehouse.duckdb --as-of $(AS_OF) --out-dir $(OUT)
+	$(BIN)/famlink claims --warehouse $(OUT)/warehouse.duckdb --as-of $(AS_OF) \
+		--out $(OUT)/claims.csv
+	@family=$$(sed -n 2p $(OUT)/claims.csv | cut -d, -f1); \
+	echo; echo "Outputs in $(OUT)/:"; \
+	echo "  claim list   $(OUT)/claims.csv   ($$(($$(wc -l < $(OUT)/claims.csv) - 1)) claims," \
+	     "GBP $$(( ($$(wc -l < $(OUT)/claims.csv) - 1) * 800 )))"; \
+	echo "  return       $(OUT)/claims_return_$(PLAN)_$(AS_OF).csv and .xlsx"; \
+	echo "  rejects      $(OUT)/rejects.csv"; \
+	echo "  linkage      $(OUT)/reports/linkage_$(AS_OF).html"; \
+	echo "  warehouse    $(OUT)/warehouse.duckdb  (famlink query 'FROM meta.deliveries' --warehouse $(OUT)/warehouse.duckdb)"; \
+	echo; echo "Explain a family's claim to audit:"; \
+	echo "  $(BIN)/famlink explain $${family:-FAMILY_ID} --warehouse $(OUT)/warehouse.duckdb --html $(OUT)/explain_$${family:-family}.html"
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -134,6 +134,23 @@ def run(
         _fatal(exc)
     print_ingest(summary.ingest)
     print_run_summary(summary)
+    report = write_linkage_report_for(warehouse, request.as_of)
+    console.print(f"linkage report: {report}")
+
+
+def write_linkage_report_for(warehouse: Path, as_of: date) -> Path:
+    """The linkage report of the published warehouse, beside it in reports/."""
+    import duckdb
+
+    from matchers.report import write_linkage_report
+
+    out = warehouse.resolve().parent / "reports" / f"linkage_{as_of.isoformat()}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return write_linkage_report(con, out)
+    finally:
+        con.close()
 
 
 @app.command()
@@ -191,10 +208,12 @@ def claims(
 ) -> None:
     """The claims recorded by the run at AS_OF: family_id, claim_type, achieved_on, problems."""
     from famlink.claims import write_claims_csv
+    from famlink.claims.returns import PAYMENT_GBP
 
     with _user_errors():
         count = write_claims_csv(warehouse, _parse_date(as_of, "--as-of"), out)
-    console.print(f"{count} claims written to {out}")
+    console.print(f"{count} claims (GBP {count * PAYMENT_GBP:,} at GBP {PAYMENT_GBP} each) "
+                  f"written to {out}")
 
 
 @app.command(name="return")
