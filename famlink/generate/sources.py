@@ -370,8 +370,12 @@ class Sources:
                 if hh >= 0 and self.cohort_hh[hh]:
                     fam = self.family_of[int(self.c.hh_start[hh])].family_id
                 self.truth.row("incidents.csv", [ref, hid(hh) if hh >= 0 else "", fam, matched])
+                named: set[str] = set()   # the contract's key: one row per person per incident
                 for p, role, outcome in inc["nominals"]:
                     nrow = self._nominal_row(ref, p, role, outcome, inc["day"])
+                    if nrow[1] in named:
+                        continue
+                    named.add(nrow[1])
                     wn.row(nrow, bg=bg)
                     self.truth.record_new("police_nominals.csv", f"{ref}|{nrow[1]}", p)
                     if bg:
