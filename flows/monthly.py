@@ -47,10 +47,14 @@ def _as_task(step: Call, *args: Any) -> Any:
 
 
 @flow(name="famlink-monthly-run", log_prints=True)
-def monthly_run(extracts: Path, warehouse: Path, plan: str, as_of: date) -> RunSummary:
-    """Ingest, link, evaluate outcomes and record claims for one council and month."""
+def monthly_run(extracts: Path, warehouse: Path, plan: str,
+                as_of: date | None = None) -> RunSummary:
+    """Ingest, link, evaluate outcomes and record claims for one council and month.
+
+    A scheduled run passes no as_of: it runs as at the day it starts.
+    """
     request = RunRequest(extracts=Path(extracts), warehouse=Path(warehouse), plan=plan,
-                         as_of=as_of)
+                         as_of=as_of or date.today())
     return monthly_steps(request, call=_as_task)
 
 
