@@ -24,6 +24,7 @@ import csv
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -82,69 +83,114 @@ def true_claims(truth: Path, as_of: date, final: date) -> dict[str, str]:
     return claims
 
 
+@dataclass
+class Judged:
+    """One run compared with the truth."""
+
+    as_of: date
+    matrix: Counter[tuple[str, str]] = field(default_factory=Counter)
+    classes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    wrong: list[str] = field(default_factory=list)
+    claims_new: dict[str, str] = field(default_factory=dict)
+    claims_all: dict[str, str] = field(default_factory=dict)
+    expected_claims: dict[str, str] = field(default_factory=dict)
+    got: set[str] = field(default_factory=set)
+
+    @property
+    def total(self) -> int:
+        return sum(n for (_e, g), n in self.matrix.items() if g != "-")
+
+    @property
+    def agree(self) -> int:
+        return sum(n for (e, g), n in self.matrix.items()
+                   if g != "-" and (e == "improving") == (g == "achieved"))
+
+    @property
+    def false_claims(self) -> list[str]:
+        return sorted(self.got - set(self.expected_claims))
+
+    @property
+    def missed_claims(self) -> list[str]:
+        return sorted(set(self.expected_claims) - self.got)
+
+    @property
+    def precision(self) -> float:
+        tp = len(self.got & set(self.expected_claims))
+        return tp / len(self.got) if self.got else 1.0
+
+    @property
+    def recall(self) -> float:
+        tp = len(self.got & set(self.expected_claims))
+        return tp / len(self.expected_claims) if self.expected_claims else 1.0
+
+
+def judge_run(drop: Path, warehouse: Path, as_of: date) -> Judged:
+    """Compare the warehouse's statuses and claims (run at as_of) with drop/_truth."""
+    truth = read_csv(drop / "_truth" / "outcomes.csv")
+    last_month = max(p.name for p in drop.iterdir() if p.name[:2] == "20")
+    final = date.fromisoformat(f"{last_month}-01")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    ours = {(f, i): s for f, i, s in con.execute(
+        "SELECT family_id, indicator, status FROM marts.problem_status").fetchall()}
+    j = Judged(as_of)
+    j.claims_new = dict(con.execute("SELECT family_id, claim_type FROM claims.current_claims "
+                                    "WHERE as_of = ?", [as_of]).fetchall())
+    j.claims_all = dict(con.execute(
+        "SELECT family_id, claim_type FROM claims.current_claims").fetchall())
+    con.close()
+    for row in truth:
+        if date.fromisoformat(row["attached_on"]) > as_of:
+            continue
+        key = (row["family_id"], row["indicator"])
+        expected = expected_status(row, as_of, final)
+        if expected is None:
+            j.matrix[("(within a sustainment window: not judged)", "-")] += 1
+            continue
+        got = ours.get(key, "missing")
+        j.matrix[(expected, got)] += 1
+        if (expected == "improving") != (got == "achieved"):
+            j.classes[(row["indicator"], row["kind"], expected, got)] += 1
+            j.wrong.append(f"{key[0]} {key[1]} ({row['kind']}): truth {expected} "
+                           f"changed {row['change_on']}, ours {got}")
+    expected_claims = true_claims(drop / "_truth", as_of, final)
+    unsure = {f for f, t in expected_claims.items() if t == "?"}
+    j.expected_claims = {f: t for f, t in expected_claims.items() if t != "?"}
+    j.got = set(j.claims_all) - unsure
+    return j
+
+
 def compare_plan(plan: str, seed: int, as_ofs: list[date], families: int | None,
-                 residents: int | None, work: Path) -> None:
+                 residents: int | None, work: Path, show: int = 15) -> None:
     drop, warehouse = work / plan / "drop", work / plan / "warehouse.duckdb"
     started = time.perf_counter()
     generate_county(GeneratorConfig(out_dir=drop, plan=plan, seed=seed,
                                     cohort_families=families, residents=residents))
-    print(f"\n== {plan}: generated in {time.perf_counter() - started:.1f}s")
-    truth = read_csv(drop / "_truth" / "outcomes.csv")
-    last_month = max(p.name for p in drop.iterdir() if p.name[:2] == "20")
-    final = date.fromisoformat(f"{last_month}-01")
+    print(f"\n== {plan}: generated in {time.perf_counter() - started:.1f}s", flush=True)
     claimed_ever: Counter[str] = Counter()
     for as_of in as_ofs:
         started = time.perf_counter()
         run_monthly_local(RunRequest(extracts=drop, warehouse=warehouse, plan=plan, as_of=as_of))
         seconds = time.perf_counter() - started
-        con = duckdb.connect(str(warehouse), read_only=True)
-        ours = {(f, i): s for f, i, s in con.execute(
-            "SELECT family_id, indicator, status FROM marts.problem_status").fetchall()}
-        claims = dict(con.execute("SELECT family_id, claim_type FROM claims.current_claims "
-                                  "WHERE as_of = ?", [as_of]).fetchall())
-        all_claims = dict(con.execute(
-            "SELECT family_id, claim_type FROM claims.current_claims").fetchall())
-        con.close()
-        claimed_ever.update(claims.keys())
-        matrix: Counter[tuple[str, str]] = Counter()
-        wrong: list[str] = []
-        for row in truth:
-            if date.fromisoformat(row["attached_on"]) > as_of:
-                continue
-            key = (row["family_id"], row["indicator"])
-            expected = expected_status(row, as_of, final)
-            if expected is None:
-                matrix[("(within a sustainment window: not judged)", "-")] += 1
-                continue
-            got = ours.get(key, "missing")
-            matrix[(expected, got)] += 1
-            if (expected == "improving") != (got == "achieved"):
-                wrong.append(f"{key[0]} {key[1]} ({row['kind']}): truth {expected} "
-                             f"changed {row['change_on']}, ours {got}")
-        total = sum(n for (e, g), n in matrix.items() if g != "-")
-        agree = sum(n for (e, g), n in matrix.items()
-                    if g != "-" and (e == "improving") == (g == "achieved"))
-        expected_claims = true_claims(drop / "_truth", as_of, final)
-        unsure = {f for f, t in expected_claims.items() if t == "?"}
-        expected_claims = {f: t for f, t in expected_claims.items() if t != "?"}
-        got = set(all_claims) - unsure
-        tp = len(got & set(expected_claims))
-        precision = tp / len(got) if got else 1.0
-        recall = tp / len(expected_claims) if expected_claims else 1.0
+        j = judge_run(drop, warehouse, as_of)
+        claimed_ever.update(j.claims_new.keys())
+        total, agree = j.total, j.agree
         print(f"-- as of {as_of}: run {seconds:.1f}s; problems {total}, claimability agrees "
               f"{agree}/{total} = {agree / total if total else 1:.3f}")
-        for (e, g), n in sorted(matrix.items()):
+        for (e, g), n in sorted(j.matrix.items()):
             print(f"   truth {e:<14} ours {g:<18} {n}")
-        print(f"   claims standing {len(got)} (new at this run {len(claims)}), "
-              f"true {len(expected_claims)}: precision {precision:.3f}, recall {recall:.3f}")
-        for family in sorted(got - set(expected_claims)):
-            print(f"   FALSE CLAIM {family} {all_claims[family]}")
-        for family in sorted(set(expected_claims) - got):
-            print(f"   missed claim {family} {expected_claims[family]}")
-        for line in wrong[:15]:
+        print(f"   claims standing {len(j.got)} (new at this run {len(j.claims_new)}), "
+              f"true {len(j.expected_claims)}: precision {j.precision:.3f}, "
+              f"recall {j.recall:.3f}")
+        for family in j.false_claims:
+            print(f"   FALSE CLAIM {family} {j.claims_all[family]}")
+        for family in j.missed_claims:
+            print(f"   missed claim {family} {j.expected_claims[family]}")
+        for (ind, kind, e, g), n in sorted(j.classes.items()):
+            print(f"   class {ind} {kind}: truth {e}, ours {g}: {n}")
+        for line in j.wrong[:show]:
             print(f"   disagree: {line}")
     twice = [f for f, n in claimed_ever.items() if n > 1]
-    print(f"   families claimed at more than one run: {len(twice)}")
+    print(f"   families claimed at more than one run: {len(twice)}", flush=True)
 
 
 def main() -> None:
@@ -155,11 +201,12 @@ def main() -> None:
     parser.add_argument("--families", type=int, default=None)
     parser.add_argument("--residents", type=int, default=None)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--show", type=int, default=15, help="disagreements listed per run")
     args = parser.parse_args()
     as_ofs = sorted(date.fromisoformat(d) for d in args.as_of.split(","))
     work = args.work or Path(tempfile.mkdtemp(prefix="famlink-outcomes-"))
     for plan in args.plans.split(","):
-        compare_plan(plan, args.seed, as_ofs, args.families, args.residents, work)
+        compare_plan(plan, args.seed, as_ofs, args.families, args.residents, work, args.show)
 
 
 if __name__ == "__main__":

@@ -269,6 +269,7 @@ def compile_rule(
             require_completed=sql_bool(rule.require_completed),
             min_days=str(rule.min_duration_weeks * 7),
             sustain_months=str(rule.sustain_months),
+            current=sql_bool(rule.current),
         )
     elif isinstance(rule, FamilyStarRule):
         file = "family_star.sql"

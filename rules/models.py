@@ -113,7 +113,11 @@ class CountRule(_RuleBase):
     strict: bool = Field(False, description="the after rate must be strictly lower")
     max_after: int | None = Field(None, ge=0, description="at most this many events after")
     gravity_not_increased: bool = False
-    zero_baseline: Literal["require_zero", "achieved", "not_achieved"] = "require_zero"
+    zero_baseline: Literal["require_zero", "achieved", "not_achieved"] | None = Field(
+        None,
+        description="with no events before attachment: a reduction (count_reduction) cannot "
+        "be shown, so not_achieved by default; a cap (count_zero) needs zero after",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CountRule:
@@ -122,6 +126,9 @@ class CountRule(_RuleBase):
             raise ValueError(f"unknown measure(s) {unknown}; known: {sorted(EVENT_MEASURES)}")
         if self.kind == "count_zero" and self.max_after is None:
             object.__setattr__(self, "max_after", 0)
+        if self.zero_baseline is None:
+            object.__setattr__(self, "zero_baseline",
+                               "require_zero" if self.kind == "count_zero" else "not_achieved")
         if self.after_months is None and self.max_after is None:
             raise ValueError("a window since attachment (after_months: null) needs max_after")
         return self
@@ -179,6 +186,9 @@ class EvidenceRule(_RuleBase):
     require_completed: bool = False
     min_duration_weeks: int = Field(0, ge=0, le=156)
     sustain_months: int = Field(0, ge=0, le=36)
+    current: bool = Field(
+        False, description="a status that must still hold at the as-of date (not ended)"
+    )
 
 
 class FamilyStarRule(_RuleBase):

@@ -254,3 +254,29 @@ def test_identifier_rules() -> None:
     from famlink.generate.ids import make_upn
     u = make_upn(42)
     assert upn_valid(u) and not upn_valid(("B" if u[0] != "B" else "C") + u[1:])
+
+
+def test_continuing_problems_have_no_quiet_spell() -> None:
+    """too_early / not_improving events recur every RECUR_GAP days at most, so no plan's
+    window (3 months or more) passes for an improvement before the change (too_early) or
+    after it (not_improving)."""
+    import random
+
+    from famlink.generate.cohort import Family, Problem
+    from famlink.generate.trajectories import RECUR_GAP, Planner, Timeline
+
+    pl = object.__new__(Planner)
+    pl.tl = Timeline(0, 800, 0)
+    fam = Family(0, "F", 0, [0], 100, "x", {})
+    for trajectory, change in (("too_early", 700), ("not_improving", 200)):
+        for seed in range(20):
+            pr = Problem("1A", "asb", 0, 100, trajectory, change)
+            days = pl._windows(fam, pr, random.Random(seed), (2, 3))
+            after = [x for x in days if x >= fam.attached_on]
+            if trajectory == "too_early":
+                assert max(after) < change and change - max(after) <= 12
+                gaps = [b - a for a, b in zip([fam.attached_on, *after], after, strict=False)]
+            else:
+                assert min(after) == change and 800 - max(after) <= RECUR_GAP[1] + 3
+                gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+            assert max(gaps) <= RECUR_GAP[1] + 5, (trajectory, seed, after)

@@ -56,8 +56,8 @@ def days(text: str, n: int) -> str:
 class Builder:
     """Writes scenario facts for one family under one rule."""
 
-    def __init__(self, w: World, fid: str, plan: Plan) -> None:
-        self.w, self.fid, self.plan = w, fid, plan
+    def __init__(self, w: World, fid: str, plan: Plan, indicator: str = "") -> None:
+        self.w, self.fid, self.plan, self.indicator = w, fid, plan, indicator
         self.adult, self.child = f"{fid}-P", f"{fid}-C"
 
     # -------------------------------------------------------------- events
@@ -120,7 +120,7 @@ class Builder:
         elif isinstance(rule, EpisodeRule):
             self.episode_closed(rule, add_months(d(AS_OF), -rule.sustain_months - 2))
         elif isinstance(rule, EvidenceRule):
-            self.evidence(rule, d(ATTACHED) + timedelta(days=10))
+            self.evidence(rule, d(ATTACHED) + timedelta(days=10 + rule.min_duration_weeks * 7))
         elif isinstance(rule, FamilyStarRule):
             self.star(rule, rule.min_score, days(ATTACHED, 10))
         elif isinstance(rule, EmploymentRule):
@@ -166,12 +166,23 @@ class Builder:
         if rule.closed_types:
             self.w.episode(self.child, rule.closed_types[0], days(ATTACHED, -30), iso(closed_on))
 
-    def evidence(self, rule: EvidenceRule, start: date, end: date | None = None) -> None:
-        if rule.require_completed and end is None:
-            end = start + timedelta(days=max(rule.min_duration_weeks * 7, 30))
+    def evidence(self, rule: EvidenceRule, when: date, end: date | None = None) -> None:
+        """Evidence for this problem's outcome showing it from ``when``.
+
+        A completed programme (or any row where completion is required) shows
+        the outcome from its completion, so it is written to end on ``when``.
+        """
+        kind = rule.kinds[0]
+        start = when
+        if (rule.require_completed or kind == "programme_completed") and end is None:
+            end = when
+            start = max(d(ATTACHED), when - timedelta(days=30))
+            if rule.min_duration_weeks:  # completed, then stood for the duration
+                end = when - timedelta(days=rule.min_duration_weeks * 7)
+                start = max(d(ATTACHED), end - timedelta(days=30))
         self.w.evidence(
-            self.fid, rule.kinds[0], iso(start), iso(end) if end else None,
-            domain=rule.domains[0] if rule.domains else None,
+            self.fid, kind, iso(start), iso(end) if end else None,
+            domain=rule.domains[0] if rule.domains else None, outcome_code=self.indicator,
         )
 
     def star(self, rule: FamilyStarRule, score: int, when: str) -> None:
@@ -253,7 +264,7 @@ def build(plan_name: str) -> tuple[World, list[tuple[str, str, str, str, str]]]:
             scenarios += threshold_cases(rule)
         for case, status, action in scenarios:
             fid = f"F{n:02d}{case}"
-            b = Builder(w, fid, plan)
+            b = Builder(w, fid, plan, indicator)
             w.family(fid, ATTACHED, members=(
                 (b.adult, "parent_carer", "1985-03-03"), (b.child, "child", "2010-04-04")))
             w.problem(fid, indicator, _person_for(plan, rule, b))

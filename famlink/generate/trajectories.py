@@ -43,6 +43,9 @@ DISPOSALS = ("caution", "conditional_caution", "referral_order", "youth_rehabili
              "custody", "other")
 _HEADLINE_WEIGHT = {"1": 1.0, "2": 1.0, "3": 1.2, "4": 1.2, "5": 0.9, "6": 1.0, "7": 0.3}
 WEEK = 7
+# Days between recurrences of a continuing problem: short enough that any
+# window a plan counts over (3 months or more) holds at least one event.
+RECUR_GAP = (25, 70)
 
 
 class Timeline:
@@ -187,11 +190,19 @@ class Planner:
         a, c, e = fam.attached_on, pr.change_on, self.tl.end
         days = _spread(rnd, a - pre_lo, a - 20, rnd.randint(*n_pre))
         if pr.trajectory == "too_early":
-            days += _spread(rnd, a + 5, c - 12, rnd.randint(1, 2))
+            # the problem carries on until the change: the last event just before
+            # it, and no quiet spell long enough to pass for an improvement
+            day = c - rnd.randint(5, 12)
+            while day >= a + 5:
+                days.append(day)
+                day -= rnd.randint(*RECUR_GAP)
         elif pr.trajectory == "not_improving":
-            n = max(2, (e - c) // 90)
-            days += [c] + _spread(rnd, c + 10, e - 3, n)
-        return days
+            # it recurs from the change to the end of the data, never quiet for long
+            day = c
+            while day <= e - 3:
+                days.append(day)
+                day += rnd.randint(*RECUR_GAP)
+        return sorted(days)
 
     def incident(self, day: int, category: str, fam: Family | None, h: int, at_home: bool,
                  nominals: list[tuple[int, str, str]], rnd: random.Random) -> None:
@@ -264,12 +275,22 @@ class Planner:
             self.star(fam, pr, c, star, 2, 4, rnd)
 
     def _k_crime_nominated(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
+        # a crime concern the plans measure by police call-outs to the home (e.g.
+        # Thurrock 1.4): the call-outs carry the trajectory, the statements go with it
+        self._k_police_callouts(fam, pr, rnd)
         self._nominated(fam, pr, rnd, "Crime concern", ("Boundaries and behaviour",))
 
     def _k_area_demand(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
+        # demand on services (e.g. Thurrock 7.3 "reduced re-referrals into MASH"):
+        # referrals in the 6 months before attachment, then per trajectory
+        kids = [p for p in fam.members if self.c.role[p] == ROLE_CHILD]
+        p = kids[0] if kids else fam.members[0]
+        for day in self._windows(fam, pr, rnd, (2, 4), 170):
+            self.ep(p, "REFERRAL", day, day + 2, "CLOSED_NFA")
         self._nominated(fam, pr, rnd, "Targeted area demand", ("Social networks",))
 
     def _k_children_nominated(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
+        self._monitored(fam, pr, rnd)
         self._nominated(fam, pr, rnd, "Children's services concern",
                         ("Meeting emotional needs", "Keeping your children safe"))
 
@@ -420,7 +441,7 @@ class Planner:
             self.ep(p, "REFERRAL", c, c + 3, "STEPPED_UP")
             self.ep(p, "ASSESSMENT", c + 4, c + 40, "STEPPED_UP")
             self.ep(p, "CIN_PLAN", c + 41, None, None)
-        elif pr.trajectory == "too_early":
+        else:  # monitored by early help from attachment until the change
             self.ep(p, "EARLY_HELP", a + 5, c, "CLOSED_NFA")
         self._help_evidence(fam, pr, rnd)
 
@@ -511,7 +532,17 @@ class Planner:
         else:
             self.star(fam, pr, c + 7, star, 6, 7, rnd)
 
+    def _monitored(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
+        """Identified as needing early help: monitored by it until the change, or still."""
+        p, a, c = pr.person, fam.attached_on, pr.change_on
+        if p is None:
+            return
+        self.ep(p, "EARLY_HELP", a - rnd.randint(10, 60),
+                None if pr.trajectory == "not_improving" else c,
+                None if pr.trajectory == "not_improving" else "CLOSED_NFA")
+
     def _k_child_mental_health(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
+        self._monitored(fam, pr, rnd)
         self._engagement(fam, pr, rnd, "CAMHS", ("Your well-being", "Meeting emotional needs"))
 
     def _k_young_mother(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
@@ -565,7 +596,9 @@ class Planner:
         else:
             self.ev(fam, pr.person, "neet_status", "NEET", None, code, a - 20, None, "Connexions")
         if pr.trajectory == "not_improving":
-            self.ev(fam, pr.person, "neet_status", "EET", None, code, a + 20, c - 1, "Connexions")
+            # a short spell in EET (under 13 weeks: no plan's sustained placement), then NEET
+            self.ev(fam, pr.person, "neet_status", "EET", None, code, a + 20,
+                    min(c - 1, a + 20 + rnd.randint(20, 70)), "Connexions")
             self.ev(fam, pr.person, "neet_status", "NEET", None, code, c, None, "Connexions")
         else:
             self.ev(fam, pr.person, "neet_status", "EET", None, code, c, None, "Connexions")

@@ -1,33 +1,43 @@
 -- Rule kind evidence_present: practitioner evidence of the given kinds for
--- this outcome (its outcome_code is the outcome line or the indicator, or
--- empty), lasting at least min_duration_weeks from attachment (engagement),
--- completed when required, and held for sustain_months afterwards.
+-- this outcome, recorded on or after attachment (evidence from before
+-- attachment shows the problem, not progress on it), whose outcome_code names
+-- this outcome line or the indicator (evidence with no outcome_code supports
+-- no particular outcome and is not counted). A row evidences the outcome from
+-- its start_date, except a completed programme (and any row when completion
+-- is required), which does so from its end_date, the completion: one not yet
+-- completed is pending. The evidence must then stand for min_duration_weeks
+-- (an engagement or plan that ended sooner does not count; a completion
+-- stands) and the outcome is achieved sustain_months after that. A status
+-- marked current (e.g. EET) must also not have ended by the as-of date.
 WITH
 $targets,
 ev AS (
     SELECT t.indicator, t.attached_on AS t_attached_on, e.*,
-        greatest(e.start_date, t.attached_on) AS eff_start
+        CASE WHEN $require_completed OR e.kind = 'programme_completed' THEN e.end_date
+             ELSE e.start_date END AS evidenced_on,
+        CASE WHEN $require_completed OR e.kind = 'programme_completed' THEN NULL
+             ELSE e.end_date END AS held_until
     FROM targets AS t
     JOIN intermediate.int_rules_practitioner_evidence AS e ON e.family_id = t.family_id
     WHERE e.kind IN ($kinds)
       AND ($person_scope)
       AND ($domain_filter)
-      AND (NOT $match_code OR e.outcome_code IS NULL
+      AND (NOT $match_code
            OR upper(trim(e.outcome_code)) IN ($codes, upper(t.indicator)))
-      AND coalesce(e.end_date, getvariable('as_of')) >= t.attached_on
+      AND e.start_date >= t.attached_on
 ),
 rows AS (
     SELECT *,
-        CAST(eff_start + INTERVAL ($min_days) DAY AS DATE) AS long_enough_on,
-        CASE WHEN $require_completed THEN end_date
-             ELSE CAST(eff_start + INTERVAL ($min_days) DAY AS DATE) END AS base_on
+        CAST(evidenced_on + INTERVAL ($min_days) DAY AS DATE) AS long_enough_on,
+        CAST(evidenced_on + INTERVAL ($min_days) DAY AS DATE) AS base_on
     FROM ev
 ),
 judged AS (
     SELECT *,
         CAST(base_on + INTERVAL ($sustain_months) MONTH AS DATE) AS due_on,
         -- evidence that ended before it lasted long enough cannot show the outcome
-        (end_date IS NULL OR long_enough_on <= end_date) AS duration_ok
+        (held_until IS NULL OR long_enough_on <= held_until)
+            AND (NOT $current OR held_until IS NULL) AS duration_ok
     FROM rows
 ),
 res AS (
