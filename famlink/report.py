@@ -12,6 +12,8 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
+from famlink.contract import load_indicators
+
 console = Console()
 
 
@@ -31,6 +33,9 @@ def print_run_summary(summary: Any) -> None:
         statuses = _rows(con, """
             SELECT status, count(*) FROM marts.problem_status
             WHERE as_of = ? GROUP BY status ORDER BY status""", [request.as_of])
+        codes = _rows(con, """
+            SELECT indicator, count(DISTINCT family_id) FROM marts.family_problems
+            GROUP BY indicator ORDER BY indicator""")
         claims = _rows(con, """
             SELECT claim_type, count(*) FROM claims.current_claims
             WHERE as_of = ? GROUP BY claim_type ORDER BY claim_type""", [request.as_of])
@@ -47,4 +52,10 @@ def print_run_summary(summary: Any) -> None:
     if new is not None:
         table.add_row("new claims at this run", str(new))
     console.print(table)
+    known = load_indicators().get(request.plan, {})
+    for code, families in codes:
+        if code not in known:
+            console.print(f"[yellow]warning[/] indicator {code} ({families} families) is not an "
+                          f"indicator of the {request.plan} plan: its problems cannot be "
+                          f"evaluated and block those families' SSP claims", highlight=False)
     console.print(f"warehouse: {request.warehouse.resolve()}")
