@@ -191,7 +191,10 @@ def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
     con.execute("INSERT INTO meta.loads VALUES (?, ?, ?, ?, ?)",
                 [load_id, datetime.now(), str(drop), up_to_month, __version__])
     summary = IngestSummary(load_id=load_id)
-    for month, folder in month_folders(Path(drop), up_to_month):
+    months = month_folders(Path(drop), up_to_month)
+    if not months:
+        summary.warnings.append(f"no month folders (YYYY-MM) up to {up_to_month} in {drop}")
+    for month, folder in months:
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or path.is_dir():
                 continue
