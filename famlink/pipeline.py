@@ -42,6 +42,7 @@ class RunSummary:
     linkage: Any = None
     outcomes: Any = None
     claims: Any = None
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def set_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:

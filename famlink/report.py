@@ -52,6 +52,10 @@ def print_run_summary(summary: Any) -> None:
     if new is not None:
         table.add_row("new claims at this run", str(new))
     console.print(table)
+    if summary.step_seconds:
+        console.print("time per step: " + ", ".join(
+            f"{name.replace('_', ' ')} {secs:.1f}s" for name, secs in summary.step_seconds.items()),
+            highlight=False)
     known = load_indicators().get(request.plan, {})
     for code, families in codes:
         if code not in known:

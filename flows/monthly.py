@@ -8,6 +8,7 @@ from the command line does not pay for starting a temporary server.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -32,14 +33,28 @@ Call = Callable[..., Any]
 
 def monthly_steps(request: RunRequest, call: Call) -> RunSummary:
     """The run's table of contents; ``call`` runs one step (as a task or directly)."""
+    seconds: dict[str, float] = {}
+    step = timed(call, seconds, request)
     with build_then_publish(request.warehouse) as con:
-        ingest = call(ingest_extracts, con, request)
-        call(build_staging, con, request)
-        linkage = call(link_people_and_households, con, request)
-        outcomes = call(evaluate_plan_outcomes, con, request)
-        claims = call(record_claims, con, request)
+        ingest = step(ingest_extracts, con, request)
+        step(build_staging, con, request)
+        linkage = step(link_people_and_households, con, request)
+        outcomes = step(evaluate_plan_outcomes, con, request)
+        claims = step(record_claims, con, request)
     return RunSummary(request=request, ingest=ingest, linkage=linkage, outcomes=outcomes,
-                      claims=claims)
+                      claims=claims, step_seconds=seconds)
+
+
+def timed(call: Call, seconds: dict[str, float], request: RunRequest) -> Call:
+    """Run each step through ``call``, noting its wall time and saying when it starts."""
+    def run(step: Call, *args: Any) -> Any:
+        if request.progress:
+            request.progress(f"step {step.__name__.replace('_', ' ')}")
+        started = time.perf_counter()
+        result = call(step, *args)
+        seconds[step.__name__] = time.perf_counter() - started
+        return result
+    return run
 
 
 def _as_task(step: Call, *args: Any) -> Any:
