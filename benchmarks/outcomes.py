@@ -15,6 +15,11 @@ date (one warehouse, runs in date order, as a council would), and compare
 
 A status is judged only on claimability (achieved or not): the plan decides
 whether a not-achieved problem is "not yet sustained" or "not achieved".
+
+The truth is written for the plan the county is generated for: a kind the plan
+counts as achieved at the change itself is labelled improving once changed,
+and continuous-employment dates use the plan's own qualifying periods (see
+famlink/generate/data/indicator_kinds.yaml achieved_at_change and ce_weeks).
 """
 
 from __future__ import annotations

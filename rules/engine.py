@@ -264,6 +264,8 @@ def compile_rule(
             kinds=sql_list(rule.kinds),
             person_scope=_evidence_scope(rule.scope),
             domain_filter=f"upper(trim(e.domain)) IN ({sql_list(domains)})" if domains else "TRUE",
+            later_domain_filter=(f"upper(trim(x.domain)) IN ({sql_list(domains)})"
+                                 if domains else "TRUE"),
             match_code=sql_bool(rule.match_outcome_code),
             codes=sql_list([c.upper() for c in (codes or [rule.id])]),
             require_completed=sql_bool(rule.require_completed),

@@ -63,9 +63,12 @@ def test_countywide_eet_must_still_hold() -> None:
     w = _world("4B")
     w.evidence("F1", "neet_status", "2023-07-01", "2023-10-01", domain="EET", outcome_code="4B")
     w.evidence("F1", "neet_status", "2023-10-02", domain="NEET", outcome_code="4B")
-    w.evidence("F2", "neet_status", "2024-06-01", domain="EET", outcome_code="4B")
+    w.evidence("F2", "neet_status", "2024-03-30", domain="EET", outcome_code="4B")  # 13 weeks
     assert _status(w, "countywide", "F1", "4B") == "not_achieved"
     assert _status(w, "countywide", "F2", "4B") == "achieved"
+    w2 = _world("4B")  # EET begun 12 weeks before the as-of: not yet sustained
+    w2.evidence("F1", "neet_status", "2024-04-07", domain="EET", outcome_code="4B")
+    assert _status(w2, "countywide", "F1", "4B") == "not_yet_sustained"
 
 
 def test_countywide_conflict_managed_needs_13_weeks_of_engagement() -> None:

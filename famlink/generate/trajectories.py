@@ -33,6 +33,11 @@ from .people import ROLE_CHILD, County
 EDU_KINDS = {"persistent_absence", "suspensions", "permanent_exclusion", "alternative_provision",
              "not_in_school", "education_nominated"}
 EMP_KINDS = {"out_of_work", "uc_conditions"}
+# kinds whose outcome is measured by the person's own offending
+OFFENDING_KINDS = {"adult_offending", "offender_supervision", "youth_offending", "asb",
+                   "crime_nominated"}
+# kinds that plant the identified child's attendance
+ATT_KINDS = EDU_KINDS | {"young_carer"}
 KINDS = sorted(KIND_PEOPLE)
 STAR_DOMAINS = ("Physical health", "Your well-being", "Meeting emotional needs",
                 "Keeping your children safe", "Social networks", "Education and learning",
@@ -46,6 +51,31 @@ WEEK = 7
 # Days between recurrences of a continuing problem: short enough that any
 # window a plan counts over (3 months or more) holds at least one event.
 RECUR_GAP = (25, 70)
+# Absence rate of a child whose attendance is a problem: high enough that any 3
+# terms of which at most one is good (a too_early change) average below 88%
+# attendance, clearly failing every plan's 90% threshold.
+BAD_ABSENCE = (0.18, 0.26)
+# Family Star Plus domains each kind's own readings are taken on (the family has
+# one reading per domain and date: see Planner.star).
+HELP_KINDS = {"early_help", "family_early_help", "child_in_need", "repeat_assessment",
+              "child_protection", "looked_after"}
+STAR_OWNERS = {
+    "crime_nominated": ("Boundaries and behaviour",),
+    "area_demand": ("Social networks",),
+    "children_nominated": ("Meeting emotional needs", "Keeping your children safe"),
+    "homeless": ("Home and money",),
+    "child_mental_health": ("Your well-being", "Meeting emotional needs"),
+    "young_mother": ("Meeting emotional needs",),
+    "family_conflict": ("Family routine", "Meeting emotional needs"),
+    "mental_health": ("Your well-being",),
+    "substance_misuse": ("Your well-being",),
+    "physical_health": ("Physical health",),
+    "financial_exclusion": ("Home and money",),
+    "domestic_abuse": ("Keeping your children safe",),
+    "domestic_perpetrator": ("Keeping your children safe",),
+    "domestic_callout": ("Keeping your children safe",),
+    "child_da_perpetrator": ("Keeping your children safe",),
+}
 
 
 class Timeline:
@@ -74,6 +104,7 @@ class Planner:
         self.codes = indicator_kinds().get("outcome_codes", {}).get(plan, {})
         self.heads = headline_plan(plan)
         self.kinds = indicator_kinds()["plans"][plan]
+        self.ce_weeks = dict(indicator_kinds().get("ce_weeks", {}).get(plan) or {})
 
     # ----------------------------------------------------------- selection
     def assign(self, fam: Family) -> None:
@@ -116,6 +147,14 @@ class Planner:
             if pr.kind in EMP_KINDS and rnd.random() < 0.3:
                 pr.trajectory = "improving"  # the CE route
             pr.change_on = self._change(fam, pr, rnd)
+        edu = next((pr for pr in fam.problems if pr.kind in EDU_KINDS), None)
+        for pr in fam.problems:
+            if pr.kind == "young_carer" and edu is not None:
+                # a young carer's attendance goes the way of the family's school problem
+                # ("every child attends" outcomes see both children)
+                pr.trajectory, pr.change_on = edu.trajectory, edu.change_on
+                if edu.trajectory == "too_early":  # too recent for any plan, as other kinds
+                    pr.change_on = max(fam.attached_on + 15, self.tl.end - 45)
         if fam.klass == "good" and all(p.trajectory == "improving" for p in fam.problems):
             close = a + rnd.randint(240, 330)
             fam.closed_on = close if close <= self.tl.end else None
@@ -179,10 +218,34 @@ class Planner:
 
     def star(self, fam: Family, pr: Problem, day: int, domains: tuple[str, ...], lo: int,
              hi: int, rnd: random.Random) -> None:
-        """Family Star Plus readings on the given domains."""
+        """Family Star Plus readings on the given domains.
+
+        The star is one assessment of the whole family: a domain that another of
+        the family's problems is measured on (its owner, see star_owner) is read
+        only by problems going the owner's way, so that a too_early or failing
+        problem never writes a low reading into an improving problem's domain
+        (or an improving one a high reading into a failing one's).
+        """
         for dom in domains:
-            self.ev(fam, pr.person, "family_star", dom, rnd.randint(lo, hi), self.code(pr), day,
-                    None)
+            score = rnd.randint(lo, hi)  # drawn for every domain: a stable random stream
+            owner = self.star_owner(fam, dom)
+            if owner is not None and owner is not pr and owner.trajectory != pr.trajectory:
+                continue
+            self.ev(fam, pr.person, "family_star", dom, score, self.code(pr), day, None)
+
+    def star_owner(self, fam: Family, domain: str) -> Problem | None:
+        """The problem whose outcome a Family Star domain measures in this family.
+
+        The first problem of a kind measured on that domain (STAR_OWNERS), else the
+        first children-who-need-help problem (they read 7 domains at once).
+        """
+        for pr in fam.problems:
+            if domain in STAR_OWNERS.get(pr.kind, ()):
+                return pr
+        for pr in fam.problems:
+            if pr.kind in HELP_KINDS and domain in STAR_DOMAINS[:7]:
+                return pr
+        return None
 
     def _windows(self, fam: Family, pr: Problem, rnd: random.Random, n_pre: tuple[int, int],
                  pre_lo: int = 330) -> list[int]:
@@ -305,11 +368,17 @@ class Planner:
         assert pr.person is not None
         p, t0 = pr.person, _next_term(fam.attached_on + 10)
         tc = term_of(pr.change_on)
+        # another problem's child keeps the attendance that problem plants for it
+        others = {o.person for o in fam.problems
+                  if o is not pr and o.kind in ATT_KINDS and o.person != p}
         for t in range(t0 - 4, self.tl.last_att_term + 4):
             good_after = pr.trajectory in ("improving", "too_early") and t >= tc
             if good_after:
-                for q in self._school_kids(fam):
-                    self.s.att[(q, t)] = (rnd.uniform(0.005, 0.045), 0.3)
+                # every child who may be on a school roll that term (a 4-year-old who
+                # starts school, a sixth former): "every child attends" outcomes see them
+                for q in fam.members:
+                    if self.c.role[q] == ROLE_CHILD and q not in others:
+                        self.s.att[(q, t)] = (rnd.uniform(0.005, 0.045), 0.3)
             else:
                 self.s.att[(p, t)] = (rnd.uniform(*bad), unauth)
         return t0
@@ -318,7 +387,9 @@ class Planner:
         self._edu(fam, pr, rnd, (0.16, 0.28), 0.75)
 
     def _k_education_nominated(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
-        self._edu(fam, pr, rnd, (0.12, 0.16), 0.2)
+        # absence well above 10%: with the one good term a too_early change can have
+        # delivered, 3 terms still average clearly below 90% attendance
+        self._edu(fam, pr, rnd, BAD_ABSENCE, 0.2)
         self.ev(fam, pr.person, "professional_statement", "School attendance concern", None,
                 self.code(pr), fam.attached_on - 5, None, "Education welfare")
 
@@ -326,7 +397,7 @@ class Planner:
         return sorted({rnd.randint(term_start(t) + 3, term_end(t) - 3) for _ in range(n)})
 
     def _k_suspensions(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
-        t0 = self._edu(fam, pr, rnd, (0.12, 0.2), 0.6)
+        t0 = self._edu(fam, pr, rnd, BAD_ABSENCE, 0.6)
         p = pr.person
         ta = term_of(fam.attached_on)
         ta = ta if term_start(ta) < fam.attached_on else ta - 1
@@ -441,8 +512,12 @@ class Planner:
             self.ep(p, "REFERRAL", c, c + 3, "STEPPED_UP")
             self.ep(p, "ASSESSMENT", c + 4, c + 40, "STEPPED_UP")
             self.ep(p, "CIN_PLAN", c + 41, None, None)
-        else:  # monitored by early help from attachment until the change
-            self.ep(p, "EARLY_HELP", a + 5, c, "CLOSED_NFA")
+        else:
+            # assessed again after attachment (s17/s47) and closed with no further
+            # action at the change: until then the child is not stepped down, so a
+            # too_early change shows no outcome under any plan's wording
+            self.ep(p, "REFERRAL", a + 2, a + 4, "STEPPED_UP")
+            self.ep(p, "ASSESSMENT", a + 5, c, "CLOSED_NFA")
         self._help_evidence(fam, pr, rnd)
 
     def _k_child_protection(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
@@ -498,9 +573,16 @@ class Planner:
         p, a, c = pr.person, fam.attached_on, pr.change_on
         assert p is not None
         self.ep(p, "YOUNG_CARER", a - rnd.randint(30, 300), None, None)
+        if p in self._school_kids(fam):
+            # caring keeps the child off school until the change (then per trajectory)
+            self._edu(fam, pr, rnd, BAD_ABSENCE, 0.5)
         if pr.trajectory != "not_improving":
             self.ev(fam, p, "young_carer_support", "Young carers service", None, self.code(pr),
                     c, None, "Young carers service")
+        if pr.trajectory == "improving":
+            self.ev(fam, p, "professional_statement",
+                    "Young carer reports a settled and healthy home", None, self.code(pr),
+                    c + 30, None, "Young carers service")
 
     def _k_early_years(self, fam: Family, pr: Problem, rnd: random.Random) -> None:
         p, a, c = pr.person, fam.attached_on, pr.change_on
@@ -528,7 +610,7 @@ class Planner:
                 self.ev(fam, pr.person, "programme_completed", programme, None, code, c,
                         c + 90)
             self.ev(fam, pr.person, "professional_statement", f"{service}: issue managed", None,
-                    code, c + 190, None)
+                    code, c + 30, None)
         else:
             self.star(fam, pr, c + 7, star, 6, 7, rnd)
 
@@ -574,6 +656,9 @@ class Planner:
         if ben == "UC":
             new = "WORKING_ENOUGH" if rnd.random() < 0.6 else "LIGHT_TOUCH"
             weeks = 13 if new == "WORKING_ENOUGH" else 26
+            # a plan may set its own period (Cumbria: UC claimants meet the AET for 26
+            # of the last 30 weeks, whichever regime they move to)
+            weeks = self.ce_weeks.get(f"UC_{new}", weeks)
             self.s.benefits.append((p, "UC", regime, s, c - 1))
             self.s.benefits.append((p, "UC", new, c, None))
             if new == "LIGHT_TOUCH":
@@ -634,7 +719,12 @@ class Planner:
             fem = [p for p in adults if self.c.sex[p] == 1 and p != perpetrator]
             victim = fem[0] if fem else adults[0]
         if perpetrator is None:
-            men = [p for p in adults if p != victim and self.c.sex[p] == 0]
+            # not an adult whose own offending is another problem going another way:
+            # his charged/cautioned domestic incidents would be (re)offending too
+            offenders = {o.person for o in fam.problems if o is not pr
+                         and o.kind in OFFENDING_KINDS and o.trajectory != pr.trajectory}
+            men = [p for p in adults if p != victim and self.c.sex[p] == 0
+                   and p not in offenders]
             perpetrator = men[0] if men else rnd.randrange(self.c.n)
         for day in self._windows(fam, pr, rnd, (2, 4)):
             self.incident(day, "DOMESTIC", fam, fam.household, True,
@@ -708,9 +798,16 @@ def plan_cohort(c: County, fams: list[Family], plan: str, seed: int, tl: Timelin
     """Assign problems and plant every family's data; DWP matching quirks too."""
     store = Planted()
     pl = Planner(c, plan, seed, tl, store)
+    at_change = set(indicator_kinds().get("achieved_at_change", {}).get(plan) or ())
     for fam in fams:
         pl.assign(fam)
         pl.plant(fam)
+        for pr in fam.problems:
+            # the plan counts this kind's change as the outcome itself (no sustainment
+            # period): a too_early change that has happened is an achieved outcome
+            if pr.kind in at_change and pr.trajectory == "too_early" \
+                    and pr.change_on <= tl.end:
+                pr.trajectory = "improving"
     rnd = random.Random(seed * 977 + 1)
     protected = {pr.person for f in fams for pr in f.problems if pr.kind in EMP_KINDS}
     cohort_people = {p for f in fams for p in f.members}

@@ -20,12 +20,15 @@ Files (CSV, UTF-8, header row, LF):
   indicator), problem (headline digit), kind (generator problem kind, see
   data/indicator_kinds.yaml), trajectory (improving / not_improving /
   too_early), change_on (ISO date the behaviour changed: the improvement, or
-  for not_improving the first recurrence), attached_on (ISO).
+  for not_improving the first recurrence), attached_on (ISO). A kind the plan
+  counts as achieved at the change itself (indicator_kinds.yaml
+  achieved_at_change) is labelled improving once its change has happened.
 - employment.csv: family_id, person_ref, benefit, off_benefit_on,
   employment_start, qualifies_ce_on (ISO date the continuous-employment
   qualifying period completed - 26 weeks off JSA, 13 off ESA/IS, 13 in UC
-  WORKING_ENOUGH, 26 in UC LIGHT_TOUCH - empty if not completed by the end of
-  the data). Includes short jobs that ended back on benefits (not_improving).
+  WORKING_ENOUGH, 26 in UC LIGHT_TOUCH, or the plan's own periods where
+  indicator_kinds.yaml ce_weeks sets them - empty if not completed by the end
+  of the data). Includes short jobs that ended back on benefits (not_improving).
 - planted_faults.csv: month, file, row_number (data rows from 1 as written,
   header not counted), column (empty for whole-row faults), kind (invalid_upn,
   invalid_nhs, invalid_ni, bad_date, column_count, duplicate_key).

@@ -1,6 +1,7 @@
 -- Rule kind attendance_threshold: attendance (and exclusions) over windows of
 -- consecutive terms that start after attachment, ending at the latest term
--- present in the arrived deliveries. Every child in scope must pass.
+-- present in the arrived deliveries. Every child in scope must pass, and the
+-- identified child must be among them.
 WITH
 $targets,
 people AS (
@@ -82,10 +83,16 @@ child_ok AS (
         AND (NOT $no_perm OR perm = 0) AS ok
     FROM child_judged
 ),
+-- the identified child (a person-level indicator) must itself have every term
+-- of the window: siblings attending cannot stand in for a child with no
+-- attendance rows (e.g. one not enrolled anywhere)
 fam_win AS (
-    SELECT family_id, indicator, t, bool_and(ok) AS ok,
-           min(1 - absence / nullif(possible, 0)) AS worst
-    FROM child_ok
+    SELECT c.family_id, c.indicator, c.t,
+           bool_and(c.ok) AND (any_value(tg.person_ref) IS NULL
+                               OR bool_or(c.person_ref = tg.person_ref)) AS ok,
+           min(1 - c.absence / nullif(c.possible, 0)) AS worst
+    FROM child_ok AS c
+    JOIN targets AS tg ON tg.family_id = c.family_id AND tg.indicator = c.indicator
     GROUP BY ALL
 ),
 runs AS (

@@ -8,7 +8,8 @@
 -- completed is pending. The evidence must then stand for min_duration_weeks
 -- (an engagement or plan that ended sooner does not count; a completion
 -- stands) and the outcome is achieved sustain_months after that. A status
--- marked current (e.g. EET) must also not have ended by the as-of date.
+-- marked current (e.g. EET) must also not have ended by the as-of date, nor
+-- been followed by a later status of the same kind that is not accepted (NEET).
 WITH
 $targets,
 ev AS (
@@ -37,8 +38,19 @@ judged AS (
         CAST(base_on + INTERVAL ($sustain_months) MONTH AS DATE) AS due_on,
         -- evidence that ended before it lasted long enough cannot show the outcome
         (held_until IS NULL OR long_enough_on <= held_until)
-            AND (NOT $current OR held_until IS NULL) AS duration_ok
-    FROM rows
+            AND (NOT $current OR (held_until IS NULL AND NOT superseded)) AS duration_ok
+    FROM (
+        -- a status (current) is superseded by a later status record of the same
+        -- kind for the same person that is not one of the accepted ones (e.g. EET
+        -- with no end date, then NEET): it no longer holds
+        SELECT r.*, EXISTS (
+            SELECT 1 FROM intermediate.int_rules_practitioner_evidence AS x
+            WHERE x.family_id = r.family_id AND x.kind = r.kind
+              AND x.person_ref IS NOT DISTINCT FROM r.person_ref
+              AND x.start_date > r.start_date AND x.start_date <= getvariable('as_of')
+              AND NOT ($later_domain_filter)) AS superseded
+        FROM rows AS r
+    )
 ),
 res AS (
     SELECT family_id, indicator,
