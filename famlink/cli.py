@@ -309,7 +309,12 @@ def generate(
                              cohort_families=families)
     summary = generate_county(config, progress=lambda stage, done, total: _progress(
         f"{stage}: {done}/{total}"))
-    console.print(summary)
+    console.print(f"{summary.out_dir}: plan {summary.plan}, seed {summary.seed}, "
+                  f"{summary.months} months, {summary.residents:,} residents, "
+                  f"{summary.cohort_families:,} cohort families; {summary.files_written:,} files, "
+                  f"{summary.rows_written:,} rows, {summary.bytes_written / 1e6:,.1f} MB, "
+                  f"{summary.planted_faults} planted faults; ground truth in "
+                  f"{summary.out_dir}/_truth/")
 
 
 @app.command()
