@@ -9,8 +9,10 @@ or, on the same date of birth, forenames that cannot be one person.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date
 
 
 def jaro_winkler(a: str, b: str) -> float:
@@ -43,22 +45,83 @@ def jaro_winkler(a: str, b: str) -> float:
     return jaro + prefix * 0.1 * (1 - jaro)
 
 
+def within_one_edit(a: str, b: str) -> bool:
+    """Damerau-Levenshtein distance <= 1 (one substitution, insertion, deletion
+    or swap of adjacent letters), as DuckDB's damerau_levenshtein."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if la < lb else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1:]
+
+
 def forenames_compatible(a: str, b: str, groups: dict[str, frozenset[str]]) -> bool:
-    """Could two standardised forenames belong to one person?"""
+    """Could two standardised forenames belong to one person? The same tests as
+    ``comparisons.FIRST_NAME_COMPATIBLE_SQL``."""
     if a == b:
         return True
     if len(a) == 1 or len(b) == 1:
         return a[0] == b[0]
     if groups.get(a, frozenset((a,))) & groups.get(b, frozenset((b,))):
         return True
+    if min(len(a), len(b)) >= 4 and within_one_edit(a, b):
+        return True
     return jaro_winkler(a, b) >= 0.9
 
 
-@dataclass
+# (forename, surname, other given names) of one record
+Name = tuple[str, str, tuple[str, ...]]
+
+
+def names_compatible(x: Name, y: Name, groups: dict[str, frozenset[str]]) -> bool:
+    """Could two records' names be one person's (nickname, typo, initial, a middle
+    name used as forename, forename and surname swapped)?"""
+    return (
+        forenames_compatible(x[0], y[0], groups)
+        or x[0] in y[2]
+        or y[0] in x[2]
+        or jaro_winkler(x[0], y[1]) >= 0.9
+        or jaro_winkler(x[1], y[0]) >= 0.9
+    )
+
+
+def names_conflict(n1: set[Name], n2: set[Name], groups: dict[str, frozenset[str]]) -> bool:
+    """Two sets of names seen on one date of birth that cannot be one person.
+
+    Full forenames decide when both sides have one: an initial ("J") fits both
+    twins, so it must not be the bridge that lets JACK join JAMES.
+    """
+    full1 = {x for x in n1 if len(x[0]) > 1}
+    full2 = {y for y in n2 if len(y[0]) > 1}
+    if full1 and full2:
+        n1, n2 = full1, full2
+    return not any(names_compatible(x, y, groups) for x in n1 for y in n2)
+
+
 class _Cluster:
-    ids: dict[str, set[str]] = field(default_factory=dict)
-    cohort: set[str] = field(default_factory=set)
-    forenames_by_dob: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    """What a cluster knows that a merge could contradict (sparse: only what is
+    present, so that a county's worth of singletons stays cheap)."""
+
+    __slots__ = ("ids", "cohort", "dobs", "forenames_by_dob")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, set[str]] = {}
+        self.cohort: set[str] = set()
+        self.dobs: set[str] = set()
+        self.forenames_by_dob: dict[str, set[Name]] = {}
+
+    def size(self) -> int:
+        return len(self.cohort) + sum(map(len, self.ids.values()))
 
 
 @dataclass(frozen=True)
@@ -71,6 +134,7 @@ class Node:
     dob: str | None = None
     first_name: str | None = None
     last_name: str | None = None
+    other_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,27 +145,121 @@ class Edge:
     method: str
 
 
+# A probabilistic edge to a second, conflicting person counts as a rival of the
+# edge taken when it is within this many bits of match weight (a likelihood
+# ratio of 8): the record fits both about as well, so it is given to neither.
+AMBIGUITY_MARGIN = 3.0
+# Dates of birth this far apart are two people, unless one is a typing slip of
+# the other (one digit, or day and month swapped).
+GENERATION_DAYS = 3652
+
+
+def _weight(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log2(p / (1 - p))
+
+
+def dob_slip(a: str, b: str) -> bool:
+    """Could one ISO date be the other mistyped (one digit, two adjacent digits
+    swapped, or day and month transposed)?"""
+    if len(a) != len(b):
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    if len(diff) <= 1:
+        return True
+    if len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] \
+            and a[diff[1]] == b[diff[0]]:
+        return True
+    return a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]
+
+
+def dobs_conflict(d1: set[str], d2: set[str]) -> bool:
+    """Two sets of dates of birth with no pair that could be one person's."""
+    for a in d1:
+        for b in d2:
+            if a == b or dob_slip(a, b):
+                return False
+            try:
+                gap = abs((date.fromisoformat(a) - date.fromisoformat(b)).days)
+            except ValueError:
+                return False
+            if gap < GENERATION_DAYS:
+                return False
+    return True
+
+
 def cluster(
     nodes: Iterable[Node], edges: Iterable[Edge], groups: dict[str, frozenset[str]]
 ) -> tuple[dict[int, int], list[Edge], list[Edge]]:
     """Return (profile -> cluster root, accepted edges, refused edges).
 
     Deterministic edges (probability 1.0) come first; probabilistic ones by
-    descending probability.
+    descending probability; a merge is refused when the clusters conflict.
+    A profile whose probabilistic edges reach two conflicting people about as
+    strongly (``AMBIGUITY_MARGIN``) is ambiguous: a second pass clusters without
+    its probabilistic edges, which are returned among the refused ones with
+    method ``ambiguous``.
     """
+    nodes = list(nodes)
+    edges = sorted(edges, key=lambda e: (e.method == "probabilistic", -e.probability, e.a, e.b))
+    roots, accepted, refused, rivals = _cluster_pass(nodes, edges, groups)
+    best: dict[int, float] = {}
+    for e in accepted:
+        if e.method == "probabilistic":
+            for x in (e.a, e.b):
+                best[x] = max(best.get(x, -math.inf), _weight(e.probability))
+    ambiguous = {
+        x for x, w in rivals if x in best and best[x] - w < AMBIGUITY_MARGIN
+    }
+    if not ambiguous:
+        return roots, accepted, refused
+    keep, dropped = [], []
+    for e in edges:
+        if e.method == "probabilistic" and (e.a in ambiguous or e.b in ambiguous):
+            dropped.append(Edge(e.a, e.b, e.probability, "ambiguous"))
+        else:
+            keep.append(e)
+    roots, accepted, refused, _ = _cluster_pass(nodes, keep, groups)
+    return roots, accepted, refused + dropped
+
+
+def _node_info(n: Node) -> _Cluster:
+    c = _Cluster()
+    if n.upn:
+        c.ids["upn"] = {n.upn}
+    if n.nhs_number:
+        c.ids["nhs_number"] = {n.nhs_number}
+    if n.ni_number:
+        c.ids["ni_number"] = {n.ni_number}
+    if n.cohort_ref:
+        c.cohort.add(n.cohort_ref)
+    if n.dob:
+        c.dobs.add(n.dob)
+        if n.first_name:
+            c.forenames_by_dob[n.dob] = {
+                (n.first_name, n.last_name or "", tuple(n.other_names or ()))
+            }
+    return c
+
+
+def _cluster_pass(
+    nodes: list[Node], ordered: list[Edge], groups: dict[str, frozenset[str]]
+) -> tuple[dict[int, int], list[Edge], list[Edge], list[tuple[int, float]]]:
+    """One greedy pass. ``rivals`` lists (profile, weight) for each refused edge
+    whose profile would have fitted the other cluster on its own: the refusal
+    came from what its cluster had already taken, so the profile is torn
+    between two people."""
     parent: dict[int, int] = {}
     info: dict[int, _Cluster] = {}
+    own: dict[int, Node] = {n.profile_id: n for n in nodes}
     for n in nodes:
         parent[n.profile_id] = n.profile_id
-        c = _Cluster()
-        for k in ("upn", "nhs_number", "ni_number"):
-            v = getattr(n, k)
-            c.ids[k] = {v} if v else set()
-        if n.cohort_ref:
-            c.cohort.add(n.cohort_ref)
-        if n.dob and n.first_name:
-            c.forenames_by_dob[n.dob] = {(n.first_name, n.last_name or "")}
-        info[n.profile_id] = c
+
+    def get(root: int) -> _Cluster:
+        c = info.get(root)
+        if c is None:
+            c = info[root] = _node_info(own[root])
+        return c
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -111,44 +269,40 @@ def cluster(
 
     def conflict(c1: _Cluster, c2: _Cluster) -> bool:
         for k, v1 in c1.ids.items():
-            v2 = c2.ids[k]
-            if v1 and v2 and not (v1 & v2):
+            v2 = c2.ids.get(k)
+            if v2 and not (v1 & v2):
                 return True
         if c1.cohort and c2.cohort and c1.cohort != c2.cohort:
             return True
         for dob, names1 in c1.forenames_by_dob.items():
             names2 = c2.forenames_by_dob.get(dob)
-            if names2 and not any(
-                forenames_compatible(x[0], y[0], groups)
-                or jaro_winkler(x[0], y[1]) >= 0.9
-                or jaro_winkler(x[1], y[0]) >= 0.9
-                for x in names1
-                for y in names2
-            ):
+            if names2 and names_conflict(names1, names2, groups):
                 return True
-        return False
+        return bool(c1.dobs and c2.dobs and dobs_conflict(c1.dobs, c2.dobs))
 
     accepted: list[Edge] = []
     refused: list[Edge] = []
-    ordered = sorted(edges, key=lambda e: (e.method == "probabilistic", -e.probability, e.a, e.b))
+    rivals: list[tuple[int, float]] = []
     for e in ordered:
         ra, rb = find(e.a), find(e.b)
         if ra == rb:
             continue
-        ca, cb = info[ra], info[rb]
+        ca, cb = get(ra), get(rb)
         if e.method == "probabilistic" and conflict(ca, cb):
             refused.append(e)
+            for x, other in ((e.a, cb), (e.b, ca)):
+                if not conflict(_node_info(own[x]), other):
+                    rivals.append((x, _weight(e.probability)))
             continue
-        if len(ca.cohort) + sum(map(len, ca.ids.values())) < len(cb.cohort) + sum(
-            map(len, cb.ids.values())
-        ):
+        if ca.size() < cb.size():
             ra, rb, ca, cb = rb, ra, cb, ca
         parent[rb] = ra
-        for k in ca.ids:
-            ca.ids[k] |= cb.ids[k]
+        for k, v in cb.ids.items():
+            ca.ids.setdefault(k, set()).update(v)
         ca.cohort |= cb.cohort
+        ca.dobs |= cb.dobs
         for dob, names in cb.forenames_by_dob.items():
             ca.forenames_by_dob.setdefault(dob, set()).update(names)
         del info[rb]
         accepted.append(e)
-    return {p: find(p) for p in parent}, accepted, refused
+    return {p: find(p) for p in parent}, accepted, refused, rivals

@@ -24,6 +24,7 @@ class Level:
     u: float | None = None
     is_null: bool = False
     tf_column: str | None = None
+    fix_m: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"sql_condition": self.sql, "label_for_charts": self.label}
@@ -34,6 +35,8 @@ class Level:
             d["m_probability"] = self.m
         if self.u is not None:
             d["u_probability"] = self.u
+        if self.fix_m:
+            d["fix_m_probability"] = True
         if self.tf_column:
             d["tf_adjustment_column"] = self.tf_column
             d["tf_adjustment_weight"] = 1.0
@@ -77,7 +80,8 @@ FIRST_NAME_COMPATIBLE_SQL = """(
     first_name_l = first_name_r
     OR list_has_any(first_name_groups_l, first_name_groups_r)
     OR jaro_winkler_similarity(first_name_l, first_name_r) >= 0.9
-    OR (length(first_name_l) >= 4 AND damerau_levenshtein(first_name_l, first_name_r) <= 1)
+    OR (least(length(first_name_l), length(first_name_r)) >= 4
+        AND damerau_levenshtein(first_name_l, first_name_r) <= 1)
     OR ((length(first_name_l) = 1 OR length(first_name_r) = 1)
         AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1))
     OR list_contains(other_names_r, first_name_l) OR list_contains(other_names_l, first_name_r)
@@ -135,7 +139,8 @@ def last_name_comparison() -> Comparison:
                 "(length(last_name_l) >= 4 AND damerau_levenshtein(last_name_l, last_name_r) <= 1)",
                 "typo (JW >= 0.92 or one edit)", 0.05, 0.002,
             ),
-            Level(SWAPPED_SQL, "surname and forename swapped", 0.02, 0.00002),
+            # A swap is one piece of evidence, weighed once, by the forename comparison.
+            Level(SWAPPED_SQL, "swapped with forename (weighed by the forename)", is_null=True),
             Level(
                 "list_has_any(last_name_tokens_l, last_name_tokens_r)",
                 "shares a part (double-barrelled)", 0.02, 0.0005,
@@ -155,7 +160,9 @@ def dob_comparison() -> Comparison:
         "Date of birth: exact, day/month transposed or one digit wrong, same year",
         (
             null_level("dob"),
-            Level("dob_l = dob_r", "exact", 0.9, 0.0001),
+            # Term frequencies: some dates are far commoner than chance (1 January
+            # for people whose birth date is not known, a system's default date).
+            Level("dob_l = dob_r", "exact", 0.9, 0.0001, tf_column="dob"),
             Level(
                 "(year(dob_l) = year(dob_r) AND month(dob_l) = day(dob_r) "
                 "AND day(dob_l) = month(dob_r)) OR damerau_levenshtein(dob_str_l, dob_str_r) <= 1",
@@ -164,6 +171,13 @@ def dob_comparison() -> Comparison:
             Level(
                 "abs(date_diff('day', dob_l, dob_r)) <= 366",
                 "within a year", 0.01, 0.03,
+            ),
+            # A generation apart is not a typing error (those are caught above): it
+            # is a parent and child of one name. m is fixed, because EM would learn
+            # it from exactly those same-name, same-address families.
+            Level(
+                "abs(date_diff('year', dob_l, dob_r)) >= 10",
+                "ten or more years apart", 0.002, 0.5, fix_m=True,
             ),
             else_level(0.02, 0.968),
         ),
@@ -174,7 +188,13 @@ def sex_comparison() -> Comparison:
     return Comparison(
         "sex",
         "Recorded sex",
-        (null_level("sex"), Level("sex_l = sex_r", "exact", 0.97, 0.5), else_level(0.03, 0.5)),
+        # m is fixed: sex is wrong or changed on a few records of one person, which
+        # synthetic training data (or a county with clean sex fields) would not show.
+        (
+            null_level("sex"),
+            Level("sex_l = sex_r", "exact", 0.985, 0.5, fix_m=True),
+            Level("ELSE", "all other", 0.015, 0.5, fix_m=True),
+        ),
     )
 
 
@@ -193,6 +213,10 @@ def postcode_comparison() -> Comparison:
             Level("list_has_any(postcodes_l, postcodes_r)", "in address history", 0.1, 0.002),
             Level("postcode_sector_l = postcode_sector_r", "same sector", 0.05, 0.02),
             Level("postcode_district_l = postcode_district_r", "same district", 0.05, 0.1),
+            Level(
+                "postcode_is_location_l OR postcode_is_location_r",
+                "only an incident location, elsewhere", 0.5, 0.95,
+            ),
             else_level(0.1, 0.877),
         ),
     )
@@ -204,9 +228,12 @@ def address_comparison() -> Comparison:
         "First address line (only the link command's inputs and cohort carry it)",
         (
             null_level("address"),
-            Level("address_l = address_r", "exact", 0.7, 0.001),
-            Level("jaro_winkler_similarity(address_l, address_r) >= 0.9", "similar", 0.15, 0.01),
-            else_level(0.15, 0.989),
+            # m is fixed: in the warehouse only case-system records carry an address,
+            # so no training block holds enough matching pairs to learn it.
+            Level("address_l = address_r", "exact", 0.6, 0.001, fix_m=True),
+            Level("jaro_winkler_similarity(address_l, address_r) >= 0.9", "similar", 0.15, 0.01,
+                  fix_m=True),
+            Level("ELSE", "all other", 0.25, 0.989, fix_m=True),
         ),
     )
 
@@ -241,21 +268,67 @@ def person_comparisons() -> list[Comparison]:
 
 
 # Blocking: each rule survives a different error (a DOB typo, a first-name change,
-# a house move), so together they find the pairs any single error would hide.
+# a house move, swapped names), so together they find the pairs any single error
+# would hide. Every rule is an equi-join, so the cost grows with the size of the
+# largest blocks, not with the square of the county. A date of birth shared by
+# far more people than chance allows (1 January for unknown birthdays, a
+# system's default date) would make one block of thousands: such "hot" dates
+# block only together with the forename (``dob_block`` / ``dob_hot``, made by
+# ``blocking_columns_sql``).
 BLOCKING_RULES = [
-    "l.dob = r.dob AND substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",
-    "l.dob = r.dob AND substr(l.last_name, 1, 2) = substr(r.last_name, 1, 2)",
-    "l.dob = r.dob AND substr(l.first_name, 1, 1) = substr(r.last_name, 1, 1)",
+    "l.dob_block = r.dob_block AND substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",
+    "l.dob_block = r.dob_block AND substr(l.last_name, 1, 2) = substr(r.last_name, 1, 2)",
+    "l.dob_block = r.dob_block AND substr(l.first_name, 1, 1) = substr(r.last_name, 1, 1)",
     "l.dob = r.dob AND l.postcode = r.postcode",
-    "l.postcode = r.postcode AND substr(l.first_name, 1, 2) = substr(r.last_name, 1, 2)",
-    "l.first_name = r.first_name AND l.last_name = r.last_name",
-    "list_has_any(l.first_name_groups, r.first_name_groups) AND l.last_name = r.last_name "
-    "AND year(l.dob) = year(r.dob)",
-    "l.postcode = r.postcode AND substr(l.first_name, 1, 2) = substr(r.first_name, 1, 2)",
+    "l.dob_hot = r.dob_hot AND l.first_name = r.first_name "
+    "AND substr(l.last_name, 1, 1) = substr(r.last_name, 1, 1)",
+    "l.first_name = r.first_name AND l.last_name = r.last_name AND year(l.dob) = year(r.dob)",
+    "l.first_name = r.first_name AND l.last_name = r.last_name "
+    "AND month(l.dob) = month(r.dob) AND day(l.dob) = day(r.dob)",
+    "l.first_name = r.last_name AND l.last_name = r.first_name",
     "l.upn = r.upn",
     "l.nhs_number = r.nhs_number",
     "l.ni_number = r.ni_number",
 ]
+# Rules over list columns, exploded: every postcode a person is known at (address
+# history, incident locations), so a record with no DOB still meets the records of
+# the people who live where it was seen; and every formal name a forename can
+# stand for (BILL and WILLIAM meet through WILLIAM).
+EXPLODING_BLOCKING_RULES = [
+    ("l.postcodes = r.postcodes AND l.last_name = r.last_name", ["postcodes"]),
+    ("l.postcodes = r.postcodes AND substr(l.first_name, 1, 2) = substr(r.first_name, 1, 2)",
+     ["postcodes"]),
+    ("l.first_name_groups = r.first_name_groups AND l.last_name = r.last_name "
+     "AND year(l.dob) = year(r.dob)", ["first_name_groups"]),
+]
+BLOCKING_COLUMNS = ["dob_block", "dob_hot"]
+# A date is "hot" when more records carry it than this many times the average.
+HOT_DOB_FACTOR = 20
+HOT_DOB_MIN = 50
+
+
+def blocking_columns_sql(table: str) -> str:
+    """``table`` plus the ``dob_block`` / ``dob_hot`` columns the blocking rules use."""
+    return f"""WITH f AS (
+            SELECT dob, count(*) AS n FROM {table} WHERE dob IS NOT NULL GROUP BY dob
+        ), cap AS (
+            SELECT greatest({HOT_DOB_MIN}, {HOT_DOB_FACTOR} * avg(n)) AS c FROM f
+        )
+        SELECT t.*, CASE WHEN f.n <= cap.c THEN t.dob END AS dob_block,
+               CASE WHEN f.n > cap.c THEN t.dob END AS dob_hot
+        FROM {table} t LEFT JOIN f USING (dob) CROSS JOIN cap"""
+
+
+def blocking_rules_settings() -> list[dict[str, Any]]:
+    """The blocking rules as Splink settings entries (exploding ones last)."""
+    rules: list[dict[str, Any]] = [
+        {"blocking_rule": r, "sql_dialect": "duckdb"} for r in BLOCKING_RULES
+    ]
+    rules += [
+        {"blocking_rule": r, "sql_dialect": "duckdb", "arrays_to_explode": cols}
+        for r, cols in EXPLODING_BLOCKING_RULES
+    ]
+    return rules
 
 
 def person_settings(
@@ -267,9 +340,7 @@ def person_settings(
         "unique_id_column_name": "unique_id",
         "probability_two_random_records_match": probability_two_random_records_match,
         "comparisons": [c.as_dict() for c in person_comparisons()],
-        "blocking_rules_to_generate_predictions": [
-            {"blocking_rule": r, "sql_dialect": "duckdb"} for r in BLOCKING_RULES
-        ],
+        "blocking_rules_to_generate_predictions": blocking_rules_settings(),
         "retain_matching_columns": True,
         "retain_intermediate_calculation_columns": False,
         "additional_columns_to_retain": [],

@@ -24,6 +24,9 @@ _SANITY = """(a.dob = b.dob OR a.last_name = b.last_name OR a.first_name = b.fir
 
 # DWP returned a record for the person the council sent (match_ref = person_ref);
 # it is that person only when its DOB, names and NI number agree with the case system.
+# DWP's person within a return is (match_ref, NI number): rows sharing both are one
+# person (a source_ref edge); rows without an NI number are each checked on their own,
+# since DWP may have returned two people under one reference.
 DWP_VERIFIED = """(
     (d.dob = c.dob
      AND (d.last_name = c.last_name OR jaro_winkler_similarity(d.last_name, c.last_name) >= 0.9
@@ -40,7 +43,8 @@ def deterministic_edges_sql(profiles: str) -> str:
     parts = [
         f"""SELECT min(profile_id) OVER (PARTITION BY source_system, source_person_id)
                    AS profile_l, profile_id AS profile_r, 'source_ref' AS method, 5 AS priority
-            FROM {profiles} WHERE source_person_id IS NOT NULL"""
+            FROM {profiles} WHERE source_person_id IS NOT NULL
+              AND NOT (source_system = 'dwp' AND ni_number IS NULL)"""
     ]
     for prio, (method, key) in enumerate(ID_KEYS, start=1):
         parts.append(
@@ -54,7 +58,7 @@ def deterministic_edges_sql(profiles: str) -> str:
         f"""SELECT c.profile_id, d.profile_id, 'dwp_match_ref', 4
         FROM {profiles} d JOIN {profiles} c
           ON c.source_system = 'cohort' AND d.source_system = 'dwp'
-         AND split_part(d.source_person_id, '|', 1) = c.source_person_id
+         AND d.match_ref = c.source_person_id
         WHERE {DWP_VERIFIED}"""
     )
     union = "\nUNION ALL\n".join(parts)

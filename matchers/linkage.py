@@ -1,10 +1,23 @@
 """The monthly person and household linkage over the warehouse's staging views.
 
-Order: standardise every person record; collapse identical appearances of a
-source person into profiles; link profiles deterministically on strong and
-source identifiers; score the rest with the trained Splink model; cluster
-with twin-safe constraints; write ``linkage.*`` tables with, for each record,
-how it was linked and with what probability (the evidence a claim needs).
+Order: standardise the distinct appearances of every person record; collapse
+identical ones into profiles; link profiles deterministically on strong and
+source identifiers; score candidate pairs with the committed Splink model
+(never retrained here: only the prior is scaled to this run's size); cluster
+strongest first under constraints (different identifiers, case-system people,
+twins, a generation apart, and records that fit two people go to neither);
+give DWP rows that carry nothing checkable to the person sent when DWP's
+measured accuracy allows; write ``linkage.*`` tables with, for each record, how
+it was linked and with what probability (the evidence a claim needs), and a
+clerical-review list of the pairs the rules stopped.
+
+Guards on a scored pair (``linkage.person_pairs``), each a reason a pair is
+never linked automatically whatever its score:
+
+- twin guard: same DOB, forenames that cannot be one person's;
+- generation guard: DOBs ten or more years apart and not a typing slip;
+- household guard: only surname and address agree (no forename, DOB or
+  identifier), which every member of a household shares.
 """
 
 from __future__ import annotations
@@ -19,9 +32,19 @@ import pandas as pd
 
 from matchers.clustering import Edge, Node, cluster
 from matchers.deterministic import deterministic_edges
+from matchers.dwp import METHOD as DWP_METHOD
+from matchers.dwp import unverified_dwp_links
 from matchers.households import link_households
-from matchers.probabilistic import SPLINK_COLUMNS, load_model_settings, predict_pairs
-from matchers.records import build_person_records
+from matchers.probabilistic import (
+    DEFAULT_PRIOR_RECALL,
+    MIN_TF_RECORDS,
+    SPLINK_COLUMNS,
+    add_blocking_columns,
+    estimate_prior,
+    load_model,
+    predict_pairs,
+)
+from matchers.records import build_person_records, build_profiles
 
 LINK_THRESHOLD = 0.9
 REVIEW_LOW = 0.5
@@ -37,51 +60,15 @@ class LinkageSummary:
     refused_edges: int = 0
     clerical_review: int = 0
     household_links: int = 0
+    dwp_unverified_edges: int = 0
+    dwp_accuracy: float | None = None
+    prior: float | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _profiles(con: duckdb.DuckDBPyConnection) -> int:
-    """One row per distinct appearance of a source person, with address history."""
-    key = " || '|' || ".join(
-        f"coalesce({c}, '~')"
-        for c in (
-            "source_system", "source_person_id", "first_name", "middle_names", "last_name",
-            "array_to_string(last_name_tokens, ' ')", "dob_str", "sex", "postcode", "address",
-            "upn", "nhs_number", "ni_number",
-        )
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _fl_record_profile AS
-        SELECT record_id, md5({key}) AS profile_key FROM linkage.person_records"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _fl_profiles AS
-        WITH hist AS (
-            SELECT source_system, source_person_id,
-                   list_distinct(flatten(list(list_concat(
-                       coalesce(history_postcodes, []),
-                       CASE WHEN postcode IS NOT NULL THEN [postcode] ELSE [] END)))) AS postcodes
-            FROM linkage.person_records GROUP BY ALL
-        ), p AS (
-            SELECT DISTINCT ON (rp.profile_key) rp.profile_key, r.record_id AS rep_record_id,
-                   r.source_system, r.source_person_id, r.first_name, r.first_name_groups,
-                   r.other_names, r.middle_names, r.last_name, r.last_name_tokens, r.dob,
-                   r.dob_str, r.sex, r.postcode, r.postcode_sector, r.postcode_district,
-                   r.address, r.upn, r.nhs_number, r.ni_number,
-                   CASE WHEN r.source_system = 'cohort' THEN r.source_person_id END AS cohort_ref
-            FROM linkage.person_records r JOIN _fl_record_profile rp USING (record_id)
-            ORDER BY rp.profile_key, r.record_id
-        )
-        SELECT row_number() OVER (ORDER BY rep_record_id) AS profile_id, p.*,
-               list_filter(hist.postcodes, lambda x: x IS NOT NULL) AS postcodes
-        FROM p LEFT JOIN hist USING (source_system, source_person_id)"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _fl_record_profile AS
-        SELECT rp.record_id, p.profile_id FROM _fl_record_profile rp
-        JOIN _fl_profiles p USING (profile_key)"""
-    )
-    return con.execute("SELECT count(*) FROM _fl_profiles").fetchall()[0][0]
+    """One row per distinct appearance of a source person (see ``build_profiles``)."""
+    return build_profiles(con)
 
 
 def _name_groups(con: duckdb.DuckDBPyConnection) -> dict[str, frozenset[str]]:
@@ -118,37 +105,56 @@ def link_warehouse(
         SELECT CAST(profile_id AS VARCHAR) AS unique_id, {cols} FROM _fl_profiles
         WHERE last_name IS NOT NULL OR (first_name IS NOT NULL AND dob IS NOT NULL)"""
     )
+    add_blocking_columns(con, "_fl_splink_input")
     n_input = con.execute("SELECT count(*) FROM _fl_splink_input").fetchall()[0][0]
     con.execute(
         "CREATE OR REPLACE TABLE linkage.person_pairs (profile_l BIGINT, profile_r BIGINT, "
-        "match_weight DOUBLE, match_probability DOUBLE, twin_guard BOOLEAN)"
+        "match_weight DOUBLE, match_probability DOUBLE, twin_guard BOOLEAN, "
+        "generation_guard BOOLEAN, household_guard BOOLEAN)"
     )
     if n_input > 1:
-        settings = load_model_settings(model_path, link_type="dedupe_only")
+        settings, meta = load_model(model_path, link_type="dedupe_only",
+                                    term_frequencies=n_input >= MIN_TF_RECORDS)
+        s.prior = settings["probability_two_random_records_match"] = estimate_prior(
+            con, "_fl_splink_input", meta.get("prior_rule_recall", DEFAULT_PRIOR_RECALL)
+        )
         predict_pairs(con, "_fl_splink_input", settings, "_fl_pred", min_probability=0.01)
         con.execute(
-            """INSERT INTO linkage.person_pairs SELECT CAST(unique_id_l AS BIGINT),
-               CAST(unique_id_r AS BIGINT), match_weight, match_probability,
-               coalesce(twin_guard, false) FROM _fl_pred"""
+            """INSERT INTO linkage.person_pairs
+               SELECT least(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)),
+               greatest(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)),
+               match_weight, match_probability,
+               coalesce(twin_guard, false), coalesce(generation_guard, false),
+               coalesce(household_guard, false) FROM _fl_pred"""
         )
     stage("probabilistic")
 
+    # Only profiles with an edge reach Python; every other profile is its own person.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _fl_edges AS
+        SELECT profile_l, profile_r, 1.0 AS p, method FROM _fl_det_edges
+        UNION ALL
+        SELECT profile_l, profile_r, match_probability, 'probabilistic'
+        FROM linkage.person_pairs
+        WHERE match_probability >= ? AND NOT (twin_guard OR generation_guard OR household_guard)
+        """,
+        [threshold],
+    )
     nodes = [
-        Node(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        Node(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(r[8] or ()))
         for r in con.execute(
-            "SELECT profile_id, upn, nhs_number, ni_number, cohort_ref, dob_str, first_name, "
-            "last_name "
-            "FROM _fl_profiles"
+            """SELECT profile_id, upn, nhs_number, ni_number, cohort_ref, dob_str, first_name,
+                      last_name, other_names
+               FROM _fl_profiles WHERE profile_id IN (
+                   SELECT profile_l FROM _fl_edges UNION SELECT profile_r FROM _fl_edges)"""
         ).fetchall()
     ]
-    edges = [Edge(int(a), int(b), 1.0, m) for a, b, m in con.execute(
-        "SELECT profile_l, profile_r, method FROM _fl_det_edges").fetchall()]
-    prob = con.execute(
-        "SELECT profile_l, profile_r, match_probability FROM linkage.person_pairs "
-        "WHERE match_probability >= ? AND NOT twin_guard", [threshold]
-    ).fetchall()
-    edges += [Edge(int(a), int(b), float(p), "probabilistic") for a, b, p in prob]
+    edges = [Edge(int(a), int(b), float(p), m) for a, b, p, m in con.execute(
+        "SELECT profile_l, profile_r, p, method FROM _fl_edges").fetchall()]
     roots, accepted, refused = cluster(nodes, edges, _name_groups(con))
+    dwp_edges, s.dwp_accuracy = unverified_dwp_links(con, roots, threshold)
+    accepted += dwp_edges
+    s.dwp_unverified_edges = len(dwp_edges)
     s.probabilistic_edges = sum(e.method == "probabilistic" for e in accepted)
     s.refused_edges = len(refused)
     _write_record_links(con, roots, accepted)
@@ -168,7 +174,8 @@ def _write_record_links(
     clusters = pd.DataFrame({"profile_id": list(roots), "root": list(roots.values())})
     # The edge that best explains each profile's membership: identifiers before
     # probability, the strongest first.
-    rank = {"upn": 0, "nhs_number": 1, "ni_number": 2, "dwp_match_ref": 3, "source_ref": 4}
+    rank = {"upn": 0, "nhs_number": 1, "ni_number": 2, "dwp_match_ref": 3, "source_ref": 4,
+            DWP_METHOD: 8}
     best: dict[int, tuple[tuple, int, str, float]] = {}
     for e in accepted:
         k = (rank.get(e.method, 9), -e.probability)
@@ -187,7 +194,9 @@ def _write_record_links(
             SELECT cl.profile_id, cl.root, p.rep_record_id, p.cohort_ref,
                    max(p.cohort_ref) OVER (PARTITION BY cl.root) AS cluster_ref,
                    min(p.rep_record_id) OVER (PARTITION BY cl.root) AS cluster_min
-            FROM _fl_clusters cl JOIN _fl_profiles p USING (profile_id)
+            FROM (SELECT p.profile_id, coalesce(cl.root, p.profile_id) AS root
+                  FROM _fl_profiles p LEFT JOIN _fl_clusters cl USING (profile_id)) cl
+            JOIN _fl_profiles p USING (profile_id)
         )
         SELECT r.extract, r.record_key, r.record_id,
             CASE WHEN c.cluster_ref IS NOT NULL THEN 'P-' || c.cluster_ref
@@ -202,7 +211,7 @@ def _write_record_links(
             CASE WHEN r.extract = 'cohort_members' THEN NULL
                  WHEN r.record_id <> c.rep_record_id THEN c.rep_record_id
                  ELSE vp.rep_record_id END AS matched_to_record_id
-        FROM linkage.person_records r
+        FROM linkage.record_appearance r
         JOIN _fl_record_profile rp USING (record_id)
         JOIN c ON c.profile_id = rp.profile_id
         LEFT JOIN _fl_via v ON v.profile_id = rp.profile_id
@@ -218,21 +227,29 @@ def _write_clerical_review(
     """Borderline pairs an analyst should look at: just under the threshold,
     stopped by the twin guard, or refused by a cluster constraint."""
     ref = pd.DataFrame(
-        [(e.a, e.b) for e in refused], columns=["profile_l", "profile_r"]
-    ).astype("int64")
+        [(min(e.a, e.b), max(e.a, e.b), e.method) for e in refused],
+        columns=["profile_l", "profile_r", "method"],
+    ).astype({"profile_l": "int64", "profile_r": "int64", "method": "object"}).drop_duplicates(
+        ["profile_l", "profile_r"])
     con.register("_fl_refused", ref)
     con.execute(
         f"""CREATE OR REPLACE TABLE linkage.clerical_review AS
         WITH cand AS (
             SELECT pp.*, CASE
+                WHEN f.method = 'ambiguous' THEN 'ambiguous: fits two people about as well'
                 WHEN f.profile_l IS NOT NULL THEN 'refused: conflicts with its cluster'
                 WHEN pp.twin_guard AND pp.match_probability >= {threshold}
                     THEN 'twin guard: same DOB, different forename'
+                WHEN pp.generation_guard AND pp.match_probability >= {threshold}
+                    THEN 'generation guard: DOBs a generation apart'
+                WHEN pp.household_guard AND pp.match_probability >= {threshold}
+                    THEN 'household guard: only surname and address agree'
                 ELSE 'below threshold' END AS reason
             FROM linkage.person_pairs pp
             LEFT JOIN _fl_refused f USING (profile_l, profile_r)
             WHERE f.profile_l IS NOT NULL
-               OR (pp.twin_guard AND pp.match_probability >= {threshold})
+               OR ((pp.twin_guard OR pp.generation_guard OR pp.household_guard)
+                   AND pp.match_probability >= {threshold})
                OR (pp.match_probability >= {REVIEW_LOW} AND pp.match_probability < {threshold})
         )
         SELECT a.rep_record_id AS record_id_l, b.rep_record_id AS record_id_r,

@@ -9,6 +9,8 @@ one-to-one rule applied only where the data justify it.
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from matchers.probabilistic import load_model_settings, predict_pairs
+from matchers.probabilistic import (
+    DEFAULT_PRIOR_RECALL,
+    MIN_TF_RECORDS,
+    add_blocking_columns,
+    estimate_prior,
+    load_model,
+    predict_pairs,
+)
 from matchers.standardise import install_standardise_macros, standardise_sql
 
 DEFAULT_THRESHOLD = 0.9
@@ -43,24 +52,25 @@ class LinkSummary:
 
 
 def read_people_csv(path: Path) -> pd.DataFrame:
-    """Read a person CSV as text; unknown columns ignored, missing ones empty."""
-    df = pd.read_csv(
-        path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-        encoding_errors="replace", on_bad_lines="skip", engine="python",
-    )
-    df.columns = [str(c).strip().lower().replace(" ", "_") for c in df.columns]
-    df = df.rename(columns={k: v for k, v in ALIASES.items() if k in df.columns and v not in df})
-    if "id" not in df.columns:
-        df["id"] = [str(i) for i in range(1, len(df) + 1)]
-    for col in INPUT_COLUMNS:
-        if col not in df.columns:
-            df[col] = None
-    out = df[INPUT_COLUMNS].copy()
-    for col in INPUT_COLUMNS:
-        out[col] = out[col].astype(object).where(out[col].notna(), None)
-        out[col] = out[col].map(lambda v: v.strip() if isinstance(v, str) else v)
-        out[col] = out[col].map(lambda v: None if v == "" else v)
-    return out
+    """Read a person CSV as text, never failing on its content: a UTF-8 BOM,
+    CRLF, bytes that are not UTF-8 (replaced), rows with too many or too few
+    fields (cut or padded), an empty file (no rows). Unknown columns are
+    ignored, missing ones are empty, column names are matched loosely."""
+    text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rows = [r for r in rows if any(v.strip() for v in r)]
+    header = [str(c).strip().lower().replace(" ", "_") for c in (rows[0] if rows else [])]
+    header = [ALIASES.get(c, c) if ALIASES.get(c, c) not in header else c for c in header]
+    index = {c: i for i, c in reversed(list(enumerate(header)))}
+    out: dict[str, list[str | None]] = {c: [] for c in INPUT_COLUMNS}
+    for n, row in enumerate(rows[1:], start=1):
+        for col in INPUT_COLUMNS:
+            i = index.get(col)
+            v = row[i].strip() if i is not None and i < len(row) else ""
+            if col == "id" and i is None:
+                v = str(n)
+            out[col].append(v or None)
+    return pd.DataFrame(out, columns=INPUT_COLUMNS, dtype=object)
 
 
 def _person_table(con: duckdb.DuckDBPyConnection, left: pd.DataFrame, right: pd.DataFrame) -> None:
@@ -78,24 +88,13 @@ def _person_table(con: duckdb.DuckDBPyConnection, left: pd.DataFrame, right: pd.
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _pairs_std AS SELECT *, record_id AS unique_id, "
-        f"CASE WHEN postcode IS NOT NULL THEN [postcode] ELSE [] END AS postcodes "
+        f"CASE WHEN postcode IS NOT NULL THEN [postcode] ELSE [] END AS postcodes, "
+        f"false AS postcode_is_location "
         f"FROM ({standardise_sql('_pairs_raw')})"
     )
+    add_blocking_columns(con, "_pairs_std")
     con.unregister("_left_raw")
     con.unregister("_right_raw")
-
-
-def _estimate_prior(con: duckdb.DuckDBPyConnection, n_left: int, n_right: int) -> float:
-    """Share of all pairs that match, from a near-certain rule (recall ~0.6)."""
-    sure = con.execute(
-        """SELECT count(*) FROM _pairs_std l JOIN _pairs_std r
-           ON l.dob = r.dob AND l.last_name = r.last_name AND l.first_name = r.first_name
-           AND l.unique_id < r.unique_id"""
-    ).fetchall()[0][0]
-    n = n_left + n_right
-    total = max(n * (n - 1) / 2, 1)
-    est = max(sure, 1) / 0.6 / total
-    return float(min(max(est, 1e-9), 0.5))
 
 
 def resolve_pairs(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -136,16 +135,17 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
     _person_table(con, left_df, right_df)
     pairs = pd.DataFrame(columns=["left_id", "right_id", "match_probability"])
     if len(left_df) and len(right_df):
-        settings = load_model_settings(link_type="dedupe_only")
-        settings["probability_two_random_records_match"] = _estimate_prior(
-            con, len(left_df), len(right_df)
-        )
         n = len(left_df) + len(right_df)
-        predict_pairs(con, "_pairs_std", settings, "_pairs_pred", reestimate_u=n >= 2000)
+        settings, meta = load_model(link_type="dedupe_only",
+                                    term_frequencies=n >= MIN_TF_RECORDS)
+        settings["probability_two_random_records_match"] = estimate_prior(
+            con, "_pairs_std", meta.get("prior_rule_recall", DEFAULT_PRIOR_RECALL)
+        )
+        predict_pairs(con, "_pairs_std", settings, "_pairs_pred", reestimate_u=n >= MIN_TF_RECORDS)
         scored = con.execute(
             """SELECT p.unique_id_l AS a, p.unique_id_r AS b, l.source_dataset AS src_l,
                       r.source_dataset AS src_r, p.match_probability AS p, p.match_weight AS mw,
-                      p.twin_guard AS guard
+                      p.twin_guard OR p.generation_guard OR p.household_guard AS guard
                FROM _pairs_pred p JOIN _pairs_std l ON l.unique_id = p.unique_id_l
                JOIN _pairs_std r ON r.unique_id = p.unique_id_r"""
         ).df()

@@ -1,8 +1,10 @@
-"""Collect every person-bearing staging extract into ``linkage.person_records``.
+"""Collect every person-bearing staging extract into the linkage tables.
 
 Which column is each source's own person reference, and which columns make a
 record's key, is data (``EXTRACTS``) rather than code: a new extract is one
-more entry.
+more entry. A police nominal takes its incident's postcode as a place the
+person was seen (``postcode_is_location``); a DWP row keeps the reference the
+council sent (``match_ref``) apart from DWP's own person (reference + NI).
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ EXTRACTS: dict[str, ExtractSpec] = {
 }
 
 
+EMPTY_RAW_SQL = """SELECT * FROM (SELECT
+    NULL::VARCHAR AS record_id, NULL::VARCHAR AS extract, NULL::VARCHAR AS record_key,
+    NULL::VARCHAR AS source_system, NULL::VARCHAR AS source_person_id,
+    NULL::VARCHAR AS first_name, NULL::VARCHAR AS middle_names, NULL::VARCHAR AS last_name,
+    NULL::DATE AS dob, NULL::VARCHAR AS sex, NULL::VARCHAR AS postcode, NULL::VARCHAR AS address,
+    NULL::VARCHAR AS upn, NULL::VARCHAR AS nhs_number, NULL::VARCHAR AS ni_number,
+    NULL::VARCHAR AS family_id, NULL::VARCHAR[] AS history_postcodes,
+    NULL::BOOLEAN AS postcode_is_location, NULL::VARCHAR AS match_ref) WHERE false"""
+
+
 def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
     return [
         r[0]
@@ -68,6 +80,7 @@ def raw_person_sql(con: duckdb.DuckDBPyConnection, schema: str = "staging") -> s
     """UNION ALL of the person columns of every extract present in ``schema``."""
     parts = []
     has_addresses = bool(_columns(con, schema, "cohort_addresses"))
+    has_incidents = {"incident_ref", "postcode"} <= set(_columns(con, schema, "police_incidents"))
     for name, spec in EXTRACTS.items():
         cols = _columns(con, schema, name)
         if not cols:
@@ -83,7 +96,20 @@ def raw_person_sql(con: duckdb.DuckDBPyConnection, schema: str = "staging") -> s
             pref = f"{pref} || '|' || coalesce(fl_ni({col('ni_number')}), '')"
         dob = "x.dob" if "dob" in cols else "CAST(NULL AS DATE)"
         postcode, address, family = col("postcode"), "CAST(NULL AS VARCHAR)", "NULL"
+        history, location = "CAST(NULL AS VARCHAR[])", "false"
+        match_ref = f"CAST(x.{spec.person_ref} AS VARCHAR)" if spec.system == "dwp" else "NULL"
         join = ""
+        if name == "police_nominals" and has_incidents:
+            # A nominal carries no address of its own; the incident's location is
+            # where the person was (their home for most domestic call-outs). It is
+            # kept apart from home postcodes: it only ever supports a link.
+            join = (
+                f"LEFT JOIN (SELECT incident_ref, any_value(fl_postcode_uk(postcode)) AS pc "
+                f"FROM {schema}.police_incidents GROUP BY incident_ref) pi "
+                f"ON pi.incident_ref = x.incident_ref"
+            )
+            history = "CASE WHEN pi.pc IS NOT NULL THEN [pi.pc] ELSE [] END"
+            location = "true"
         if name == "cohort_members":
             family = "x.family_id"
             if has_addresses:
@@ -94,7 +120,7 @@ def raw_person_sql(con: duckdb.DuckDBPyConnection, schema: str = "staging") -> s
                     f"FROM {schema}.cohort_addresses GROUP BY family_id) ca "
                     f"ON ca.family_id = x.family_id"
                 )
-                postcode, address = "ca.pc", "ca.a1"
+                postcode, address, history = "ca.pc", "ca.a1", "ca.pcs"
         parts.append(
             f"""SELECT '{name}' || ':' || {key} AS record_id, '{name}' AS extract,
                 {key} AS record_key, '{spec.system}' AS source_system, {pref} AS source_person_id,
@@ -102,31 +128,126 @@ def raw_person_sql(con: duckdb.DuckDBPyConnection, schema: str = "staging") -> s
                 {col('last_name')} AS last_name, CAST({dob} AS DATE) AS dob, {col('sex')} AS sex,
                 {postcode} AS postcode, {address} AS address, {col('upn')} AS upn,
                 {col('nhs_number')} AS nhs_number, {col('ni_number')} AS ni_number,
-                CAST({family} AS VARCHAR) AS family_id,
-                {"ca.pcs" if join else "CAST(NULL AS VARCHAR[])"} AS history_postcodes
+                CAST({family} AS VARCHAR) AS family_id, {history} AS history_postcodes,
+                {location} AS postcode_is_location, {match_ref} AS match_ref
             FROM {schema}.{name} x {join}"""
         )
     return "\nUNION ALL\n".join(parts) if parts else None
 
 
+APPEARANCE_COLUMNS = (
+    "source_system", "source_person_id", "first_name", "middle_names", "last_name", "dob", "sex",
+    "postcode", "address", "upn", "nhs_number", "ni_number", "family_id",
+    "postcode_is_location", "match_ref",
+)
+PROFILE_COLUMNS = (
+    "source_system", "source_person_id", "first_name", "first_name_groups", "other_names",
+    "middle_names", "last_name", "last_name_tokens", "dob", "dob_str", "sex", "postcode",
+    "postcode_sector", "postcode_district", "address", "upn", "nhs_number", "ni_number",
+    "match_ref",
+)
+# The standardised columns that make one profile: identical after standardisation.
+PROFILE_KEY_COLUMNS = (
+    "source_system", "source_person_id", "first_name", "middle_names", "last_name",
+    "array_to_string(last_name_tokens, ' ')", "dob_str", "sex", "postcode", "address",
+    "upn", "nhs_number", "ni_number",
+)
+
+
+def _drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
+    """Drop a table or view of that name (an older warehouse may hold either)."""
+    for (kind,) in con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? "
+        "AND table_name = ? AND table_catalog = current_database()", [schema, name]
+    ).fetchall():
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {schema}.{name}")
+
+
 def build_person_records(con: duckdb.DuckDBPyConnection, schema: str = "staging") -> int:
-    """Create ``linkage.person_records``; returns its row count."""
+    """Standardise every person-bearing record; returns the number of records.
+
+    A county repeats itself: a pupil is in six attendance terms, a nominal on
+    many incidents, each time typed the same way. Records are first reduced to
+    their distinct raw appearances (hash of the person columns) and only those
+    are standardised. Writes ``linkage.record_appearance`` (record ->
+    appearance), ``linkage.person_appearances`` (standardised) and the view
+    ``linkage.person_records`` (one standardised row per record).
+    """
     install_standardise_macros(con)
     con.execute("CREATE SCHEMA IF NOT EXISTS linkage")
-    raw = raw_person_sql(con, schema)
-    if raw is None:
-        con.execute(
-            "CREATE OR REPLACE TABLE linkage.person_records (record_id VARCHAR PRIMARY KEY, "
-            "extract VARCHAR, record_key VARCHAR, source_system VARCHAR, source_person_id VARCHAR,"
-            " first_name VARCHAR, middle_names VARCHAR, last_name VARCHAR, dob DATE, sex VARCHAR,"
-            " postcode VARCHAR, upn VARCHAR, nhs_number VARCHAR, ni_number VARCHAR)"
-        )
-        return 0
+    raw = raw_person_sql(con, schema) or EMPTY_RAW_SQL
     con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_raw_people AS {raw}")
+    cols = ", ".join(APPEARANCE_COLUMNS)
+    _drop_relation(con, "linkage", "person_records")
     con.execute(
-        f"""CREATE OR REPLACE TABLE linkage.person_records AS
-        SELECT * FROM ({standardise_sql('_fl_raw_people')})
-        QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY record_id) = 1"""
+        # record_id is unique: staging holds one current row per contract key
+        f"""CREATE OR REPLACE TABLE linkage.record_appearance AS
+        SELECT record_id, extract, record_key, hash({cols}) AS appearance_id
+        FROM _fl_raw_people"""
+    )
+    firsts = ", ".join(f"first({c}) AS {c}" for c in APPEARANCE_COLUMNS)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fl_distinct_people AS
+        SELECT hash({cols}) AS appearance_id, {firsts},
+               list_distinct(flatten(list(coalesce(history_postcodes, [])))) AS history_postcodes
+        FROM _fl_raw_people GROUP BY appearance_id"""
     )
     con.execute("DROP TABLE _fl_raw_people")
-    return con.execute("SELECT count(*) FROM linkage.person_records").fetchall()[0][0]
+    con.execute(
+        f"""CREATE OR REPLACE TABLE linkage.person_appearances AS
+        SELECT * FROM ({standardise_sql('_fl_distinct_people')})"""
+    )
+    con.execute("DROP TABLE _fl_distinct_people")
+    con.execute(
+        """CREATE OR REPLACE VIEW linkage.person_records AS
+        SELECT ra.record_id, ra.extract, ra.record_key, pa.* EXCLUDE (appearance_id)
+        FROM linkage.record_appearance ra
+        JOIN linkage.person_appearances pa USING (appearance_id)"""
+    )
+    return con.execute("SELECT count(*) FROM linkage.record_appearance").fetchall()[0][0]
+
+
+def build_profiles(con: duckdb.DuckDBPyConnection) -> int:
+    """``_fl_profiles``: one row per distinct standardised appearance of a source
+    person, with every postcode the source knows for that person; and
+    ``_fl_record_profile`` (record -> profile). Returns the number of profiles."""
+    key = " || '|' || ".join(f"coalesce({c}, '~')" for c in PROFILE_KEY_COLUMNS)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fl_appear_profile AS
+        SELECT appearance_id, md5({key}) AS profile_key FROM linkage.person_appearances"""
+    )
+    firsts = ", ".join(f"first(r.{c}) AS {c}" for c in PROFILE_COLUMNS)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fl_profiles AS
+        WITH hist AS (
+            SELECT source_system, source_person_id,
+                   list_distinct(flatten(list(list_concat(
+                       coalesce(history_postcodes, []),
+                       CASE WHEN postcode IS NOT NULL THEN [postcode] ELSE [] END)))) AS postcodes
+            FROM linkage.person_appearances GROUP BY ALL
+        ), rep AS (
+            SELECT appearance_id, min(record_id) AS rep_record_id
+            FROM linkage.record_appearance GROUP BY appearance_id
+        ), p AS (
+            -- every column is a function of the key columns: any row of the group will do
+            SELECT ap.profile_key, min(rep.rep_record_id) AS rep_record_id,
+                   {firsts},
+                   first(coalesce(r.postcode_is_location, false)) AS postcode_is_location,
+                   first(CASE WHEN r.source_system = 'cohort' THEN r.source_person_id END)
+                       AS cohort_ref
+            FROM linkage.person_appearances r JOIN _fl_appear_profile ap USING (appearance_id)
+            JOIN rep USING (appearance_id)
+            GROUP BY ap.profile_key
+        )
+        SELECT row_number() OVER (ORDER BY rep_record_id) AS profile_id, p.*,
+               list_filter(hist.postcodes, lambda x: x IS NOT NULL) AS postcodes
+        FROM p LEFT JOIN hist USING (source_system, source_person_id)"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _fl_record_profile AS
+        SELECT ra.record_id, p.profile_id FROM linkage.record_appearance ra
+        JOIN _fl_appear_profile ap USING (appearance_id)
+        JOIN _fl_profiles p USING (profile_key)"""
+    )
+    con.execute("DROP TABLE _fl_appear_profile")
+    return con.execute("SELECT count(*) FROM _fl_profiles").fetchall()[0][0]

@@ -30,11 +30,11 @@ MACROS_SQL = rf"""
 CREATE OR REPLACE MACRO fl_clean_name(v) AS nullif(trim(regexp_replace(regexp_replace(
     upper(strip_accents(coalesce(CAST(v AS VARCHAR), ''))), '[''`’‘]', '', 'g'),
     '[^A-Z]+', ' ', 'g')), '');
-CREATE OR REPLACE MACRO fl_name_tokens(v) AS CASE
-    WHEN fl_clean_name(v) IS NULL
-      OR fl_clean_name(v) IN ({_SQL_LIST(f"'{p}'" for p in PLACEHOLDER_NAMES)}) THEN []
-    ELSE list_filter(string_split(fl_clean_name(v), ' '),
+CREATE OR REPLACE MACRO fl_clean_tokens(c) AS CASE
+    WHEN c IS NULL OR c IN ({_SQL_LIST(f"'{p}'" for p in PLACEHOLDER_NAMES)}) THEN []
+    ELSE list_filter(string_split(c, ' '),
         lambda t: t <> '' AND t NOT IN ({_SQL_LIST(f"'{t}'" for t in TITLES)})) END;
+CREATE OR REPLACE MACRO fl_name_tokens(v) AS fl_clean_tokens(fl_clean_name(v));
 CREATE OR REPLACE MACRO fl_pc_compact(v) AS
     regexp_replace(upper(coalesce(CAST(v AS VARCHAR), '')), '[^A-Z0-9]', '', 'g');
 CREATE OR REPLACE MACRO fl_pc_is_uk(v) AS
@@ -44,6 +44,7 @@ CREATE OR REPLACE MACRO fl_postcode(v) AS CASE
         || ' ' || right(fl_pc_compact(v), 3)
     ELSE nullif(upper(trim(regexp_replace(coalesce(CAST(v AS VARCHAR), ''), '\s+', ' ', 'g'))), '')
     END;
+CREATE OR REPLACE MACRO fl_postcode_uk(v) AS CASE WHEN fl_pc_is_uk(v) THEN fl_postcode(v) END;
 CREATE OR REPLACE MACRO fl_postcode_district(v) AS CASE
     WHEN fl_pc_is_uk(v) THEN substr(fl_pc_compact(v), 1, length(fl_pc_compact(v)) - 3) END;
 CREATE OR REPLACE MACRO fl_postcode_sector(v) AS CASE
@@ -100,12 +101,15 @@ def standardise_sql(source: str) -> str:
     sex, postcode, address, upn, nhs_number, ni_number; other columns pass through.
     """
     return f"""
-    WITH t AS (
+    WITH c AS (
         SELECT s.*,
-            fl_name_tokens(s.first_name) AS _ft,
-            fl_name_tokens(s.middle_names) AS _mt,
-            fl_name_tokens(s.last_name) AS _lt
+            fl_clean_name(s.first_name) AS _fc, fl_clean_name(s.middle_names) AS _mc,
+            fl_clean_name(s.last_name) AS _lc
         FROM {source} AS s
+    ), t AS (
+        SELECT c.* EXCLUDE (_fc, _mc, _lc),
+            fl_clean_tokens(_fc) AS _ft, fl_clean_tokens(_mc) AS _mt, fl_clean_tokens(_lc) AS _lt
+        FROM c
     ), n AS (
         SELECT t.* EXCLUDE (first_name, middle_names, last_name, sex, postcode, address,
                             upn, nhs_number, ni_number),

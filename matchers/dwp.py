@@ -1,0 +1,110 @@
+"""DWP records that carry nothing to check but the reference the council sent.
+
+A DWP data-matching return lists, under each ``match_ref`` (the person_ref the
+council sent), the benefit spells and HMRC employment spells of the person
+DWP found. Benefit rows carry a name and DOB and are checked against the case
+system (``deterministic.DWP_VERIFIED``) or scored by the model. Employment
+rows carry only the NI number: when the case system has no NI number for the
+person and no benefit row shares it, nothing on the row can be checked.
+
+Such a row is linked to the person sent, as ``dwp_match_ref_unverified``, only
+when nothing contradicts it:
+
+- the row was not linked to anyone else (its NI number is no one else's);
+- the case system's NI number for the person, if any, is the row's;
+- no named DWP row for the same DWP person (same reference and NI number; for
+  rows without an NI number, any row under the reference) failed the check;
+- no other NI number under the reference was verified as the person's.
+
+Its probability is DWP's own accuracy measured on the checkable people of the
+same return: the share of DWP people with a named row who turned out to be
+the person sent (smoothed: (verified + 1) / (checked + 2)). The link is made
+only when that is at or above the link threshold, so a return in which DWP
+often picked the wrong person does not lend its references any trust.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from matchers.clustering import Edge
+
+METHOD = "dwp_match_ref_unverified"
+
+_SQL = """
+WITH p AS (
+    SELECT p.profile_id, p.source_system, p.match_ref, p.ni_number, p.cohort_ref,
+           (p.first_name IS NOT NULL OR p.last_name IS NOT NULL) AS named,
+           coalesce(c.root, p.profile_id) AS root
+    FROM _fl_profiles p LEFT JOIN _fl_dwp_roots c USING (profile_id)
+), cohort AS (
+    SELECT cohort_ref AS ref, min(profile_id) AS cohort_profile, any_value(root) AS cohort_root
+    FROM p WHERE cohort_ref IS NOT NULL GROUP BY cohort_ref
+), clusters AS (
+    SELECT root, list(DISTINCT ni_number) FILTER (WHERE ni_number IS NOT NULL) AS nis,
+           bool_or(named) AS has_named, bool_or(cohort_ref IS NOT NULL) AS has_cohort
+    FROM p GROUP BY root
+), dwp AS (
+    SELECT p.*, c.cohort_profile, c.cohort_root, p.root = c.cohort_root AS verified
+    FROM p JOIN cohort c ON c.ref = p.match_ref WHERE p.source_system = 'dwp'
+), persons AS (
+    SELECT match_ref, ni_number, coalesce(ni_number, 'row ' || profile_id) AS person,
+           bool_or(verified) AS verified
+    FROM dwp WHERE named GROUP BY ALL
+), cand AS (
+    SELECT d.profile_id, d.root, d.cohort_profile, d.match_ref, d.ni_number
+    FROM dwp d JOIN clusters cl ON cl.root = d.root
+    JOIN clusters cx ON cx.root = d.cohort_root
+    WHERE NOT d.named AND NOT d.verified AND NOT cl.has_named AND NOT cl.has_cohort
+      AND (d.ni_number IS NULL OR coalesce(len(cx.nis), 0) = 0
+           OR list_contains(cx.nis, d.ni_number))
+      AND NOT EXISTS (
+          SELECT 1 FROM persons x WHERE x.match_ref = d.match_ref AND NOT x.verified
+             AND (d.ni_number IS NULL OR x.ni_number = d.ni_number))
+      AND NOT EXISTS (
+          SELECT 1 FROM persons x WHERE x.match_ref = d.match_ref AND x.verified
+             AND d.ni_number IS NOT NULL AND x.ni_number IS NOT NULL
+             AND x.ni_number <> d.ni_number)
+)
+SELECT (SELECT count(*) FILTER (WHERE verified) FROM persons),
+       (SELECT count(*) FROM persons),
+       (SELECT list({'profile': profile_id, 'root': root, 'to': cohort_profile}
+                     ORDER BY profile_id) FROM cand)
+"""
+
+
+def unverified_dwp_links(
+    con: duckdb.DuckDBPyConnection, roots: dict[int, int], threshold: float
+) -> tuple[list[Edge], float]:
+    """Edges for DWP rows with nothing to check, and the estimated DWP accuracy.
+
+    ``roots`` (profile -> cluster root; a profile absent is its own cluster) is
+    updated in place for the rows linked.
+    """
+    con.register(
+        "_fl_dwp_roots", pd.DataFrame({"profile_id": list(roots), "root": list(roots.values())})
+    )
+    try:
+        verified, checked, cand = con.execute(_SQL).fetchall()[0]
+    finally:
+        con.unregister("_fl_dwp_roots")
+    accuracy = (verified + 1) / (checked + 2)
+    if accuracy < threshold or not cand:
+        return [], accuracy
+    members: dict[int, list[int]] = {}
+    for p, r in roots.items():
+        members.setdefault(r, []).append(p)
+    targets: dict[int, set[int]] = {}
+    for c in cand:
+        targets.setdefault(c["root"], set()).add(int(c["to"]))
+    edges: list[Edge] = []
+    for c in cand:
+        to = int(c["to"])
+        if len(targets[c["root"]]) > 1:  # one DWP person sent back for two people
+            continue
+        edges.append(Edge(int(c["profile"]), to, accuracy, METHOD))
+        target = roots.setdefault(to, to)
+        for p in members.get(c["root"], [c["root"]]):
+            roots[p] = target
+    return edges, accuracy

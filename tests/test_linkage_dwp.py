@@ -1,0 +1,72 @@
+"""DWP rows with nothing to check are trusted only as far as DWP's measured accuracy."""
+
+import duckdb
+
+from matchers.linkage import link_warehouse
+
+FIRST = ["ANNA", "BELLA", "CARA", "DANA", "EMMA", "FAYE", "GINA", "HOPE", "IRIS", "JADE",
+         "KATE", "LENA", "MAYA", "NINA", "OPAL", "PIA", "QUEENIE", "ROSA", "SARA", "TINA"]
+
+
+def _con(n_verified: int) -> duckdb.DuckDBPyConnection:
+    """Cohort people R00.., each returned by DWP with a benefit row that checks out,
+    plus: E1 employment only (no NI in the case system), E2 employment whose NI
+    is not the case system's, E3 employment under a reference where DWP's named
+    row is someone else."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    members, benefits, jobs = [], [], []
+    for i in range(n_verified):
+        ni = f"AB{i:06d}C"
+        members.append(f"('R{i:02d}', 'F{i}', 'parent_carer', '{FIRST[i]}', NULL, 'Stone', "
+                       f"DATE '1980-01-{i + 1:02d}', 'F', NULL, NULL, NULL)")
+        benefits.append(f"('R{i:02d}', '{ni}', '{FIRST[i]}', 'STONE', DATE '1980-01-{i + 1:02d}', "
+                        f"NULL, 'JSA', DATE '2022-01-01')")
+    members += [
+        "('E1', 'G1', 'parent_carer', 'Mary', NULL, 'Quill', DATE '1975-05-05', 'F', NULL, "
+        "NULL, NULL)",
+        "('E2', 'G2', 'parent_carer', 'Nora', NULL, 'Quill', DATE '1976-06-06', 'F', NULL, "
+        "NULL, 'CE111111A')",
+        "('E3', 'G3', 'parent_carer', 'Olga', NULL, 'Quill', DATE '1977-07-07', 'F', NULL, "
+        "NULL, NULL)",
+    ]
+    benefits.append("('E3', 'CE333333A', 'PETER', 'MARSH', DATE '1950-03-03', NULL, 'ESA', "
+                    "DATE '2021-01-01')")
+    jobs += ["('E1', 'CE000001A', 'EMP1', DATE '2023-01-01')",
+             "('E2', 'CE222222A', 'EMP2', DATE '2023-01-01')",
+             "('E3', 'CE333333A', 'EMP3', DATE '2023-01-01')"]
+    con.execute(
+        f"""CREATE TABLE staging.cohort_members AS SELECT * FROM (VALUES {', '.join(members)})
+        t(person_ref, family_id, role, first_name, middle_names, last_name, dob, sex, upn,
+          nhs_number, ni_number)""")
+    con.execute(
+        f"""CREATE TABLE staging.dwp_benefits AS SELECT * FROM (VALUES {', '.join(benefits)})
+        t(match_ref, ni_number, first_name, last_name, dob, postcode, benefit, start_date)""")
+    con.execute(
+        f"""CREATE TABLE staging.dwp_employment AS SELECT * FROM (VALUES {', '.join(jobs)})
+        t(match_ref, ni_number, employer_ref, start_date)""")
+    return con
+
+
+def _links(con):
+    return {r[0]: (r[1], r[2], r[3]) for r in con.execute(
+        "SELECT record_key, person_ref, match_method, match_probability "
+        "FROM linkage.record_links WHERE extract = 'dwp_employment'").fetchall()}
+
+
+def test_unverifiable_employment_follows_the_reference_when_dwp_is_accurate():
+    con = _con(20)
+    summary = link_warehouse(con)
+    assert summary.dwp_accuracy == (20 + 1) / (21 + 2)  # 20 checked right, E3's wrong
+    links = _links(con)
+    ref, method, p = links["E1|EMP1|2023-01-01"]
+    assert (ref, method) == ("E1", "dwp_match_ref_unverified") and p == summary.dwp_accuracy
+    assert links["E2|EMP2|2023-01-01"][0] is None  # NI contradicts the case system
+    assert links["E3|EMP3|2023-01-01"][0] is None  # DWP's named row there is someone else
+
+
+def test_no_trust_when_dwp_is_often_wrong():
+    con = _con(3)
+    summary = link_warehouse(con)
+    assert summary.dwp_accuracy < 0.9 and summary.dwp_unverified_edges == 0
+    assert _links(con)["E1|EMP1|2023-01-01"][0] is None
