@@ -241,6 +241,10 @@ def build_county(n_residents: int, seed: int, ref_day: int) -> County:
     def adult_days(lo: int, hi: int) -> int:
         return int(rnd.uniform(lo, hi) * 365.25)
 
+    def partner_age(age: float) -> float:
+        partner = age + rnd.uniform(-6, 4)
+        return partner if partner >= 18 else rnd.uniform(18, 22)
+
     while len(P["first"]) < n_residents:
         h = len(H["start"])
         start = len(P["first"])
@@ -254,17 +258,22 @@ def build_county(n_residents: int, seed: int, ref_day: int) -> County:
             married = rnd.random() < 0.65
             add(fname(0), s1, -1, 0, int(age * 365.25), h, ROLE_HEAD)
             add(fname(1), s1 if married else s2, s2 if married else -1, 1,
-                int(max(18, age + rnd.uniform(-6, 4)) * 365.25), h, ROLE_PARTNER)
+                int(partner_age(age) * 365.25), h, ROLE_PARTNER)
         elif r < 0.95:  # family with children: couple or lone parent, maybe another adult
             lone = rnd.random() < 0.28
             kids = rnd.choices((1, 2, 3, 4, 5), (30, 38, 20, 8, 4))[0]
             mother_age = rnd.uniform(22, 52)
-            eldest = min(mother_age - rnd.uniform(16.5, 30), 17.9)
+            eldest = mother_age - rnd.uniform(16.5, 30)
             young_mum = rnd.random() < 0.03
             if young_mum:
                 mother_age = rnd.uniform(17, 24)
-                eldest = min(mother_age - rnd.uniform(15.8, 18.5), 17.9)
-            eldest = max(eldest, 0.1)
+                eldest = mother_age - rnd.uniform(15.8, 18.5)
+            # Older children have left home, and a young mother's first child is a baby:
+            # draw their ages rather than capping them, or thousands share one DOB.
+            if eldest > 17.9:
+                eldest = rnd.uniform(8.0, 17.9)
+            elif eldest < 0.1:
+                eldest = rnd.uniform(0.1, 2.0)
             s_m, s_f = sname(), sname()
             married = not lone and rnd.random() < 0.55
             mother_last = s_f if married else s_m
