@@ -6,7 +6,8 @@ source identifiers; score candidate pairs with the committed Splink model
 (never retrained here: only the prior is scaled to this run's size); cluster
 strongest first under constraints (different identifiers, case-system people,
 twins, a generation apart, and records that fit two people go to neither);
-give DWP rows that carry nothing checkable to the person sent when DWP's
+join a child known by another surname to the only pupil of its forename and
+DOB (``pupils``); give DWP rows that carry nothing checkable to the person sent when DWP's
 measured accuracy allows; write ``linkage.*`` tables with, for each record, how
 it was linked and with what probability (the evidence a claim needs), and a
 clerical-review list of the pairs the rules stopped.
@@ -44,6 +45,8 @@ from matchers.probabilistic import (
     load_model,
     predict_pairs,
 )
+from matchers.pupils import METHOD as PUPIL_METHOD
+from matchers.pupils import sole_pupil_links
 from matchers.records import build_person_records, build_profiles
 
 LINK_THRESHOLD = 0.9
@@ -61,6 +64,7 @@ class LinkageSummary:
     clerical_review: int = 0
     household_links: int = 0
     dwp_unverified_edges: int = 0
+    sole_pupil_edges: int = 0
     dwp_accuracy: float | None = None
     prior: float | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -152,6 +156,9 @@ def link_warehouse(
     edges = [Edge(int(a), int(b), float(p), m) for a, b, p, m in con.execute(
         "SELECT profile_l, profile_r, p, method FROM _fl_edges").fetchall()]
     roots, accepted, refused = cluster(nodes, edges, _name_groups(con))
+    pupil_edges = sole_pupil_links(con, roots, refused)
+    accepted += pupil_edges
+    s.sole_pupil_edges = len(pupil_edges)
     dwp_edges, s.dwp_accuracy = unverified_dwp_links(con, roots, threshold)
     accepted += dwp_edges
     s.dwp_unverified_edges = len(dwp_edges)
@@ -175,7 +182,7 @@ def _write_record_links(
     # The edge that best explains each profile's membership: identifiers before
     # probability, the strongest first.
     rank = {"upn": 0, "nhs_number": 1, "ni_number": 2, "dwp_match_ref": 3, "source_ref": 4,
-            DWP_METHOD: 8}
+            PUPIL_METHOD: 7, DWP_METHOD: 8}
     best: dict[int, tuple[tuple, int, str, float]] = {}
     for e in accepted:
         k = (rank.get(e.method, 9), -e.probability)
