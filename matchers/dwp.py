@@ -16,11 +16,19 @@ when nothing contradicts it:
   rows without an NI number, any row under the reference) failed the check;
 - no other NI number under the reference was verified as the person's.
 
-Its probability is DWP's own accuracy measured on the checkable people of the
-same return: the share of DWP people with a named row who turned out to be
-the person sent (smoothed: (verified + 1) / (checked + 2)). The link is made
-only when that is at or above the link threshold, so a return in which DWP
-often picked the wrong person does not lend its references any trust.
+Where DWP's named rows for the same reference (and the same NI number, when
+the row has one) were verified as the person sent, the row belongs to that
+verified DWP person: DWP matches each person sent once and returns that
+person's benefit and employment spells together. Such a row is linked as
+``dwp_match_ref_vouched`` with probability 0.99, whatever the return's
+accuracy. (A reference whose named rows failed the check never gets here.)
+
+Otherwise its probability is DWP's own accuracy measured on the checkable
+people of the same return: the share of DWP people with a named row who
+turned out to be the person sent (smoothed: (verified + 1) / (checked + 2)).
+That link is made only when the accuracy is at or above the link threshold,
+so a return in which DWP often picked the wrong person does not lend its
+unvouched references any trust.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ import pandas as pd
 from matchers.clustering import Edge
 
 METHOD = "dwp_match_ref_unverified"
+VOUCHED_METHOD = "dwp_match_ref_vouched"
+VOUCHED_PROBABILITY = 0.99
 
 _SQL = """
 WITH p AS (
@@ -53,7 +63,10 @@ WITH p AS (
            bool_or(verified) AS verified
     FROM dwp WHERE named GROUP BY ALL
 ), cand AS (
-    SELECT d.profile_id, d.root, d.cohort_profile, d.match_ref, d.ni_number
+    SELECT d.profile_id, d.root, d.cohort_profile, d.match_ref, d.ni_number,
+           EXISTS (SELECT 1 FROM persons x WHERE x.match_ref = d.match_ref AND x.verified
+                   AND (d.ni_number IS NULL OR x.ni_number IS NULL
+                        OR x.ni_number = d.ni_number)) AS vouched
     FROM dwp d JOIN clusters cl ON cl.root = d.root
     JOIN clusters cx ON cx.root = d.cohort_root
     WHERE NOT d.named AND NOT d.verified AND NOT cl.has_named AND NOT cl.has_cohort
@@ -69,8 +82,8 @@ WITH p AS (
 )
 SELECT (SELECT count(*) FILTER (WHERE verified) FROM persons),
        (SELECT count(*) FROM persons),
-       (SELECT list({'profile': profile_id, 'root': root, 'to': cohort_profile}
-                     ORDER BY profile_id) FROM cand)
+       (SELECT list({'profile': profile_id, 'root': root, 'to': cohort_profile,
+                      'vouched': vouched} ORDER BY profile_id) FROM cand)
 """
 
 
@@ -90,8 +103,10 @@ def unverified_dwp_links(
     finally:
         con.unregister("_fl_dwp_roots")
     accuracy = (verified + 1) / (checked + 2)
-    if accuracy < threshold or not cand:
+    if not cand:
         return [], accuracy
+    if accuracy < threshold:
+        cand = [c for c in cand if c["vouched"]]
     members: dict[int, list[int]] = {}
     for p, r in roots.items():
         members.setdefault(r, []).append(p)
@@ -103,7 +118,10 @@ def unverified_dwp_links(
         to = int(c["to"])
         if len(targets[c["root"]]) > 1:  # one DWP person sent back for two people
             continue
-        edges.append(Edge(int(c["profile"]), to, accuracy, METHOD))
+        if c["vouched"]:
+            edges.append(Edge(int(c["profile"]), to, VOUCHED_PROBABILITY, VOUCHED_METHOD))
+        else:
+            edges.append(Edge(int(c["profile"]), to, accuracy, METHOD))
         target = roots.setdefault(to, to)
         for p in members.get(c["root"], [c["root"]]):
             roots[p] = target

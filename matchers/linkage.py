@@ -34,6 +34,7 @@ import pandas as pd
 from matchers.clustering import Edge, Node, cluster
 from matchers.deterministic import deterministic_edges
 from matchers.dwp import METHOD as DWP_METHOD
+from matchers.dwp import VOUCHED_METHOD as DWP_VOUCHED_METHOD
 from matchers.dwp import unverified_dwp_links
 from matchers.households import link_households
 from matchers.probabilistic import (
@@ -182,7 +183,7 @@ def _write_record_links(
     # The edge that best explains each profile's membership: identifiers before
     # probability, the strongest first.
     rank = {"upn": 0, "nhs_number": 1, "ni_number": 2, "dwp_match_ref": 3, "source_ref": 4,
-            PUPIL_METHOD: 7, DWP_METHOD: 8}
+            PUPIL_METHOD: 7, DWP_VOUCHED_METHOD: 8, DWP_METHOD: 8}
     best: dict[int, tuple[tuple, int, str, float]] = {}
     for e in accepted:
         k = (rank.get(e.method, 9), -e.probability)

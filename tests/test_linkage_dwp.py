@@ -70,3 +70,20 @@ def test_no_trust_when_dwp_is_often_wrong():
     summary = link_warehouse(con)
     assert summary.dwp_accuracy < 0.9 and summary.dwp_unverified_edges == 0
     assert _links(con)["E1|EMP1|2023-01-01"][0] is None
+
+
+def test_employment_of_a_verified_dwp_person_is_vouched_even_when_dwp_is_often_wrong():
+    con = _con(3)
+    # R00's benefit row checked out; an employment row under R00 with no NI number
+    # belongs to the same DWP person, however often DWP is wrong elsewhere.
+    con.execute("INSERT INTO staging.dwp_employment VALUES "
+                "('R00', NULL, 'EMP9', DATE '2023-02-01'), "
+                "('R01', 'CE777777A', 'EMP8', DATE '2023-02-01')")
+    summary = link_warehouse(con)
+    assert summary.dwp_accuracy < 0.9
+    links = _links(con)
+    assert links["R00|EMP9|2023-02-01"][:2] == ("R00", "dwp_match_ref_vouched")
+    assert links["R00|EMP9|2023-02-01"][2] == 0.99
+    assert links["E1|EMP1|2023-01-01"][0] is None      # nothing vouches for E1's row
+    assert links["E3|EMP3|2023-01-01"][0] is None      # E3's DWP person is someone else
+    assert links["R01|EMP8|2023-02-01"][0] is None     # another NI than the verified one
