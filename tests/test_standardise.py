@@ -46,3 +46,47 @@ def test_standardise_sql_splits_names_and_invalidates_identifiers():
     assert row.sex == "F" and row.postcode == "SS17 8AA" and row.postcode_district == "SS17"
     assert row.upn is None and row.nhs_number == "9434765919" and row.ni_number is None
     assert row.dob_str == "2001-02-03"
+
+
+NAME_CASES = [
+    ("Mrs  Siobhán NÍ BHRIAIN", ["SIOBHAN", "NI", "BHRIAIN"]),
+    ("dr. a. smith", ["A", "SMITH"]),
+    ("D'Souza", ["DSOUZA"]),
+    ("o’neill", ["ONEILL"]),
+    ("Smith-Jones", ["SMITH", "JONES"]),
+    ("  JOHN   PAUL ", ["JOHN", "PAUL"]),
+    ("Miss Zoë-Chloé", ["ZOE", "CHLOE"]),
+    ("NOT KNOWN", []),
+    ("", []),
+]
+
+
+def test_python_and_sql_name_rules_agree() -> None:
+    con = duckdb.connect()
+    install_standardise_macros(con)
+    for raw, expected in NAME_CASES:
+        assert standardise_name(raw) == expected, raw
+        (sql,) = con.execute("SELECT fl_name_tokens(?)", [raw]).fetchall()[0]
+        assert list(sql) == expected, raw
+
+
+def test_dates_sexes_and_addresses() -> None:
+    con = duckdb.connect()
+    install_standardise_macros(con)
+    got = con.execute("""SELECT fl_parse_date('2012-03-04'), fl_parse_date('04/03/2012'),
+        fl_parse_date('20120304'), fl_parse_date('2023-02-30'), fl_parse_date('next week'),
+        fl_sex('female'), fl_sex(' m '), fl_sex('X'),
+        fl_address('12, Church Rd.'), fl_address('12 CHURCH ROAD')""").fetchall()[0]
+    iso = "2012-03-04"
+    assert [str(d) for d in got[:3]] == [iso, iso, iso]
+    assert got[3] is None and got[4] is None          # not real dates: missing, never a crash
+    assert got[5:8] == ("F", "M", None)
+    assert got[8] == got[9] == "12 CHURCH ROAD"
+
+
+def test_postcode_parts() -> None:
+    con = duckdb.connect()
+    install_standardise_macros(con)
+    got = con.execute("""SELECT fl_postcode_district('ss17 8aa'), fl_postcode_sector('SS178AA'),
+        fl_postcode_uk('2000'), fl_postcode('2000')""").fetchall()[0]
+    assert got == ("SS17", "SS17 8", None, "2000")
