@@ -151,3 +151,11 @@ def test_central_bedfordshire_dv_reduction_against_the_12_months_before() -> Non
     w.incident("F2", "2024-03-01", "DOMESTIC", domestic=True)
     assert _status(w, "central_bedfordshire", "F1", "5B") == "achieved"
     assert _status(w, "central_bedfordshire", "F2", "5B") == "not_achieved"
+
+
+def test_cumbria_early_years_take_up_kept_13_weeks() -> None:
+    w = _world("3D", child_dob="2021-02-02")  # below school age
+    w.evidence("F1", "early_years_takeup", "2024-05-01", outcome_code="3D")   # 8 weeks
+    w.evidence("F2", "early_years_takeup", "2024-01-10", outcome_code="3D")   # 24 weeks
+    assert _status(w, "cumbria", "F1", "3D") != "achieved"
+    assert _status(w, "cumbria", "F2", "3D") == "achieved"
