@@ -274,7 +274,9 @@ def link(
 
     with _user_errors():
         summary = link_files(left, right, out, threshold=threshold)
-    console.print(summary)
+    console.print(f"{summary.pairs} pairs at match probability >= {summary.threshold} written "
+                  f"to {summary.out} ({summary.left_rows} left rows, {summary.right_rows} right "
+                  f"rows, {summary.seconds:.1f}s)")
 
 
 @app.command(name="train-linkage")
