@@ -57,3 +57,14 @@ def staging_con() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(STAGING_SQL)
     return con
+
+
+def record_links(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple]:
+    """(extract, record_key) -> (person_id, person_ref, match_method) after linkage."""
+    return {
+        (r[0], r[1]): (r[2], r[3], r[4])
+        for r in con.execute(
+            "SELECT extract, record_key, person_id, person_ref, match_method "
+            "FROM linkage.record_links"
+        ).fetchall()
+    }

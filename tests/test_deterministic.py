@@ -1,23 +1,13 @@
-from linkage_fixtures import staging_con
+from linkage_fixtures import record_links, staging_con
 
 from matchers.clustering import Edge, Node, cluster, forenames_compatible, jaro_winkler
 from matchers.linkage import link_warehouse
 
 
-def _links(con):
-    return {
-        (r[0], r[1]): (r[2], r[3], r[4])
-        for r in con.execute(
-            "SELECT extract, record_key, person_id, person_ref, match_method "
-            "FROM linkage.record_links"
-        ).fetchall()
-    }
-
-
 def test_identifier_source_ref_and_dwp_links():
     con = staging_con()
     link_warehouse(con)
-    links = _links(con)
+    links = record_links(con)
     assert links[("school_attendance", "X123456789010|2023/24|AUT")][1] == "P1"
     assert links[("school_attendance", "X123456789010|2023/24|SPR")][1] == "P1"
     assert links[("dwp_benefits", "P3|UC|2022-01-01")][1] == "P3"
@@ -30,7 +20,7 @@ def test_identifier_source_ref_and_dwp_links():
 def test_twins_never_merged():
     con = staging_con()
     link_warehouse(con)
-    links = _links(con)
+    links = record_links(con)
     assert links[("cohort_members", "P1")][0] != links[("cohort_members", "P2")][0]
 
 

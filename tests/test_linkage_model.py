@@ -3,21 +3,11 @@
 import json
 
 import pytest
-from linkage_fixtures import staging_con
+from linkage_fixtures import record_links, staging_con
 
 from matchers.comparisons import person_settings
 from matchers.linkage import link_warehouse
 from matchers.probabilistic import DEFAULT_MODEL_PATH, META_KEY, load_model
-
-
-def _links(con):
-    return {
-        (r[0], r[1]): (r[2], r[3], r[4])
-        for r in con.execute(
-            "SELECT extract, record_key, person_id, person_ref, match_method "
-            "FROM linkage.record_links"
-        ).fetchall()
-    }
 
 
 def test_committed_model_is_trained_and_current():
@@ -52,7 +42,7 @@ def test_link_warehouse_with_committed_model_links_fixture(monkeypatch):
     con = staging_con()
     summary = link_warehouse(con)
     assert summary.probabilistic_edges > 0
-    links = _links(con)
+    links = record_links(con)
     # nickname (Liz / Elizabeth), same DOB, no address: P3
     assert links[("police_nominals", "I1|N1")][1] == "P3"
     # surname and forename swapped: P4
