@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import os
 import sys
 import time
@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from famlink import __version__
 from famlink.contract import PLANS
 from famlink.ingest.loading import IngestSummary
 from famlink.ingest.reading import FatalExtractError
@@ -29,19 +31,58 @@ ExtractsOpt = Annotated[Path, typer.Option("--extracts", help="Drop folder with 
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", help="DuckDB warehouse file.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"famlink {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _famlink(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print famlink's version and exit.")] = False,
+) -> None:
+    """famlink: monthly data matching for the Supporting Families programme."""
+
+
+def _error(message: str, code: int = 2) -> typer.Exit:
+    """Print one unwrapped ``error:`` line (message escaped for rich); the Exit to raise."""
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    return typer.Exit(code)
+
+
 def _parse_date(value: str, option: str) -> date:
     try:
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
-        err.print(f"[red]error:[/] {option} must be a date YYYY-MM-DD, got {value!r}")
-        raise typer.Exit(2) from None
+        raise _error(f"{option} must be a date YYYY-MM-DD, got {value!r}") from None
 
 
 def _check_plan(plan: str) -> str:
     if plan not in PLANS:
-        err.print(f"[red]error:[/] unknown plan {plan!r}; choose one of: {', '.join(PLANS)}")
-        raise typer.Exit(2)
+        raise _error(f"unknown plan {plan!r}; choose one of: {', '.join(PLANS)}")
     return plan
+
+
+def _check_new_warehouse(warehouse: Path) -> None:
+    """A warehouse in a folder that does not exist is a typo, not a new ledger: refuse it."""
+    if not warehouse.parent.is_dir():
+        raise _error(f"the folder of --warehouse {warehouse} does not exist: create it first "
+                     "(a new warehouse has an empty ledger, so a typo would claim families "
+                     "again)")
+    if not warehouse.exists():
+        console.print(f"creating a new warehouse: {escape(str(warehouse.resolve()))}",
+                      highlight=False)
+
+
+@contextmanager
+def _printing_after_publish() -> Iterator[None]:
+    """Printing must not turn a published run into a failed one: warn and keep exit 0."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001  (the run is published whatever went wrong here)
+        err.print(f"[yellow]warning:[/] the run was published but its summary could not be "
+                  f"printed in full ({type(exc).__name__})", soft_wrap=True, highlight=False)
 
 
 def _progress(message: str) -> None:
@@ -68,7 +109,8 @@ def print_ingest(summary: IngestSummary) -> None:
         span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]} ({len(months)})"
         if empty:
             span += f", {empty} empty"
-        table.add_row(file, span, f"{read:,}", f"{loaded:,}", f"{rejected:,}", f"{flagged:,}")
+        table.add_row(escape(file), span, f"{read:,}", f"{loaded:,}", f"{rejected:,}",
+                      f"{flagged:,}")
     skipped = sum(d.status == "already_loaded" for d in summary.deliveries)
     if table.row_count:
         console.print(table)
@@ -79,12 +121,13 @@ def print_ingest(summary: IngestSummary) -> None:
                   + (" (famlink rejects lists them)" if any(
                       d.rows_rejected or d.values_flagged for d in summary.deliveries) else ""))
     for name in summary.ignored_files:
-        console.print(f"[yellow]ignored[/] {name}: not a file of the extract contract")
+        console.print(f"[yellow]ignored[/] {escape(str(name))}: not a file of the extract "
+                      "contract")
     for d in summary.deliveries:
         for warning in d.warnings:
-            console.print(f"[yellow]warning[/] {warning}")
+            console.print(f"[yellow]warning[/] {escape(str(warning))}")
     for warning in summary.warnings:
-        console.print(f"[yellow]warning[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning[/] {escape(str(warning))}", highlight=False)
 
 
 @contextmanager
@@ -93,12 +136,22 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise _error(str(exc)) from None
+
+
+@contextmanager
+def _writer_errors() -> Iterator[None]:
+    """A busy warehouse, a stale session or a refused run: one line, nothing changed."""
+    from famlink.warehouse import WarehouseError
+
+    try:
+        yield
+    except WarehouseError as exc:
+        raise _error(str(exc)) from None
 
 
 def _fatal(exc: FatalExtractError) -> None:
-    err.print(f"[red]error:[/] {exc.path}: {exc.fault}")
+    err.print(f"[red]error:[/] {escape(f'{exc.path}: {exc.fault}')}", soft_wrap=True)
     err.print("The warehouse was left exactly as it was before this run.")
     raise typer.Exit(1)
 
@@ -112,6 +165,9 @@ def run(
     prefect: Annotated[bool | None, typer.Option(
         "--prefect/--no-prefect",
         help="Run as a Prefect flow (default: when PREFECT_API_URL is set).")] = None,
+    back_run: Annotated[bool, typer.Option(
+        "--back-run", help="AS_OF precedes the latest run: evaluate and report, change "
+                           "nothing.")] = False,
 ) -> None:
     """The monthly run: ingest, link, outcomes under PLAN at AS_OF, record claims."""
     from famlink.pipeline import RunRequest
@@ -119,36 +175,39 @@ def run(
 
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=_check_plan(plan),
                          as_of=_parse_date(as_of, "--as-of"), progress=_progress)
+    _check_new_warehouse(warehouse)
     use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
     try:
-        if use_prefect:
-            from flows.monthly import monthly_run
+        with _writer_errors():
+            if use_prefect:
+                from flows.monthly import monthly_run
 
-            summary = monthly_run(extracts=extracts, warehouse=warehouse, plan=plan,
-                                  as_of=request.as_of)
-        else:
-            from flows.monthly import run_monthly_local
+                summary = monthly_run(extracts=extracts, warehouse=warehouse, plan=plan,
+                                      as_of=request.as_of, back_run=back_run)
+            else:
+                from flows.monthly import run_monthly_local
 
-            summary = run_monthly_local(request)
+                summary = run_monthly_local(request, back_run=back_run)
     except FatalExtractError as exc:
         _fatal(exc)
-    print_ingest(summary.ingest)
-    print_run_summary(summary)
-    report = write_linkage_report_for(warehouse, request.as_of)
-    console.print(f"linkage report: {report}")
+    with _printing_after_publish():
+        print_ingest(summary.ingest)
+        print_run_summary(summary, console)
+        if not back_run:
+            report = write_linkage_report_for(warehouse, request.as_of)
+            console.print(f"linkage report: {escape(str(report))}", highlight=False)
 
 
 def write_linkage_report_for(warehouse: Path, as_of: date) -> Path:
-    """The linkage report of the published warehouse, beside it in reports/."""
-    import duckdb
-
+    """The linkage report of the published warehouse, beside it in reports/ (owner-only)."""
+    from famlink.warehouse import connect, make_private, make_private_dir
     from matchers.report import write_linkage_report
 
-    out = warehouse.resolve().parent / "reports" / f"linkage_{as_of.isoformat()}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(warehouse), read_only=True)
+    out = make_private_dir(warehouse.resolve().parent / "reports") / (
+        f"linkage_{as_of.isoformat()}.html")
+    con = connect(warehouse, read_only=True)
     try:
-        return write_linkage_report(con, out)
+        return make_private(write_linkage_report(con, out))
     finally:
         con.close()
 
@@ -165,14 +224,16 @@ def ingest(
 
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=PLANS[0],
                          as_of=_parse_date(as_of, "--as-of"), progress=_progress)
+    _check_new_warehouse(warehouse)
     try:
-        with build_then_publish(warehouse) as con:
+        with _writer_errors(), build_then_publish(warehouse) as con:
             summary = ingest_extracts(con, request)
             build_staging(con, request)
     except FatalExtractError as exc:
         _fatal(exc)
-    print_ingest(summary)
-    console.print(f"warehouse: {warehouse.resolve()}")
+    with _printing_after_publish():
+        print_ingest(summary)
+        console.print(f"warehouse: {escape(str(warehouse.resolve()))}", highlight=False)
 
 
 @app.command()
@@ -181,23 +242,20 @@ def rejects(
     out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
 ) -> None:
     """Every rejected row and flagged value of every loaded delivery, as CSV."""
+    from famlink.claims.returns import write_safe_csv
     from famlink.warehouse import connect
 
     if not warehouse.exists():
-        err.print(f"[red]error:[/] warehouse {warehouse} does not exist")
-        raise typer.Exit(2)
+        raise _error(f"warehouse {warehouse} does not exist")
     con = connect(warehouse, read_only=True)
     rows = con.execute("""
         SELECT month, file, row_number, "column", reason
         FROM meta.rejects ORDER BY month, file, delivery_id, row_number, "column", reason
     """).fetchall()
     con.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["month", "file", "row_number", "column", "reason"])
-        writer.writerows(rows)
-    console.print(f"{len(rows)} rejected rows and flagged values written to {out}")
+    write_safe_csv(out, ["month", "file", "row_number", "column", "reason"], rows)
+    console.print(f"{len(rows)} rejected rows and flagged values written to "
+                  f"{escape(str(out))}", highlight=False)
 
 
 @app.command()
@@ -213,7 +271,7 @@ def claims(
     with _user_errors():
         count = write_claims_csv(warehouse, _parse_date(as_of, "--as-of"), out)
     console.print(f"{count} claims (GBP {count * PAYMENT_GBP:,} at GBP {PAYMENT_GBP} each) "
-                  f"written to {out}")
+                  f"written to {escape(str(out))}", highlight=False)
 
 
 @app.command(name="return")
@@ -228,7 +286,7 @@ def claims_return(
     with _user_errors():
         paths = write_return(warehouse, _parse_date(as_of, "--as-of"), out_dir)
     for path in paths:
-        console.print(f"written {path}")
+        console.print(f"written {escape(str(path))}", highlight=False)
 
 
 @app.command()
@@ -243,7 +301,7 @@ def withdraw(
 
     with _user_errors():
         withdraw_claim(warehouse, family_id, reason, by or os.environ.get("USER", "analyst"))
-    console.print(f"claim for {family_id} withdrawn")
+    console.print(f"claim for {escape(family_id)} withdrawn", highlight=False)
 
 
 @app.command()
@@ -254,11 +312,56 @@ def explain(
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML page.")] = None,
 ) -> None:
     """The audit pack for one family: members, links, problems, evidence, claim."""
-    from famlink.claims.explain import explain_family
+    from famlink.claims.explain import explain_family, print_pack
 
+    when = _parse_date(as_of, "--as-of") if as_of else None
     with _user_errors():
-        explain_family(warehouse, family_id,
-                       _parse_date(as_of, "--as-of") if as_of else None, html)
+        _check_explainable(warehouse, family_id, when)
+        pack = explain_family(warehouse, family_id, when, html, quiet=True)
+    print_pack(_markup_escaped(pack), console)
+
+
+def _check_explainable(warehouse: Path, family_id: str, as_of: date | None) -> None:
+    """A date with no run, or a family the warehouse has never seen: refuse in one line."""
+    import duckdb
+
+    from famlink.claims.returns import require_run
+    from famlink.warehouse import connect
+
+    if not warehouse.exists():
+        raise FileNotFoundError(f"warehouse {warehouse} does not exist")
+    con = connect(warehouse, read_only=True)
+    try:
+        if as_of is not None:
+            require_run(con, as_of)
+        known = False
+        for sql in ("SELECT 1 FROM raw.cohort_members WHERE family_id = ? LIMIT 1",
+                    "SELECT 1 FROM raw.cohort_families WHERE family_id = ? LIMIT 1",
+                    "SELECT 1 FROM claims.events WHERE family_id = ? LIMIT 1"):
+            try:
+                known = known or con.execute(sql, [family_id]).fetchone() is not None
+            except duckdb.CatalogException:
+                continue
+    finally:
+        con.close()
+    if not known:
+        raise ValueError(f"family {family_id} is not in this warehouse (no cohort delivery or "
+                         "claim names it)")
+
+
+def _markup_escaped(value: Any) -> Any:
+    """A copy of an audit pack with every string escaped, so rich prints data as it is."""
+    if isinstance(value, str):
+        return escape(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{
+            f.name: _markup_escaped(getattr(value, f.name))
+            for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, dict):
+        return {k: _markup_escaped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_markup_escaped(v) for v in value)
+    return value
 
 
 @app.command()
@@ -327,24 +430,49 @@ def query(
         "--as-of", help="Date the staging views show (default: latest deliveries).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the result as CSV.")] = None,
 ) -> None:
-    """Query the warehouse read-only (safe while the next run builds)."""
+    """Query the warehouse read-only (safe while the next run builds).
+
+    The session cannot write, read or attach files, or load extensions: a
+    statement that tries is refused in one line.
+    """
+    import duckdb
+
+    from famlink.claims.returns import write_safe_csv
     from famlink.warehouse import connect
 
-    con = connect(warehouse, read_only=True)
-    if as_of:
-        when = _parse_date(as_of, "--as-of")
-        con.execute(f"SET VARIABLE as_of = DATE '{when}'")
-        con.execute(f"SET VARIABLE as_of_month = '{when:%Y-%m}'")
-    relation = con.sql(sql)
-    if out:
-        relation.write_csv(str(out))
-        console.print(f"written {out}")
-    else:
-        console.print(str(relation))
-    con.close()
+    when = _parse_date(as_of, "--as-of") if as_of else None
+    if not warehouse.exists():
+        raise _error(f"warehouse {warehouse} does not exist")
+    try:
+        con = connect(warehouse, read_only=True)
+    except duckdb.Error as exc:
+        raise _error(f"cannot open {warehouse} read-only: {_first_line(exc)}") from None
+    try:
+        if when:
+            con.execute(f"SET VARIABLE as_of = DATE '{when}'")
+            con.execute(f"SET VARIABLE as_of_month = '{when:%Y-%m}'")
+        relation = con.sql(sql)
+        if relation is None:
+            raise _error("query refused: only a query that returns rows can run here")
+        if out:
+            count = write_safe_csv(out, list(relation.columns), relation.fetchall())
+            console.print(f"{count} rows written to {escape(str(out))}", highlight=False)
+        else:
+            console.print(str(relation), markup=False, highlight=False)
+    except (duckdb.PermissionException, duckdb.InvalidInputException) as exc:
+        raise _error(f"query refused: {_first_line(exc)}") from None
+    except duckdb.Error as exc:
+        raise _error(f"query failed: {_first_line(exc)}") from None
+    finally:
+        con.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def main() -> None:  # pragma: no cover
+    os.umask(0o077)     # whatever famlink creates (warehouse, WAL, reports, returns) is private
     try:
         app()
     except KeyboardInterrupt:

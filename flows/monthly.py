@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from famlink.ingest.loading import MONTH_DIR
 from famlink.pipeline import (
     RunRequest,
     RunSummary,
@@ -26,23 +29,100 @@ from famlink.pipeline import (
     link_people_and_households,
     record_claims,
 )
-from famlink.warehouse import build_then_publish
+from famlink.report import RunFigures, collect_run_figures
+from famlink.warehouse import (
+    WarehouseError,
+    build_then_publish,
+    remember_plan,
+    warehouse_plan,
+    writer_lock,
+)
+from famlink.warehouse import connect as connect_warehouse
 
 Call = Callable[..., Any]
 
 
-def monthly_steps(request: RunRequest, call: Call) -> RunSummary:
-    """The run's table of contents; ``call`` runs one step (as a task or directly)."""
+class RunRefused(WarehouseError):
+    """The run would be a silent mistake (another plan, an earlier date, nothing delivered)."""
+
+
+@dataclass
+class MonthlyRunSummary(RunSummary):
+    """A run's summary with the figures read from the built warehouse before publishing."""
+
+    figures: RunFigures | None = None
+    back_run: bool = False
+
+
+def monthly_steps(request: RunRequest, call: Call, back_run: bool = False) -> MonthlyRunSummary:
+    """The run's table of contents; ``call`` runs one step (as a task or directly).
+
+    The writer lock is held from the checks to the publish; a back-run builds
+    in the copy and discards it.
+    """
     seconds: dict[str, float] = {}
     step = timed(call, seconds, request)
-    with build_then_publish(request.warehouse) as con:
-        ingest = step(ingest_extracts, con, request)
-        step(build_staging, con, request)
-        linkage = step(link_people_and_households, con, request)
-        outcomes = step(evaluate_plan_outcomes, con, request)
-        claims = step(record_claims, con, request)
-    return RunSummary(request=request, ingest=ingest, linkage=linkage, outcomes=outcomes,
-                      claims=claims, step_seconds=seconds)
+    with writer_lock(request.warehouse):
+        check_run(request, back_run)
+        with build_then_publish(request.warehouse, publish=not back_run) as con:
+            remember_plan(con, request.plan)
+            ingest = step(ingest_extracts, con, request)
+            step(build_staging, con, request)
+            linkage = step(link_people_and_households, con, request)
+            outcomes = step(evaluate_plan_outcomes, con, request)
+            claims = step(record_claims, con, request)
+            figures = collect_run_figures(con, request)
+    return MonthlyRunSummary(request=request, ingest=ingest, linkage=linkage,
+                             outcomes=outcomes, claims=claims, step_seconds=seconds,
+                             figures=figures, back_run=back_run)
+
+
+def _published_facts(warehouse: Path) -> tuple[str | None, date | None, str | None]:
+    """The published warehouse's plan, latest run's as-of and first delivered month."""
+    if not warehouse.exists():
+        return None, None, None
+    con = connect_warehouse(warehouse, read_only=True)
+    try:
+        plan = warehouse_plan(con)
+        latest = first = None
+        try:
+            latest = con.execute("SELECT max(as_of) FROM claims.runs").fetchone()[0]
+        except duckdb.CatalogException:
+            pass
+        try:
+            first = con.execute("SELECT min(month) FROM meta.deliveries").fetchone()[0]
+        except duckdb.CatalogException:
+            pass
+        return plan, latest, first
+    finally:
+        con.close()
+
+
+def check_run(request: RunRequest, back_run: bool = False) -> None:
+    """Refuse, in one line, a run that would silently do the wrong thing.
+
+    Another plan than the warehouse's; an as-of before the latest run's (a
+    back-run, only with ``back_run``, which then changes nothing); an as-of
+    before every delivery (it would publish empty linkage and marts).
+    """
+    plan, latest, first_loaded = _published_facts(Path(request.warehouse))
+    if plan is not None and plan != request.plan:
+        raise RunRefused(f"warehouse {request.warehouse} holds runs under plan {plan}, not "
+                         f"{request.plan}: use that plan or another warehouse")
+    if latest is not None and request.as_of < latest and not back_run:
+        raise RunRefused(f"--as-of {request.as_of} precedes the latest run ({latest}): that "
+                         "is a back-run; add --back-run to evaluate it without changing the "
+                         "warehouse")
+    drop = Path(request.extracts)
+    months = sorted(p.name for p in drop.iterdir()
+                    if p.is_dir() and MONTH_DIR.match(p.name)) if drop.is_dir() else []
+    first = min([m for m in (*months[:1], first_loaded) if m], default=None)
+    if first is None and drop.is_dir():
+        raise RunRefused(f"no deliveries: {drop} has no month folders (YYYY-MM) and the "
+                         "warehouse holds none")
+    if first is not None and request.as_of_month < first:
+        raise RunRefused(f"--as-of {request.as_of} precedes every delivery (the first is "
+                         f"{first}): there is nothing to evaluate at that date")
 
 
 def timed(call: Call, seconds: dict[str, float], request: RunRequest) -> Call:
@@ -63,16 +143,16 @@ def _as_task(step: Call, *args: Any) -> Any:
 
 @flow(name="famlink-monthly-run", log_prints=True)
 def monthly_run(extracts: Path, warehouse: Path, plan: str,
-                as_of: date | None = None) -> RunSummary:
+                as_of: date | None = None, back_run: bool = False) -> MonthlyRunSummary:
     """Ingest, link, evaluate outcomes and record claims for one council and month.
 
     A scheduled run passes no as_of: it runs as at the day it starts.
     """
     request = RunRequest(extracts=Path(extracts), warehouse=Path(warehouse), plan=plan,
                          as_of=as_of or date.today())
-    return monthly_steps(request, call=_as_task)
+    return monthly_steps(request, call=_as_task, back_run=back_run)
 
 
-def run_monthly_local(request: RunRequest) -> RunSummary:
+def run_monthly_local(request: RunRequest, back_run: bool = False) -> MonthlyRunSummary:
     """The same steps, called directly (no Prefect API needed)."""
-    return monthly_steps(request, call=lambda step, *args: step(*args))
+    return monthly_steps(request, call=lambda step, *args: step(*args), back_run=back_run)

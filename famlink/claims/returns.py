@@ -3,17 +3,27 @@
 Both read only the ledger, never the marts, so what is sent is exactly what
 was recorded (and frozen) at the run, whatever later runs have rebuilt. A
 withdrawn claim is left out of both: it is not to be paid.
+
+Cells that come from the data are neutralised before they leave: a value that
+starts like a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) is
+prefixed with ``'`` in CSV and stored as text in XLSX, so opening a return in
+a spreadsheet never runs what a partner's file put in a family_id. Files are
+written owner-only.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from famlink.claims.ledger import has_ledger
+from famlink.warehouse import FILE_MODE, make_private_dir
 
 PAYMENT_GBP = 800
 CLAIMS_COLUMNS = ["family_id", "claim_type", "achieved_on", "problems"]
@@ -21,17 +31,64 @@ RETURN_COLUMNS = ["family_id", "claim_type", "achieved_on", "problems", "payment
                   "run_id", "plan", "as_of", "run_recorded_at", "produced_at"]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class NoRunError(ValueError):
+    """No run was recorded at the date asked for."""
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: ``'`` before a formula-like start."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def write_safe_csv(out: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> int:
+    """Write a CSV owner-only with every cell passed through ``csv_safe``; rows written."""
+    out = Path(out)
+    make_private_dir(out.parent)
+    count = 0
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    with open(fd, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for row in rows:
+            w.writerow([csv_safe(v) for v in row])
+            count += 1
+    return count
+
+
 def _open(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    from famlink.warehouse import connect
+
     warehouse = Path(warehouse)
     if not warehouse.exists():
         raise FileNotFoundError(f"warehouse {warehouse} does not exist")
-    return duckdb.connect(str(warehouse), read_only=True)
+    return connect(warehouse, read_only=True)
+
+
+def run_dates(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """The as-of dates that have a recorded run, oldest first."""
+    if not has_ledger(con):
+        return []
+    return [r[0] for r in con.execute(
+        "SELECT DISTINCT as_of FROM claims.runs ORDER BY as_of").fetchall()]
+
+
+def require_run(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """Raise ``NoRunError`` listing the dates that have runs, unless ``as_of`` has one."""
+    dates = run_dates(con)
+    if as_of not in dates:
+        raise NoRunError(f"no run at {as_of}; runs were recorded at: "
+                         + (", ".join(d.isoformat() for d in dates) if dates else "none yet"))
 
 
 def _claims_at(con: duckdb.DuckDBPyConnection, as_of: date) -> list[tuple]:
     """Live (not withdrawn) claims recorded by runs at ``as_of``, one per family."""
-    if not has_ledger(con):
-        return []
+    require_run(con, as_of)
     return con.execute(
         """
         SELECT l.family_id, l.claim_type, l.achieved_on, coalesce(l.problems, ''),
@@ -48,21 +105,16 @@ def write_claims_csv(warehouse: Path, as_of: date, out: Path) -> int:
     """``famlink claims``: the claims recorded by the run(s) at ``as_of``; returns rows written.
 
     Opens the warehouse read-only, so it can run while analysts read it. A date
-    with no run gives a file with the header only.
+    with no run raises ``NoRunError`` (naming the dates that have runs).
     """
     con = _open(warehouse)
     try:
         rows = _claims_at(con, as_of)
     finally:
         con.close()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(CLAIMS_COLUMNS)
-        for family_id, claim_type, achieved_on, problems, *_ in rows:
-            w.writerow([family_id, claim_type, achieved_on.isoformat(), problems])
-    return len(rows)
+    return write_safe_csv(out, CLAIMS_COLUMNS, (
+        [family_id, claim_type, achieved_on.isoformat(), problems]
+        for family_id, claim_type, achieved_on, problems, *_ in rows))
 
 
 def write_return(warehouse: Path, as_of: date, out_dir: Path) -> list[Path]:
@@ -86,8 +138,7 @@ def write_return(warehouse: Path, as_of: date, out_dir: Path) -> list[Path]:
     n_ce = sum(1 for r in rows if r[1] == "CE")
     total = len(rows) * PAYMENT_GBP
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_private_dir(Path(out_dir))
     stem = f"claims_return_{'_'.join(plans)}_{as_of.isoformat()}"
     csv_path, xlsx_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.xlsx"
 
@@ -100,11 +151,7 @@ def write_return(warehouse: Path, as_of: date, out_dir: Path) -> list[Path]:
     total_line = ["TOTAL", f"SSP {n_ssp}; CE {n_ce}", "", f"{len(rows)} claims x GBP {PAYMENT_GBP}",
                   total, ";".join(str(r) for r in run_ids), ";".join(plans), as_of.isoformat(),
                   "", produced_at.isoformat(sep=" ")]
-    with csv_path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(RETURN_COLUMNS)
-        w.writerows(lines)
-        w.writerow(total_line)
+    write_safe_csv(csv_path, RETURN_COLUMNS, [*lines, total_line])
 
     wb = Workbook()
     ws = wb.active
@@ -132,10 +179,16 @@ def write_return(warehouse: Path, as_of: date, out_dir: Path) -> list[Path]:
         cell.font = bold
     for line in lines:
         ws.append(line)
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"      # text, never a formula, whatever it starts with
     ws.append(total_line)
     for cell in ws[ws.max_row]:
         cell.font = bold
     for col, width in zip("ABCDEFGHIJ", (16, 16, 12, 22, 12, 8, 22, 12, 20, 20), strict=True):
         ws.column_dimensions[col].width = width
-    wb.save(xlsx_path)
+    fd = os.open(xlsx_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    with open(fd, "wb") as fh:
+        wb.save(fh)
     return [csv_path, xlsx_path]
