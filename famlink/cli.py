@@ -177,8 +177,11 @@ def run(
                          as_of=_parse_date(as_of, "--as-of"), progress=_progress)
     _check_new_warehouse(warehouse)
     use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
+    from famlink.warehouse import check_run, writer_lock
+
     try:
-        with _writer_errors():
+        with _writer_errors(), writer_lock(warehouse):   # before the slow imports: refuse at once
+            check_run(warehouse, extracts, plan, request.as_of, back_run)
             if use_prefect:
                 from flows.monthly import monthly_run
 
@@ -444,7 +447,7 @@ def query(
     if not warehouse.exists():
         raise _error(f"warehouse {warehouse} does not exist")
     try:
-        con = connect(warehouse, read_only=True)
+        con = connect(warehouse, locked=True)
     except duckdb.Error as exc:
         raise _error(f"cannot open {warehouse} read-only: {_first_line(exc)}") from None
     try:

@@ -28,13 +28,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 
 from famlink import __version__
-from matchers.identifiers import install_identifier_macros
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -107,10 +106,18 @@ class WarehouseBusy(WarehouseError):
     """Another process holds the writer lock."""
 
 
-def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection with famlink's macros installed (read-only: locked down, see above)."""
-    if read_only:
+def connect(path: Path | str, read_only: bool = False,
+            locked: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection with famlink's macros installed.
+
+    ``locked``: read-only and sealed (``READ_ONLY_CONFIG``), for SQL a user typed.
+    """
+    if locked:
         return duckdb.connect(str(path), read_only=True, config=dict(READ_ONLY_CONFIG))
+    if read_only:
+        return duckdb.connect(str(path), read_only=True)
+    from matchers.identifiers import install_identifier_macros
+
     con = duckdb.connect(str(path))
     install_identifier_macros(con)
     return con
@@ -223,6 +230,26 @@ def writer_lock(warehouse: Path, command: str | None = None) -> Iterator[None]:
 
 # -- a stale WAL and durable publishing ----------------------------------------------------
 
+def open_elsewhere_message(published: Path, exc: BaseException | None = None) -> str:
+    """One line: another session holds the warehouse open read-write (DuckDB names its pid)."""
+    pid = re.search(r"\(PID (\d+)\)", str(exc or ""))
+    return (f"warehouse {published} is open read-write in another session"
+            + (f" (pid {pid.group(1)})" if pid else "")
+            + ": nothing was changed; close that session and run again")
+
+
+def _refuse_if_open_read_write(published: Path) -> None:
+    """A live read-write session would write its WAL beside the file this run publishes."""
+    if not published.exists():
+        return
+    try:
+        duckdb.connect(str(published), read_only=True).close()
+    except duckdb.IOException as exc:
+        raise WarehouseError(open_elsewhere_message(published, exc)) from None
+    except duckdb.Error:
+        pass          # this process already has it open (another config): not a stranger
+
+
 def settle_wal(published: Path) -> None:
     """Fold a WAL left beside the published file (a killed read-write session) into it.
 
@@ -233,6 +260,7 @@ def settle_wal(published: Path) -> None:
     """
     wal = wal_path(published)
     if not wal.exists():
+        _refuse_if_open_read_write(published)
         return
     if not published.exists():
         raise WarehouseError(f"{wal} exists without its warehouse {published}: move it away "
@@ -240,12 +268,7 @@ def settle_wal(published: Path) -> None:
     try:
         con = duckdb.connect(str(published))
     except duckdb.IOException as exc:
-        pid = re.search(r"\(PID (\d+)\)", str(exc))
-        raise WarehouseError(
-            f"warehouse {published} is open in another session"
-            + (f" (pid {pid.group(1)})" if pid else "")
-            + f" and {wal.name} holds writes not yet in the file: close that session and "
-              "run again") from None
+        raise WarehouseError(open_elsewhere_message(published, exc)) from None
     except duckdb.Error as exc:
         raise WarehouseError(
             f"{wal} cannot be applied to {published.name} ({type(exc).__name__}); nothing was "
@@ -337,3 +360,63 @@ def remember_plan(con: duckdb.DuckDBPyConnection, plan: str) -> None:
     if con.execute("SELECT count(*) FROM meta.warehouse").fetchone() == (0,):
         con.execute("INSERT INTO meta.warehouse VALUES (?, ?, ?)",
                     [plan, datetime.now().replace(microsecond=0), __version__])
+
+
+class RunRefused(WarehouseError):
+    """The run would be a silent mistake (another plan, an earlier date, nothing delivered)."""
+
+
+def _published_facts(warehouse: Path) -> tuple[str | None, date | None, str | None]:
+    """The published warehouse's plan, latest run's as-of and first delivered month."""
+    if not warehouse.exists():
+        return None, None, None
+    try:
+        con = connect(warehouse, read_only=True)
+    except duckdb.IOException as exc:
+        raise RunRefused(open_elsewhere_message(warehouse, exc)) from None
+    try:
+        plan = warehouse_plan(con)
+        latest = first = None
+        try:
+            latest = con.execute("SELECT max(as_of) FROM claims.runs").fetchone()[0]
+        except duckdb.CatalogException:
+            pass
+        try:
+            first = con.execute("SELECT min(month) FROM meta.deliveries").fetchone()[0]
+        except duckdb.CatalogException:
+            pass
+        return plan, latest, first
+    finally:
+        con.close()
+
+
+def check_run(warehouse: Path, extracts: Path, plan: str, as_of: date,
+              back_run: bool = False) -> None:
+    """Refuse, in one line, a run that would silently do the wrong thing.
+
+    Another plan than the warehouse's; an as-of before the latest run's (a
+    back-run, only with ``back_run``, which then changes nothing); an as-of
+    before every delivery (it would publish empty linkage and marts).
+    """
+    from famlink.ingest.loading import MONTH_DIR
+
+    warehouse = Path(warehouse)
+    held, latest, first_loaded = _published_facts(warehouse)
+    if held is not None and held != plan:
+        raise RunRefused(f"warehouse {warehouse} holds runs under plan {held}, not "
+                         f"{plan}: use that plan or another warehouse")
+    drop = Path(extracts)
+    months = sorted(p.name for p in drop.iterdir()
+                    if p.is_dir() and MONTH_DIR.match(p.name)) if drop.is_dir() else []
+    as_of_month = as_of.strftime("%Y-%m")
+    first = min([m for m in (*months[:1], first_loaded) if m], default=None)
+    if first is None and drop.is_dir():
+        raise RunRefused(f"no deliveries: {drop} has no month folders (YYYY-MM) and the "
+                         "warehouse holds none")
+    if first is not None and as_of_month < first:
+        raise RunRefused(f"--as-of {as_of} precedes every delivery (the first is "
+                         f"{first}): there is nothing to evaluate at that date")
+    if latest is not None and as_of < latest and not back_run:
+        raise RunRefused(f"--as-of {as_of} precedes the latest run ({latest}): that "
+                         "is a back-run; add --back-run to evaluate it without changing the "
+                         "warehouse")

@@ -15,11 +15,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from famlink.ingest.loading import MONTH_DIR
 from famlink.pipeline import (
     RunRequest,
     RunSummary,
@@ -30,20 +28,9 @@ from famlink.pipeline import (
     record_claims,
 )
 from famlink.report import RunFigures, collect_run_figures
-from famlink.warehouse import (
-    WarehouseError,
-    build_then_publish,
-    remember_plan,
-    warehouse_plan,
-    writer_lock,
-)
-from famlink.warehouse import connect as connect_warehouse
+from famlink.warehouse import build_then_publish, check_run, remember_plan, writer_lock
 
 Call = Callable[..., Any]
-
-
-class RunRefused(WarehouseError):
-    """The run would be a silent mistake (another plan, an earlier date, nothing delivered)."""
 
 
 @dataclass
@@ -63,7 +50,7 @@ def monthly_steps(request: RunRequest, call: Call, back_run: bool = False) -> Mo
     seconds: dict[str, float] = {}
     step = timed(call, seconds, request)
     with writer_lock(request.warehouse):
-        check_run(request, back_run)
+        check_run(request.warehouse, request.extracts, request.plan, request.as_of, back_run)
         with build_then_publish(request.warehouse, publish=not back_run) as con:
             remember_plan(con, request.plan)
             ingest = step(ingest_extracts, con, request)
@@ -75,54 +62,6 @@ def monthly_steps(request: RunRequest, call: Call, back_run: bool = False) -> Mo
     return MonthlyRunSummary(request=request, ingest=ingest, linkage=linkage,
                              outcomes=outcomes, claims=claims, step_seconds=seconds,
                              figures=figures, back_run=back_run)
-
-
-def _published_facts(warehouse: Path) -> tuple[str | None, date | None, str | None]:
-    """The published warehouse's plan, latest run's as-of and first delivered month."""
-    if not warehouse.exists():
-        return None, None, None
-    con = connect_warehouse(warehouse, read_only=True)
-    try:
-        plan = warehouse_plan(con)
-        latest = first = None
-        try:
-            latest = con.execute("SELECT max(as_of) FROM claims.runs").fetchone()[0]
-        except duckdb.CatalogException:
-            pass
-        try:
-            first = con.execute("SELECT min(month) FROM meta.deliveries").fetchone()[0]
-        except duckdb.CatalogException:
-            pass
-        return plan, latest, first
-    finally:
-        con.close()
-
-
-def check_run(request: RunRequest, back_run: bool = False) -> None:
-    """Refuse, in one line, a run that would silently do the wrong thing.
-
-    Another plan than the warehouse's; an as-of before the latest run's (a
-    back-run, only with ``back_run``, which then changes nothing); an as-of
-    before every delivery (it would publish empty linkage and marts).
-    """
-    plan, latest, first_loaded = _published_facts(Path(request.warehouse))
-    if plan is not None and plan != request.plan:
-        raise RunRefused(f"warehouse {request.warehouse} holds runs under plan {plan}, not "
-                         f"{request.plan}: use that plan or another warehouse")
-    if latest is not None and request.as_of < latest and not back_run:
-        raise RunRefused(f"--as-of {request.as_of} precedes the latest run ({latest}): that "
-                         "is a back-run; add --back-run to evaluate it without changing the "
-                         "warehouse")
-    drop = Path(request.extracts)
-    months = sorted(p.name for p in drop.iterdir()
-                    if p.is_dir() and MONTH_DIR.match(p.name)) if drop.is_dir() else []
-    first = min([m for m in (*months[:1], first_loaded) if m], default=None)
-    if first is None and drop.is_dir():
-        raise RunRefused(f"no deliveries: {drop} has no month folders (YYYY-MM) and the "
-                         "warehouse holds none")
-    if first is not None and request.as_of_month < first:
-        raise RunRefused(f"--as-of {request.as_of} precedes every delivery (the first is "
-                         f"{first}): there is nothing to evaluate at that date")
 
 
 def timed(call: Call, seconds: dict[str, float], request: RunRequest) -> Call:
