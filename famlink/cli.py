@@ -64,12 +64,15 @@ def _check_plan(plan: str) -> str:
     return plan
 
 
-def _check_new_warehouse(warehouse: Path) -> None:
+def _check_warehouse_folder(warehouse: Path) -> None:
     """A warehouse in a folder that does not exist is a typo, not a new ledger: refuse it."""
     if not warehouse.parent.is_dir():
         raise _error(f"the folder of --warehouse {warehouse} does not exist: create it first "
                      "(a new warehouse has an empty ledger, so a typo would claim families "
                      "again)")
+
+
+def _announce_new_warehouse(warehouse: Path) -> None:
     if not warehouse.exists():
         console.print(f"creating a new warehouse: {escape(str(warehouse.resolve()))}",
                       highlight=False)
@@ -175,13 +178,15 @@ def run(
 
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=_check_plan(plan),
                          as_of=_parse_date(as_of, "--as-of"), progress=_progress)
-    _check_new_warehouse(warehouse)
+    _check_warehouse_folder(warehouse)
     use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
     from famlink.warehouse import check_run, writer_lock
 
     try:
         with _writer_errors(), writer_lock(warehouse):   # before the slow imports: refuse at once
             check_run(warehouse, extracts, plan, request.as_of, back_run)
+            if not back_run:
+                _announce_new_warehouse(warehouse)
             if use_prefect:
                 from flows.monthly import monthly_run
 
@@ -227,7 +232,8 @@ def ingest(
 
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=PLANS[0],
                          as_of=_parse_date(as_of, "--as-of"), progress=_progress)
-    _check_new_warehouse(warehouse)
+    _check_warehouse_folder(warehouse)
+    _announce_new_warehouse(warehouse)
     try:
         with _writer_errors(), build_then_publish(warehouse) as con:
             summary = ingest_extracts(con, request)

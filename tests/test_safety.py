@@ -260,6 +260,7 @@ def test_a_run_before_every_delivery_is_refused(base, tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "precedes every delivery (the first is 2024-01)" in error_line(result)
     assert not warehouse.exists()
+    assert "creating" not in result.stdout
 
 
 @pytest.mark.parametrize("command", [
