@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from famlink.contract import PLANS
@@ -27,6 +28,10 @@ err = Console(stderr=True)
 
 ExtractsOpt = Annotated[Path, typer.Option("--extracts", help="Drop folder with YYYY-MM/ months.")]
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", help="DuckDB warehouse file.")]
+AcceptShrinkOpt = Annotated[list[str] | None, typer.Option(
+    "--accept-shrink", metavar="MONTH/FILE",
+    help="Apply this snapshot although it deletes more keys than guards.yaml allows "
+         "(e.g. 2024-12/cohort_members.csv); repeatable.")]
 
 
 def _parse_date(value: str, option: str) -> date:
@@ -78,8 +83,8 @@ def print_ingest(summary: IngestSummary) -> None:
                   f"values flagged: {sum(d.values_flagged for d in summary.deliveries):,}"
                   + (" (famlink rejects lists them)" if any(
                       d.rows_rejected or d.values_flagged for d in summary.deliveries) else ""))
-    for name in summary.ignored_files:
-        console.print(f"[yellow]ignored[/] {name}: not a file of the extract contract")
+    for label, line in summary.check_lines():
+        console.print(f"[yellow]{label}[/] {escape(line)}", highlight=False)
     for d in summary.deliveries:
         for warning in d.warnings:
             console.print(f"[yellow]warning[/] {warning}")
@@ -98,7 +103,7 @@ def _user_errors() -> Iterator[None]:
 
 
 def _fatal(exc: FatalExtractError) -> None:
-    err.print(f"[red]error:[/] {exc.path}: {exc.fault}")
+    err.print(f"[red]error:[/] {escape(str(exc.path))}: {escape(exc.fault)}", highlight=False)
     err.print("The warehouse was left exactly as it was before this run.")
     raise typer.Exit(1)
 
@@ -112,13 +117,15 @@ def run(
     prefect: Annotated[bool | None, typer.Option(
         "--prefect/--no-prefect",
         help="Run as a Prefect flow (default: when PREFECT_API_URL is set).")] = None,
+    accept_shrink: AcceptShrinkOpt = None,
 ) -> None:
     """The monthly run: ingest, link, outcomes under PLAN at AS_OF, record claims."""
     from famlink.pipeline import RunRequest
     from famlink.report import print_run_summary
 
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=_check_plan(plan),
-                         as_of=_parse_date(as_of, "--as-of"), progress=_progress)
+                         as_of=_parse_date(as_of, "--as-of"), progress=_progress,
+                         accept_shrink=tuple(accept_shrink or ()))
     use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
     try:
         if use_prefect:
@@ -158,13 +165,15 @@ def ingest(
     extracts: ExtractsOpt,
     warehouse: WarehouseOpt,
     as_of: Annotated[str, typer.Option("--as-of", help="Load months up to this date's month.")],
+    accept_shrink: AcceptShrinkOpt = None,
 ) -> None:
     """Load and validate deliveries only (no linkage or outcomes)."""
     from famlink.pipeline import RunRequest, build_staging, ingest_extracts
     from famlink.warehouse import build_then_publish
 
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=PLANS[0],
-                         as_of=_parse_date(as_of, "--as-of"), progress=_progress)
+                         as_of=_parse_date(as_of, "--as-of"), progress=_progress,
+                         accept_shrink=tuple(accept_shrink or ()))
     try:
         with build_then_publish(warehouse) as con:
             summary = ingest_extracts(con, request)
