@@ -103,7 +103,8 @@ def _user_errors() -> Iterator[None]:
 
 
 def _fatal(exc: FatalExtractError) -> None:
-    err.print(f"[red]error:[/] {escape(str(exc.path))}: {escape(exc.fault)}", highlight=False)
+    err.print(f"[red]error:[/] {escape(str(exc.path))}: {escape(exc.fault)}", highlight=False,
+              soft_wrap=True)
     err.print("The warehouse was left exactly as it was before this run.")
     raise typer.Exit(1)
 
