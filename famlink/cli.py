@@ -87,9 +87,9 @@ def print_ingest(summary: IngestSummary) -> None:
         console.print(f"[yellow]{label}[/] {escape(line)}", highlight=False)
     for d in summary.deliveries:
         for warning in d.warnings:
-            console.print(f"[yellow]warning[/] {warning}")
+            console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
     for warning in summary.warnings:
-        console.print(f"[yellow]warning[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
 
 
 @contextmanager
@@ -128,6 +128,10 @@ def run(
                          as_of=_parse_date(as_of, "--as-of"), progress=_progress,
                          accept_shrink=tuple(accept_shrink or ()))
     use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
+    if use_prefect and request.accept_shrink:
+        err.print("[red]error:[/] --accept-shrink is not passed to the Prefect flow yet: "
+                  "run it with --no-prefect")
+        raise typer.Exit(2)
     try:
         if use_prefect:
             from flows.monthly import monthly_run

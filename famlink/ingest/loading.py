@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -158,10 +159,19 @@ def check_expectations(con: duckdb.DuckDBPyConnection, load_id: int, spec: Extra
         [[load_id, spec.name, o.expectation_type, o.column, o.severity, o.success,
           o.unexpected_count, o.element_count, "; ".join(o.sample_unexpected)]
          for o in check.outcomes])
-    notes = [f"{spec.file}: data-quality check: {o.describe()}" for o in check.warnings]
-    notes += [f"{spec.file}: CONTRACT CHECK FAILED AFTER LOAD (please report): {o.describe()}"
+    notes = [f"{spec.file}: data-quality check: {_outcome_line(o)}" for o in check.warnings]
+    notes += [f"{spec.file}: CONTRACT CHECK FAILED AFTER LOAD (please report): {_outcome_line(o)}"
               for o in check.contract_failures]
     return notes
+
+
+def _outcome_line(outcome: Any) -> str:
+    """An expectation's result in words and counts: its sample values stay in the warehouse."""
+    where = f"{outcome.column}: " if outcome.column else ""
+    what = (f"{outcome.unexpected_count:,} of {outcome.element_count:,} values unexpected"
+            if outcome.error is None else "the check could not run")
+    why = f"; {outcome.why}" if outcome.why else ""
+    return f"{where}{outcome.expectation_type}: {what} ({outcome.severity}{why})"
 
 
 def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path: Path,
@@ -302,7 +312,8 @@ def guard_shrink(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, path: Path,
         what = ("has a header but no rows" if result.rows_read == 0
                 else f"has no row that can be loaded ({result.rows_rejected:,} rejected)")
         fault = (f"{what}: an empty {spec.name} snapshot would delete all {current:,} "
-                 f"current keys")
+                 f"current keys" if current else
+                 f"{what}: an empty {spec.name} snapshot is never taken as the truth unasked")
     else:
         fault = (f"would delete {removed:,} of the {current:,} current keys of {spec.name} "
                  f"({removed / current:.0%}, more than the {limit:.0%} allowed)")
@@ -338,6 +349,8 @@ def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
             spec = contract.files[path.name]
             check_regular_file(path, inside=root)
             facts = inspect_file(path)
+            if facts.size == 0:
+                empty.add((month, spec.file))
             seen = _already_loaded(con, spec.name, month, facts.sha256)
             if seen:
                 if seen == "unchanged":     # kept, so the month shows as delivered
@@ -350,8 +363,6 @@ def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
             if progress:
                 progress(f"{month}/{path.name}")
             result = load_delivery(con, load_id, month, path, spec, facts)
-            if result.status == "empty":
-                empty.add((month, spec.file))
             if facts.encoding == CP1252:
                 summary.checks.append(Finding(month, spec.file, "encoding",
                                               "not valid UTF-8: decoded as Windows-1252"))
