@@ -321,3 +321,47 @@ def test_guards_cover_the_contract() -> None:
                and contract[n].delivery == "snapshot")
     for column in guards.reference_columns:
         assert any(column in spec.columns for spec in contract.values())
+
+
+@pytest.mark.parametrize(("data", "outcome"), [
+    (b"a" * ((1 << 20) - 1) + "ë".encode() + b"\n", "utf-8"),      # split at a read boundary
+    (b"\xef\xbb\xbfa,b\nZo\xc3\xab,1\n", "utf-8"),                     # UTF-8 with BOM
+    (b"a" * (1 << 20) + b"Zo\xeb\n", "windows-1252"),
+    ("ë".encode() + b"a" * (1 << 20) + b"\xeb\n", "mixes UTF-8"),
+    (b"\xeb" + b"a" * (1 << 20) + "ë\n".encode(), "mixes UTF-8"),
+    (b"a,b\n\x81\x9d\n", "neither UTF-8 nor Windows-1252"),
+])
+def test_encoding_is_decided_for_the_whole_file(tmp_path: Path, data: bytes,
+                                                outcome: str) -> None:
+    from famlink.ingest.reading import FatalExtractError, inspect_file
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    if outcome in ("utf-8", "windows-1252"):
+        facts = inspect_file(path)
+        assert (facts.encoding, facts.sha256) == (outcome, hashlib.sha256(data).hexdigest())
+    else:
+        with pytest.raises(FatalExtractError, match=outcome):
+            inspect_file(path)
+
+
+def test_months_of_an_extract_for_absence_based_outcomes(tmp_path: Path) -> None:
+    from famlink.ingest.loading import delivered_months
+
+    drop, wh = tmp_path / "drop", tmp_path / "w.duckdb"
+    off = {"offence_id": "O1", "yot_person_id": "Y1", "first_name": "Jo", "last_name": "B",
+           "dob": "01/01/2008", "offence_date": "01/01/2024", "offence_category": "theft",
+           "gravity_score": "3"}
+    write_delivery(drop, "2024-01", "yot_offences.csv", [off])
+    (drop / "2024-02").mkdir()
+    (drop / "2024-02" / "yot_offences.csv").write_bytes(b"")               # failed export
+    write_delivery(drop, "2024-03", "cohort_families.csv", [family(1)])
+    result = ingest(drop, wh, "2024-03-31", "--accept-shrink", "2024-03/cohort_members.csv")
+    assert result.exit_code == 0, result.output
+    assert "--accept-shrink 2024-03/cohort_members.csv: no snapshot" in result.output
+    for _ in range(2):                                   # a rerun tells the same
+        con = duckdb.connect(str(wh), read_only=True)
+        assert delivered_months(con, "yot_offences") == {
+            "2024-01": "delivered", "2024-02": "empty", "2024-03": "missing"}
+        con.close()
+        assert ingest(drop, wh, "2024-03-31").exit_code == 0

@@ -57,7 +57,6 @@ UTF8 = "utf-8"
 CP1252 = "windows-1252"
 _PYTHON_CODEC = {UTF8: "utf-8-sig", CP1252: "cp1252"}
 _CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
-_BAD_BYTE = re.compile("[\udc80-\udcff]")
 _UTF8_NON_ASCII = re.compile("[^\x00-\x7f\udc80-\udcff]")
 
 
@@ -101,7 +100,8 @@ def inspect_file(path: Path) -> FileFacts:
     """
     check_regular_file(path)
     digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    strict = codecs.getincrementaldecoder("utf-8")()
+    loose = None                # after the first invalid byte: what else is in the file
     size, last, bad_utf8, utf8_text, cp1252_ok = 0, b"", False, False, True
     try:
         with open(path, "rb") as handle:
@@ -109,13 +109,26 @@ def inspect_file(path: Path) -> FileFacts:
                 digest.update(chunk)
                 size += len(chunk)
                 last = chunk[-1:]
-                if chunk.isascii():
+                if chunk.isascii() and (loose is not None or not strict.getstate()[0]):
                     continue
-                text = decoder.decode(chunk)
-                bad_utf8 = bad_utf8 or _BAD_BYTE.search(text) is not None
-                utf8_text = utf8_text or _UTF8_NON_ASCII.search(text) is not None
                 cp1252_ok = cp1252_ok and _CP1252_UNDEFINED.search(chunk) is None
-            bad_utf8 = bad_utf8 or _BAD_BYTE.search(decoder.decode(b"", final=True)) is not None
+                if loose is None:
+                    pending = strict.getstate()[0]
+                    try:
+                        decoded = strict.decode(chunk)
+                        utf8_text = utf8_text or not decoded.isascii()
+                        continue
+                    except UnicodeDecodeError:
+                        bad_utf8 = True
+                        loose = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+                        chunk = pending + chunk
+                text = loose.decode(chunk)
+                utf8_text = utf8_text or _UTF8_NON_ASCII.search(text) is not None
+            if loose is None:
+                try:
+                    strict.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    bad_utf8 = True
     except OSError as exc:
         raise FatalExtractError(path, f"cannot be read ({exc.strerror})") from exc
     encoding = UTF8
