@@ -337,7 +337,7 @@ def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
     summary = IngestSummary(load_id=load_id)
     listing = list_drop(Path(drop), up_to_month)
     summary.checks += listing.findings
-    summary.ignored_files = [c.line().split(":")[0] for c in listing.findings
+    summary.ignored_files = [f"{c.month}/{c.file}" for c in listing.findings
                              if c.finding == "unexpected_file"]
     if not listing.months:
         summary.warnings.append(f"no month folders (YYYY-MM) up to {up_to_month} in {drop}")
