@@ -29,6 +29,10 @@ err = Console(stderr=True)
 
 ExtractsOpt = Annotated[Path, typer.Option("--extracts", help="Drop folder with YYYY-MM/ months.")]
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", help="DuckDB warehouse file.")]
+AcceptShrinkOpt = Annotated[list[str] | None, typer.Option(
+    "--accept-shrink", metavar="MONTH/FILE",
+    help="Apply this snapshot although it deletes more keys than guards.yaml allows "
+         "(e.g. 2024-12/cohort_members.csv); repeatable.")]
 
 
 def _version(value: bool) -> None:
@@ -123,14 +127,13 @@ def print_ingest(summary: IngestSummary) -> None:
                   f"values flagged: {sum(d.values_flagged for d in summary.deliveries):,}"
                   + (" (famlink rejects lists them)" if any(
                       d.rows_rejected or d.values_flagged for d in summary.deliveries) else ""))
-    for name in summary.ignored_files:
-        console.print(f"[yellow]ignored[/] {escape(str(name))}: not a file of the extract "
-                      "contract")
+    for label, line in summary.check_lines():
+        console.print(f"[yellow]{label}[/] {escape(line)}", highlight=False)
     for d in summary.deliveries:
         for warning in d.warnings:
-            console.print(f"[yellow]warning[/] {escape(str(warning))}")
+            console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
     for warning in summary.warnings:
-        console.print(f"[yellow]warning[/] {escape(str(warning))}", highlight=False)
+        console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
 
 
 @contextmanager
@@ -154,7 +157,8 @@ def _writer_errors() -> Iterator[None]:
 
 
 def _fatal(exc: FatalExtractError) -> None:
-    err.print(f"[red]error:[/] {escape(f'{exc.path}: {exc.fault}')}", soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(str(exc.path))}: {escape(exc.fault)}", highlight=False,
+              soft_wrap=True)
     err.print("The warehouse was left exactly as it was before this run.")
     raise typer.Exit(1)
 
@@ -171,13 +175,15 @@ def run(
     back_run: Annotated[bool, typer.Option(
         "--back-run", help="AS_OF precedes the latest run: evaluate and report, change "
                            "nothing.")] = False,
+    accept_shrink: AcceptShrinkOpt = None,
 ) -> None:
     """The monthly run: ingest, link, outcomes under PLAN at AS_OF, record claims."""
     from famlink.pipeline import RunRequest
     from famlink.report import print_run_summary
 
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=_check_plan(plan),
-                         as_of=_parse_date(as_of, "--as-of"), progress=_progress)
+                         as_of=_parse_date(as_of, "--as-of"), progress=_progress,
+                         accept_shrink=tuple(accept_shrink or ()))
     _check_warehouse_folder(warehouse)
     use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
     from famlink.warehouse import check_run, writer_lock
@@ -191,7 +197,8 @@ def run(
                 from flows.monthly import monthly_run
 
                 summary = monthly_run(extracts=extracts, warehouse=warehouse, plan=plan,
-                                      as_of=request.as_of, back_run=back_run)
+                                      as_of=request.as_of, back_run=back_run,
+                                      accept_shrink=request.accept_shrink)
             else:
                 from flows.monthly import run_monthly_local
 
@@ -225,13 +232,15 @@ def ingest(
     extracts: ExtractsOpt,
     warehouse: WarehouseOpt,
     as_of: Annotated[str, typer.Option("--as-of", help="Load months up to this date's month.")],
+    accept_shrink: AcceptShrinkOpt = None,
 ) -> None:
     """Load and validate deliveries only (no linkage or outcomes)."""
     from famlink.pipeline import RunRequest, build_staging, ingest_extracts
     from famlink.warehouse import build_then_publish
 
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=PLANS[0],
-                         as_of=_parse_date(as_of, "--as-of"), progress=_progress)
+                         as_of=_parse_date(as_of, "--as-of"), progress=_progress,
+                         accept_shrink=tuple(accept_shrink or ()))
     _check_warehouse_folder(warehouse)
     _announce_new_warehouse(warehouse)
     try:

@@ -25,6 +25,7 @@ class RunRequest:
     plan: str
     as_of: date
     progress: Progress | None = field(default=None, compare=False)
+    accept_shrink: tuple[str, ...] = ()
 
     @property
     def as_of_month(self) -> str:
@@ -54,7 +55,7 @@ def set_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
 def ingest_extracts(con: duckdb.DuckDBPyConnection, request: RunRequest) -> IngestSummary:
     """Load every month folder up to the as-of month that is not loaded yet."""
     return ingest_drop(con, request.extracts, request.as_of_month, progress=request.progress,
-                       as_of=request.as_of)
+                       as_of=request.as_of, accept_shrink=request.accept_shrink)
 
 
 def build_staging(con: duckdb.DuckDBPyConnection, request: RunRequest) -> list[str]:

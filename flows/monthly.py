@@ -82,13 +82,14 @@ def _as_task(step: Call, *args: Any) -> Any:
 
 @flow(name="famlink-monthly-run", log_prints=True)
 def monthly_run(extracts: Path, warehouse: Path, plan: str,
-                as_of: date | None = None, back_run: bool = False) -> MonthlyRunSummary:
+                as_of: date | None = None, back_run: bool = False,
+                accept_shrink: tuple[str, ...] = ()) -> MonthlyRunSummary:
     """Ingest, link, evaluate outcomes and record claims for one council and month.
 
     A scheduled run passes no as_of: it runs as at the day it starts.
     """
     request = RunRequest(extracts=Path(extracts), warehouse=Path(warehouse), plan=plan,
-                         as_of=as_of or date.today())
+                         as_of=as_of or date.today(), accept_shrink=tuple(accept_shrink))
     return monthly_steps(request, call=_as_task, back_run=back_run)
 
 

@@ -18,8 +18,10 @@ MEMBER = {"person_ref": "P1", "family_id": "F1", "role": "parent_carer", "first_
           "last_name": "Smith", "dob": "01/02/1985", "sex": "F"}
 
 
-def ingest(drop: Path, warehouse: Path, as_of: date = date(2024, 3, 31)):
-    request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide", as_of=as_of)
+def ingest(drop: Path, warehouse: Path, as_of: date = date(2024, 3, 31),
+           accept_shrink: tuple[str, ...] = ()):
+    request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide", as_of=as_of,
+                         accept_shrink=accept_shrink)
     with build_then_publish(warehouse) as con:
         summary = ingest_extracts(con, request)
         build_staging(con, request)
@@ -159,7 +161,7 @@ def test_snapshot_semantics_by_month(tmp_path: Path) -> None:
     write_delivery(drop, "2024-01", "cohort_members.csv",
                    [MEMBER, {**MEMBER, "person_ref": "P2"}])
     write_delivery(drop, "2024-03", "cohort_members.csv", [{**MEMBER, "last_name": "Jones"}])
-    ingest(drop, wh)
+    ingest(drop, wh, accept_shrink=("2024-03/cohort_members.csv",))   # half the keys go
     sql = "SELECT person_ref, last_name FROM staging.cohort_members ORDER BY 1"
     assert query(wh, sql, "2024-02") == [("P1", "Smith"), ("P2", "Smith")]
     assert query(wh, sql, "2024-03") == [("P1", "Jones")]              # P2 deleted
@@ -191,14 +193,25 @@ def test_months_after_as_of_are_not_loaded(tmp_path: Path) -> None:
     assert [d.month for d in summary.deliveries] == ["2024-01"]
 
 
-def test_invalid_utf8_row_is_rejected_not_fatal(tmp_path: Path) -> None:
+def test_mixed_encodings_refuse_the_whole_file(tmp_path: Path) -> None:
+    drop, wh = tmp_path / "drop", tmp_path / "w.duckdb"
+    path = write_delivery(drop, "2024-01", "cohort_families.csv",
+                          [{"family_id": "F1", "attached_on": "01/01/2024", "lead_worker": "Zoë"}])
+    path.write_bytes(path.read_bytes() + b"F2,01/01/2024,Zo\xeb,\n")   # UTF-8 and cp1252
+    with pytest.raises(FatalExtractError) as caught:
+        ingest(drop, wh)
+    assert caught.value.path.name == "cohort_families.csv"
+    assert "mixes UTF-8" in caught.value.fault and "refused as a whole" in caught.value.fault
+    assert not wh.exists()
+
+
+def test_bytes_neither_utf8_nor_cp1252_refuse_the_file(tmp_path: Path) -> None:
     drop, wh = tmp_path / "drop", tmp_path / "w.duckdb"
     path = write_delivery(drop, "2024-01", "cohort_families.csv",
                           [{"family_id": "F1", "attached_on": "01/01/2024"}])
-    path.write_bytes(path.read_bytes() + b"F2,01/01/2024,Zo\xeb,\n")
-    summary = ingest(drop, wh)
-    assert (summary.loaded[0].rows_loaded, summary.loaded[0].rows_rejected) == (1, 1)
-    assert "UTF-8" in rejects(wh)[0][4]
+    path.write_bytes(path.read_bytes() + b"F2,01/01/2024,\x81\x9d,\n")
+    with pytest.raises(FatalExtractError, match="neither UTF-8 nor Windows-1252"):
+        ingest(drop, wh)
 
 
 @pytest.mark.parametrize("body", [

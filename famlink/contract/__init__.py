@@ -83,8 +83,11 @@ def load_contract() -> Contract:
     return Contract.model_validate(raw)
 
 
+# The form of an indicator code (indicators.yaml: the headline problem's digit,
+# then the plan's lettering: 1A, 3Aa). Ingest rejects a code of another form.
+INDICATOR_CODE = "[0-9][A-Za-z]+"
 _PLAN_LINE = re.compile(r"^  ([a-z_]+):\s*(#.*)?$")
-_CODE_LINE = re.compile(r'^    "([0-9][A-Za-z]+)":\s*(.*)$')
+_CODE_LINE = re.compile(rf'^    "({INDICATOR_CODE})":\s*(.*)$')
 
 
 @cache

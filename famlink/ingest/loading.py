@@ -3,24 +3,51 @@
 Per file: rows read = rows loaded + rows rejected, always. A rejected row or a
 flagged value is written to ``meta.rejects`` with its month, file, row number,
 column and reason, so nothing delivered is lost from view.
+
+Guards (guards.yaml): a snapshot that would delete more than a set share of
+the extract's current keys, or an empty cohort snapshot, stops the run unless
+accepted with ``--accept-shrink MONTH/FILE``; what the drop folder lacks or
+holds besides the contract's files is kept in ``meta.delivery_checks`` and
+each extract's months in ``meta.delivery_months``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from famlink import __version__
 from famlink.contract import ExtractSpec, load_contract
-from famlink.ingest.reading import FatalExtractError, RowFault, file_sha256, read_delivery
+from famlink.ingest.drop import (
+    MONTH_DIR,
+    Finding,
+    extract_months,
+    list_drop,
+)
+from famlink.ingest.guards import load_guards
+from famlink.ingest.reading import (
+    CP1252,
+    FatalExtractError,
+    FileFacts,
+    RowFault,
+    check_regular_file,
+    inspect_file,
+    read_delivery,
+)
 from famlink.ingest.validation import checked_batch_sql, key_expression, quote_ident, sql_type
 
-MONTH_DIR = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+__all__ = ["MONTH_DIR", "DeliveryResult", "IngestSummary", "ingest_drop", "delivered_months"]
+GUARD_TABLES_SQL = """
+CREATE TABLE IF NOT EXISTS meta.delivery_checks (
+    load_id BIGINT, month VARCHAR, file VARCHAR, finding VARCHAR, detail VARCHAR);
+CREATE TABLE IF NOT EXISTS meta.delivery_months (
+    extract VARCHAR, file VARCHAR, month VARCHAR, status VARCHAR, load_id BIGINT);
+"""
 LINEAGE_COLUMNS = {
     "_load_id": "BIGINT", "_delivery_id": "BIGINT", "_month": "VARCHAR",
     "_file": "VARCHAR", "_sha256": "VARCHAR", "_row_number": "BIGINT",
@@ -38,6 +65,7 @@ class DeliveryResult:
     rows_rejected: int = 0
     values_flagged: int = 0
     warnings: list[str] = field(default_factory=list)
+    delivery_id: int | None = None
 
 
 @dataclass
@@ -46,10 +74,29 @@ class IngestSummary:
     deliveries: list[DeliveryResult] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    checks: list[Finding] = field(default_factory=list)
 
     @property
     def loaded(self) -> list[DeliveryResult]:
         return [d for d in self.deliveries if d.status == "loaded"]
+
+    def check_lines(self) -> list[tuple[str, str]]:
+        """(label, line) per finding, months of one missing file on one line."""
+        missing: dict[str, list[str]] = {}
+        lines: list[tuple[str, str]] = []
+        for c in self.checks:
+            if c.finding == "missing":
+                missing.setdefault(c.file, []).append(c.month)
+            else:
+                lines.append((c.finding.replace("_", " "), c.line()))
+        for file, months in sorted(missing.items()):
+            detail = next(c.detail for c in self.checks
+                          if c.finding == "missing" and c.file == file)
+            when = ", ".join(months) if len(months) <= 6 else (
+                f"{len(months)} months, {months[0]}..{months[-1]}")
+            lines.append(("missing", f"{file}: not delivered in {when}"
+                          + (detail.removeprefix("not delivered") if len(months) == 1 else "")))
+        return lines
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -60,19 +107,24 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{spec.name} ({', '.join(cols)})")
 
 
-def month_folders(drop: Path, up_to_month: str) -> list[tuple[str, Path]]:
-    if not drop.is_dir():
-        raise FatalExtractError(drop, "extracts folder does not exist")
-    months = sorted((p.name, p) for p in drop.iterdir()
-                    if p.is_dir() and MONTH_DIR.match(p.name) and p.name <= up_to_month)
-    return months
+def _already_loaded(con: duckdb.DuckDBPyConnection, extract: str, month: str, sha: str) -> str:
+    """'' (load it), 'same' (this very delivery was loaded before) or 'unchanged'.
 
-
-def _already_loaded(con: duckdb.DuckDBPyConnection, extract: str, sha: str) -> bool:
-    found = con.execute(
-        "SELECT count(*) FROM meta.deliveries WHERE extract = ? AND sha256 = ?",
-        [extract, sha]).fetchall()[0]
-    return bool(found and found[0])
+    A file is the same as the latest delivery of its extract up to its month
+    only when identical to that one: a snapshot equal to an older delivery
+    (December = October, November different) is a new delivery and applied.
+    """
+    seen = con.execute(
+        "SELECT count(*) FROM meta.deliveries WHERE extract = ? AND month = ? AND sha256 = ?",
+        [extract, month, sha]).fetchall()[0][0]
+    if seen:
+        return "same"
+    latest = con.execute("""
+        SELECT sha256 FROM meta.deliveries
+        WHERE extract = ? AND status = 'loaded' AND month <= ?
+        ORDER BY month DESC, delivery_id DESC LIMIT 1
+    """, [extract, month]).fetchall()
+    return "unchanged" if latest and latest[0][0] == sha else ""
 
 
 def _record_faults(con: duckdb.DuckDBPyConnection, delivery_id: int, month: str, file: str,
@@ -107,24 +159,37 @@ def check_expectations(con: duckdb.DuckDBPyConnection, load_id: int, spec: Extra
         [[load_id, spec.name, o.expectation_type, o.column, o.severity, o.success,
           o.unexpected_count, o.element_count, "; ".join(o.sample_unexpected)]
          for o in check.outcomes])
-    notes = [f"{spec.file}: data-quality check: {o.describe()}" for o in check.warnings]
-    notes += [f"{spec.file}: CONTRACT CHECK FAILED AFTER LOAD (please report): {o.describe()}"
+    notes = [f"{spec.file}: data-quality check: {_outcome_line(o)}" for o in check.warnings]
+    notes += [f"{spec.file}: CONTRACT CHECK FAILED AFTER LOAD (please report): {_outcome_line(o)}"
               for o in check.contract_failures]
     return notes
 
 
+def _outcome_line(outcome: Any) -> str:
+    """An expectation's result in words and counts: its sample values stay in the warehouse."""
+    where = f"{outcome.column}: " if outcome.column else ""
+    what = (f"{outcome.unexpected_count:,} of {outcome.element_count:,} values unexpected"
+            if outcome.error is None else "the check could not run")
+    why = f"; {outcome.why}" if outcome.why else ""
+    return f"{where}{outcome.expectation_type}: {what} ({outcome.severity}{why})"
+
+
 def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path: Path,
-                  spec: ExtractSpec, sha: str) -> DeliveryResult:
+                  spec: ExtractSpec, facts: FileFacts | str) -> DeliveryResult:
     """Check one file against the contract and append its good rows to raw.<extract>."""
+    if isinstance(facts, str):                  # a sha256, as callers before guards passed
+        facts = inspect_file(path)
+    sha = facts.sha256
     delivery_id = con.execute("SELECT nextval('meta.delivery_seq')").fetchall()[0][0]
-    if path.stat().st_size == 0:
+    if facts.size == 0:
         # A zero-byte file carries no header: most likely a failed export. Loading it
         # as a snapshot would delete everything, so it is recorded and not applied.
         con.execute("INSERT INTO meta.deliveries VALUES (?, ?, ?, ?, ?, ?, 'empty', 0, 0, 0, 0, ?)",
                     [delivery_id, load_id, month, spec.file, spec.name, sha, datetime.now()])
         return DeliveryResult(month, spec.file, "empty", warnings=[
-            f"{month}/{spec.file} is empty (0 bytes, no header): not applied"])
-    parsed = read_delivery(path, spec)
+            f"{month}/{spec.file} is empty (0 bytes, no header): not applied"],
+            delivery_id=delivery_id)
+    parsed = read_delivery(path, spec, facts=facts)
     con.register("incoming", parsed.table)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {checked_batch_sql(spec)}")
@@ -179,41 +244,165 @@ def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path
                  rows_loaded, rows_rejected, values_flagged, datetime.now()])
     con.execute("DROP TABLE IF EXISTS checked; DROP TABLE IF EXISTS keyed")
     return DeliveryResult(month, spec.file, "loaded", parsed.rows_read, rows_loaded,
-                          rows_rejected, values_flagged)
+                          rows_rejected, values_flagged, delivery_id=delivery_id)
+
+
+def _academic_year(month: str) -> int:
+    """The first calendar year of the academic year (September to August) of a month."""
+    return int(month[:4]) - (int(month[5:7]) < 9)
+
+
+def _scope_condition(spec: ExtractSpec, month: str) -> str:
+    """SQL: the key is still in the extract's scope at a month (all keys without a scope)."""
+    scope = load_guards().for_extract(spec.name).scope
+    if scope is None:
+        return "true"
+    col = quote_ident(scope.column)
+    if spec.columns[scope.column].type == "date":
+        first_year = f"(year({col}) - CASE WHEN month({col}) < 9 THEN 1 ELSE 0 END)"
+    else:                                       # an academic year written 2023/24
+        first_year = f"TRY_CAST(left({col}, 4) AS INTEGER)"
+    oldest = _academic_year(month) - (scope.academic_years - 1)
+    return f"coalesce({first_year} >= {oldest}, true)"
+
+
+def accepted(month: str, file: str, accept_shrink: tuple[str, ...]) -> str | None:
+    """The --accept-shrink value naming this delivery (MONTH/FILE or a path ending so)."""
+    name = f"{month}/{file}"
+    for value in accept_shrink:
+        text = value.replace("\\", "/")
+        if text == name or text.endswith("/" + name):
+            return value
+    return None
+
+
+def guard_shrink(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, path: Path,
+                 result: DeliveryResult, accept_shrink: tuple[str, ...]) -> Finding | None:
+    """Refuse a snapshot that would delete too much of what is current.
+
+    Compared with the latest snapshot loaded up to its month: the share of
+    that one's keys (still in scope) absent now. An empty cohort snapshot is
+    refused even with nothing to delete. Raises FatalExtractError (the build
+    is then discarded); an accepted shrink is returned as a finding to record.
+    """
+    if spec.delivery != "snapshot" or result.status != "loaded":
+        return None
+    guard = load_guards().for_extract(spec.name)
+    month = result.month
+    previous = con.execute("""
+        SELECT delivery_id FROM meta.deliveries
+        WHERE extract = ? AND status = 'loaded' AND month <= ? AND delivery_id <> ?
+        ORDER BY month DESC, delivery_id DESC LIMIT 1
+    """, [spec.name, month, result.delivery_id]).fetchall()
+    current = removed = 0
+    if previous:
+        key = key_expression(spec)
+        current, removed = con.execute(f"""
+            WITH before AS (SELECT DISTINCT {key} AS k FROM raw.{spec.name}
+                            WHERE _delivery_id = ? AND {_scope_condition(spec, month)}),
+                 now AS (SELECT DISTINCT {key} AS k FROM raw.{spec.name} WHERE _delivery_id = ?)
+            SELECT (SELECT count(*) FROM before),
+                   (SELECT count(*) FROM before ANTI JOIN now USING (k))
+        """, [previous[0][0], result.delivery_id]).fetchall()[0]
+    limit = guard.max_removed_share if guard.max_removed_share is not None else 0.2
+    empty = bool(guard.refuse_empty) and result.rows_loaded == 0
+    if not empty and not (current and removed / current > limit):
+        return None
+    if empty:
+        what = ("has a header but no rows" if result.rows_read == 0
+                else f"has no row that can be loaded ({result.rows_rejected:,} rejected)")
+        fault = (f"{what}: an empty {spec.name} snapshot would delete all {current:,} "
+                 f"current keys" if current else
+                 f"{what}: an empty {spec.name} snapshot is never taken as the truth unasked")
+    else:
+        fault = (f"would delete {removed:,} of the {current:,} current keys of {spec.name} "
+                 f"({removed / current:.0%}, more than the {limit:.0%} allowed)")
+    if accepted(month, spec.file, accept_shrink):
+        return Finding(month, spec.file, "shrink_accepted",
+                       f"{fault}: applied, accepted with --accept-shrink")
+    raise FatalExtractError(path, f"{fault}: not applied. If the deletion is real, run again "
+                                  f"with --accept-shrink {month}/{spec.file}")
 
 
 def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
-                progress: Progress | None = None, as_of: date | None = None) -> IngestSummary:
+                progress: Progress | None = None, as_of: date | None = None,
+                accept_shrink: tuple[str, ...] = ()) -> IngestSummary:
     """Load every delivery up to a month that the warehouse does not hold yet."""
     contract = load_contract()
     create_raw_tables(con)
+    con.execute(GUARD_TABLES_SQL)
     load_id = con.execute("SELECT nextval('meta.load_seq')").fetchall()[0][0]
     con.execute("INSERT INTO meta.loads VALUES (?, ?, ?, ?, ?)",
                 [load_id, datetime.now(), str(drop), up_to_month, __version__])
     summary = IngestSummary(load_id=load_id)
-    months = month_folders(Path(drop), up_to_month)
-    if not months:
+    listing = list_drop(Path(drop), up_to_month)
+    summary.checks += listing.findings
+    summary.ignored_files = [f"{c.month}/{c.file}" for c in listing.findings
+                             if c.finding == "unexpected_file"]
+    if not listing.months:
         summary.warnings.append(f"no month folders (YYYY-MM) up to {up_to_month} in {drop}")
-    for month, folder in months:
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith(".") or path.is_dir():
-                continue
-            if path.name not in contract.files:
-                summary.ignored_files.append(f"{month}/{path.name}")
-                continue
+    root = Path(drop).resolve()
+    empty: set[tuple[str, str]] = set()
+    used: set[str] = set()
+    for month, _folder in listing.months:
+        for path in listing.files[month]:
             spec = contract.files[path.name]
-            try:
-                sha = file_sha256(path)
-            except OSError as exc:
-                raise FatalExtractError(path, f"cannot be read ({exc.strerror})") from exc
-            if _already_loaded(con, spec.name, sha):
+            check_regular_file(path, inside=root)
+            facts = inspect_file(path)
+            if facts.size == 0:
+                empty.add((month, spec.file))
+            seen = _already_loaded(con, spec.name, month, facts.sha256)
+            if seen:
+                if seen == "unchanged":     # kept, so the month shows as delivered
+                    con.execute(
+                        "INSERT INTO meta.deliveries VALUES (nextval('meta.delivery_seq'), ?, ?, "
+                        "?, ?, ?, 'unchanged', 0, 0, 0, 0, ?)",
+                        [load_id, month, spec.file, spec.name, facts.sha256, datetime.now()])
                 summary.deliveries.append(DeliveryResult(month, path.name, "already_loaded"))
                 continue
             if progress:
                 progress(f"{month}/{path.name}")
-            summary.deliveries.append(load_delivery(con, load_id, month, path, spec, sha))
+            result = load_delivery(con, load_id, month, path, spec, facts)
+            if facts.encoding == CP1252:
+                summary.checks.append(Finding(month, spec.file, "encoding",
+                                              "not valid UTF-8: decoded as Windows-1252"))
+            if accepted_shrink := guard_shrink(con, spec, path, result, accept_shrink):
+                summary.checks.append(accepted_shrink)
+                used.add(accepted(month, spec.file, accept_shrink) or "")
+            summary.deliveries.append(result)
+    rows, missing = extract_months(listing, up_to_month, empty)
+    summary.checks += missing
+    _record_checks(con, load_id, up_to_month, summary.checks, rows)
+    for value in accept_shrink:
+        if value not in used:
+            summary.warnings.append(f"--accept-shrink {value}: no snapshot of this run needed it")
     for name in sorted({d.file for d in summary.loaded}):
         if progress:
             progress(f"expectations: {name}")
         summary.warnings += check_expectations(con, load_id, contract.files[name], as_of)
     return summary
+
+
+def _record_checks(con: duckdb.DuckDBPyConnection, load_id: int, up_to_month: str,
+                   checks: list[Finding], months: list[tuple[str, str, str, str]]) -> None:
+    """The run's findings, and each extract's months as this drop folder shows them."""
+    if checks:
+        con.executemany("INSERT INTO meta.delivery_checks VALUES (?, ?, ?, ?, ?)",
+                        [[load_id, c.month, c.file, c.finding, c.detail] for c in checks])
+    con.execute("DELETE FROM meta.delivery_months WHERE month <= ?", [up_to_month])
+    if months:
+        con.executemany("INSERT INTO meta.delivery_months VALUES (?, ?, ?, ?, ?)",
+                        [[*row, load_id] for row in months])
+
+
+def delivered_months(con: duckdb.DuckDBPyConnection, extract: str) -> dict[str, str]:
+    """{month: status} of one extract as the latest run saw the drop folder.
+
+    status is delivered, empty (0 bytes, not applied), missing or not_due
+    (a termly or quarterly extract between its deliveries). An outcome that
+    rests on the absence of events cannot rest on a month that is not
+    delivered.
+    """
+    return dict(con.execute("SELECT month, status FROM meta.delivery_months WHERE extract = ? "
+                            "ORDER BY month", [extract]).fetchall())
+

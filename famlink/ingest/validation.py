@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from famlink.contract import IDENTIFIER_TYPES, ColumnSpec, ExtractSpec
+from famlink.contract import IDENTIFIER_TYPES, INDICATOR_CODE, ColumnSpec, ExtractSpec
+from famlink.ingest.guards import load_guards
 
 DUCKDB_TYPES = {
     "date": "DATE",
@@ -101,6 +102,29 @@ def column_checks(col: ColumnSpec) -> ColumnChecks:
     return ColumnChecks(typed=typed, rejects=rejects, flags=flags)
 
 
+# A reference is what a case system prints on a record: never a spreadsheet
+# formula (= + - @ first) and never a control character (tab, CR, NUL...).
+REFERENCE_REASON = ("not a reference: a reference cannot begin with =, +, - or @ "
+                    "or hold control characters")
+INDICATOR_REASON = ("not an indicator code of indicators.yaml's form "
+                    "(a digit, then letters: 1A, 3Aa)")
+
+
+def form_checks(spec: ExtractSpec, col: ColumnSpec) -> list[tuple[str, str]]:
+    """Rejects for columns whose form guards.yaml names: references and indicator codes."""
+    guards = load_guards()
+    raw = quote_ident(col.name)
+    v = f"NULLIF(trim({raw}), '')"
+    rejects: list[tuple[str, str]] = []
+    if col.name in guards.reference_columns:
+        rejects.append((f"{v} IS NOT NULL AND (regexp_matches({v}, '^[=+@-]') "
+                        f"OR regexp_matches({raw}, '[[:cntrl:]]'))", REFERENCE_REASON))
+    if col.name in guards.indicator_columns.get(spec.name, []):
+        rejects.append((f"{v} IS NOT NULL AND NOT regexp_full_match({v}, "
+                        f"{quote_literal(INDICATOR_CODE)})", INDICATOR_REASON))
+    return rejects
+
+
 def checked_batch_sql(spec: ExtractSpec, source: str = "incoming") -> str:
     """One row per delivered row: typed columns plus a list of faults.
 
@@ -118,7 +142,7 @@ def checked_batch_sql(spec: ExtractSpec, source: str = "incoming") -> str:
         applies = "true" if col.name in spec.key or col.name == "record_status" \
             else f"NOT ({deletion})"
         value = f"{quote_ident(col.name)}"
-        for condition, reason in checks.rejects:
+        for condition, reason in checks.rejects + form_checks(spec, col):
             fault_items.append(
                 f"CASE WHEN ({applies}) AND coalesce({condition}, false) THEN "
                 f"{{'column': {quote_literal(col.name)}, 'reason': {quote_literal(reason)}, "
