@@ -21,7 +21,7 @@ claimed at an earlier run stays claimed: only claims not yet made are held.
 from __future__ import annotations
 
 import csv
-import os
+import getpass
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -272,6 +272,14 @@ def record_decision_in(con: duckdb.DuckDBPyConnection, pair_id: str, decision: s
     return str(row[0])
 
 
+def _login_name() -> str:
+    """Who is deciding when ``--by`` is not given: the login name."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
 def record_decision(warehouse: Path, pair_id: str, decision: str, by: str | None,
                     reason: str) -> str:
     """``famlink review decide``: written like a withdrawal, through
@@ -282,6 +290,6 @@ def record_decision(warehouse: Path, pair_id: str, decision: str, by: str | None
     warehouse = Path(warehouse)
     if not warehouse.exists():
         raise FileNotFoundError(f"warehouse {warehouse} does not exist")
-    who = by or os.environ.get("USER") or os.environ.get("LOGNAME") or ""
+    who = by or _login_name()
     with build_then_publish(warehouse) as con:
         return record_decision_in(con, pair_id, decision, who, reason)
