@@ -221,13 +221,15 @@ def held_rows(con: duckdb.DuckDBPyConnection, run_id: int | None = None,
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
-def decisions_for(con: duckdb.DuckDBPyConnection, pair_ids: list[str]) -> list[dict[str, object]]:
-    """Every decision recorded on these pairs, oldest first (for the audit pack)."""
-    if not pair_ids or not _table_exists(con, "review.decisions"):
+def decisions_about(con: duckdb.DuckDBPyConnection,
+                    person_refs: list[str]) -> list[dict[str, object]]:
+    """Every decision recorded on these members' pairs, oldest first (the audit pack)."""
+    if not person_refs or not _table_exists(con, "review.decisions"):
         return []
     cur = con.execute(
-        "SELECT pair_id, decision, reason, decided_by, decided_at FROM review.decisions "
-        "WHERE list_contains(?, pair_id) ORDER BY decision_id", [pair_ids])
+        "SELECT pair_id, person_ref, decision, reason, decided_by, decided_at "
+        "FROM review.decisions WHERE list_contains(?, person_ref) ORDER BY decision_id",
+        [person_refs])
     cols = [c[0] for c in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
