@@ -87,3 +87,8 @@ def test_decisions_apply_at_the_next_linkage() -> None:
     assert {links[("social_care_episodes", k)][2] for k in ("E5", "E6")} <= {
         REVIEW_METHOD, "source_ref"}
     assert doubt(con) == []
+
+    record_decision_in(con, pair_id, "different", "auditor", "the merge was wrong")  # undone
+    link_warehouse(con)
+    assert record_links(con)[("social_care_episodes", "E5")][1] is None
+    assert {r[5] for r in doubt(con)} == {"different"}

@@ -256,12 +256,16 @@ def record_decision_in(con: duckdb.DuckDBPyConnection, pair_id: str, decision: s
         raise ReviewError("a decision needs a reason (what the reviewer checked)")
     if not by or not by.strip():
         raise ReviewError("a decision needs the name of who took it")
-    if not _table_exists(con, "linkage.doubtful_links"):
-        raise ReviewError(f"pair {pair_id} is not a doubtful pair of this warehouse "
-                          "(no linkage has run)")
-    row = con.execute(
-        "SELECT person_ref, other_source FROM linkage.doubtful_links WHERE pair_id = ? LIMIT 1",
-        [pair_id]).fetchone()
+    row = None
+    if _table_exists(con, "linkage.doubtful_links"):
+        row = con.execute(
+            "SELECT person_ref, other_source FROM linkage.doubtful_links WHERE pair_id = ? "
+            "LIMIT 1", [pair_id]).fetchone()
+    if row is None and _table_exists(con, "review.decisions"):
+        # merged by an earlier "same": the pair can still be decided again
+        row = con.execute(
+            "SELECT person_ref, other_source FROM review.decisions WHERE pair_id = ? "
+            "ORDER BY decision_id DESC LIMIT 1", [pair_id]).fetchone()
     if row is None:
         raise ReviewError(f"pair {pair_id} is not a doubtful pair of the latest run "
                           "(famlink review lists them)")
