@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 review_app = typer.Typer(add_completion=False, no_args_is_help=False,
                          help="Held claims: doubtful pairs to review, and decisions on them.")
@@ -38,7 +37,7 @@ def review(
     import duckdb
 
     from famlink.claims.returns import PAYMENT_GBP
-    from famlink.claims.review import REVIEW_COLUMNS, held_rows, write_review_csv
+    from famlink.claims.review import held_rows, write_review_csv
 
     if not warehouse.exists():
         err.print(f"[red]error:[/] warehouse {warehouse} does not exist")
@@ -50,15 +49,16 @@ def review(
         con.close()
     families = sorted({str(r["family_id"]) for r in rows})
     pairs = len({r["pair_id"] for r in rows})
-    table = Table(title="Claims held for review (latest run)", title_justify="left")
-    for col in REVIEW_COLUMNS:
-        if col not in ("run_id", "as_of"):
-            table.add_column(col)
-    for r in rows:
-        table.add_row(*("" if r[c] is None else f"{r[c]:.4f}" if c == "match_probability"
-                        else str(r[c]) for c in REVIEW_COLUMNS if c not in ("run_id", "as_of")))
+    # one line per pair and record: ids stay whole however narrow the terminal
     if rows:
-        console.print(table)
+        console.print("[bold]Claims held for review (latest run)[/bold]")
+    for r in rows:
+        decided = f"; decided {r['decision']}" if r["decision"] else ""
+        console.print(f"{r['pair_id']}  family {r['family_id']}  member {r['person_ref']}  "
+                      f"{r['extract']} {r['record_key']}  p={float(r['match_probability']):.4f}"
+                      f"  {r['reason']}  contradicts {r['indicator']} "
+                      f"({r['status_if_same']} if same){decided}", highlight=False,
+                      soft_wrap=True)
     console.print(f"{len(families)} families held for review (GBP "
                   f"{len(families) * PAYMENT_GBP:,} held back), {pairs} "
                   "pairs; decide each with: famlink review decide PAIR_ID --same|--different "

@@ -34,9 +34,11 @@ def member(ref: str, fam: str, role: str, first: str, last: str, dob: str, **kw:
             "last_name": last, "dob": dob, **kw}
 
 
-def write_drop(drop: Path, *, gordy_episode: str = "CP_PLAN") -> None:
+def write_drop(drop: Path) -> None:
     """Two families, each due an SSP claim (1A and 3A achieved by practitioner
-    evidence, no CIN/CP step-up on record); FAM1 has the doubtful "Gordy" record."""
+    evidence, no CIN/CP step-up on record). Each has a doubtful record refused by
+    the twin guard: FAM1's "Gordy" is a CP plan after attachment (it contradicts
+    3A), FAM2's "Sunny" an early-help episode (it contradicts nothing)."""
     families, members, addresses, problems, evidence, episodes = [], [], [], [], [], []
     for fam, (mother, child, dob, postcode, nhs) in {
         "FAM1": ("Sarah", "Gordon", "14/05/2012", "SS14 1AA", "9434765919"),
@@ -64,7 +66,11 @@ def write_drop(drop: Path, *, gordy_episode: str = "CP_PLAN") -> None:
     # the re-referral, recorded under a second child_id with a nickname
     episodes.append({"episode_id": "FAM1-EP2", "child_id": "SC-FAM1-B", "first_name": "Gordy",
                      "last_name": "Bell", "dob": "14/05/2012", "sex": "M",
-                     "postcode": "SS14 1AA", "episode_type": gordy_episode,
+                     "postcode": "SS14 1AA", "episode_type": "CP_PLAN",
+                     "start_date": "01/02/2024"})
+    episodes.append({"episode_id": "FAM2-EP2", "child_id": "SC-FAM2-B", "first_name": "Sunny",
+                     "last_name": "Shah", "dob": "02/09/2011", "sex": "M",
+                     "postcode": "RM17 5AA", "episode_type": "EARLY_HELP",
                      "start_date": "01/02/2024"})
     for file, rows in {"cohort_families.csv": families, "cohort_members.csv": members,
                        "cohort_addresses.csv": addresses, "cohort_problems.csv": problems,
@@ -103,12 +109,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     tmp_path = tmp_path_factory.mktemp("held")
     drop, warehouse = tmp_path / "drop", tmp_path / "wh.duckdb"
     write_drop(drop)
-    summary = monthly_run(drop, warehouse)
-    assert summary.claims.new_claims == 1 and summary.claims.held_for_review == 1
-    assert summary.claims.held_gbp == 800
+    result = runner.invoke(app, ["run", "--extracts", str(drop), "--warehouse", str(warehouse),
+                                 "--plan", PLAN, "--as-of", AS_OF.isoformat(), "--no-prefect"])
+    assert result.exit_code == 0, result.output
+    assert "held for review: 1 families (GBP 800 held back)" in result.output
     assert decisions(warehouse) == {"FAM1": "held_for_review", "FAM2": "claimed"}
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
+        assert con.execute("SELECT new_claims, held_for_review FROM claims.runs").fetchall() == [
+            (1, 1)]
         (pair_id, reason, prob), = con.execute(
             "SELECT DISTINCT pair_id, reason, match_probability FROM linkage.doubtful_links "
             "WHERE extract = 'social_care_episodes' AND record_key = 'FAM1-EP2' "
@@ -204,18 +213,18 @@ def test_decide_refuses_an_unknown_pair_and_leaves_the_warehouse(held) -> None:
     assert result.exit_code == 2 and "--same or --different" in result.output
 
 
-def test_doubtful_record_that_contradicts_nothing_holds_nothing(tmp_path: Path) -> None:
-    # the same doubtful record, but an early-help episode: not a step-up to CIN or CP
-    drop, warehouse = tmp_path / "drop", tmp_path / "wh.duckdb"
-    write_drop(drop, gordy_episode="EARLY_HELP")
-    summary = monthly_run(drop, warehouse)
-    assert summary.claims.held_for_review == 0 and summary.claims.new_claims == 2
-    assert decisions(warehouse) == {"FAM1": "claimed", "FAM2": "claimed"}
+def test_doubtful_record_that_contradicts_nothing_holds_nothing(held) -> None:
+    # FAM2's "Sunny" is as doubtful as "Gordy", but an early-help episode is not a
+    # step-up to CIN or CP: judged with it, FAM2 is still due, so FAM2 was claimed
+    _, warehouse, _ = held
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        assert con.execute(
-            "SELECT count(*) FROM linkage.doubtful_links WHERE record_key = 'FAM1-EP2' "
-            "AND person_ref = 'FAM1-P2'").fetchall() == [(1,)]
-        assert con.execute("SELECT count(*) FROM claims.held_pairs").fetchall() == [(0,)]
+        doubtful = con.execute(
+            "SELECT DISTINCT reason FROM linkage.doubtful_links WHERE record_key = 'FAM2-EP2' "
+            "AND person_ref = 'FAM2-P2'").fetchall()
+        held_for = con.execute("SELECT DISTINCT family_id FROM claims.held_pairs").fetchall()
     finally:
         con.close()
+    assert len(doubtful) == 1 and doubtful[0][0].startswith("twin guard")
+    assert held_for == [("FAM1",)]
+    assert decisions(warehouse)["FAM2"] == "claimed"
