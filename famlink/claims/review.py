@@ -104,10 +104,10 @@ def _contradicted(real: Assessment, after: Assessment | None) -> list[tuple[str,
     """(indicator, status) pairs the doubtful records turn from achieved to not."""
     if after is None:
         return [("(claim)", "not_assessed")]
-    found = [tuple(b.split("=", 1)) for b in after.blocking if b not in real.blocking]
-    if real.ce_due and not after.ce_due:
-        found.append(("CE", "not_due"))
-    return [(i, s) for i, s in found] or [("(claim)", "not_due")]
+    if real.claim_type == "CE":
+        return [("CE", "not_due" if not after.ce_due else f"{after.claim_type} first")]
+    found = [b.split("=", 1) for b in after.blocking if b not in real.blocking]
+    return [(i, s) for i, s in found] or [("(claim)", after.claim_type or "not_due")]
 
 
 def find_holds(con: duckdb.DuckDBPyConnection, plan: str, as_of: date,
