@@ -21,11 +21,13 @@ from famlink import __version__
 from famlink.contract import PLANS
 from famlink.ingest.loading import IngestSummary
 from famlink.ingest.reading import FatalExtractError
+from famlink.review_cli import review_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="famlink: monthly data matching for the Supporting Families programme.")
 console = Console(stderr=False)
 err = Console(stderr=True)
+app.add_typer(review_app, name="review")
 
 ExtractsOpt = Annotated[Path, typer.Option("--extracts", help="Drop folder with YYYY-MM/ months.")]
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", help="DuckDB warehouse file.")]
@@ -208,6 +210,9 @@ def run(
     with _printing_after_publish():
         print_ingest(summary.ingest)
         print_run_summary(summary, console)
+        if summary.claims is not None:
+            console.print(f"held for review: {summary.claims.held_for_review} families (GBP "
+                          f"{summary.claims.held_gbp:,} held back); famlink review lists them")
         if not back_run:
             report = write_linkage_report_for(warehouse, request.as_of)
             console.print(f"linkage report: {escape(str(report))}", highlight=False)

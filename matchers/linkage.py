@@ -9,8 +9,13 @@ twins, a generation apart, and records that fit two people go to neither);
 join a child known by another surname to the only pupil of its forename and
 DOB (``pupils``); give DWP rows that carry nothing checkable to the person sent when DWP's
 measured accuracy allows; write ``linkage.*`` tables with, for each record, how
-it was linked and with what probability (the evidence a claim needs), and a
-clerical-review list of the pairs the rules stopped.
+it was linked and with what probability (the evidence a claim needs), a
+clerical-review list of the pairs the rules stopped, and ``linkage.doubtful_links``:
+the records of a person linked to no cohort member that scored at or above the
+review floor against one (a claim they would contradict is held for review,
+``famlink.claims.review``). A reviewer's "same" decision (``review.decisions``)
+is applied here at every later run: the records are merged with the member
+whatever the guards say.
 
 Guards on a scored pair (``linkage.person_pairs``), each a reason a pair is
 never linked automatically whatever its score:
@@ -30,6 +35,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matchers.clustering import Edge, Node, cluster
 from matchers.deterministic import deterministic_edges
@@ -50,8 +57,29 @@ from matchers.pupils import METHOD as PUPIL_METHOD
 from matchers.pupils import sole_pupil_links
 from matchers.records import build_person_records, build_profiles
 
+REVIEW_SETTINGS_PATH = Path(__file__).parent / "data" / "review.yaml"
+# A reviewer decided the two records are one person (``famlink review decide --same``).
+REVIEW_METHOD = "review_same"
+
+
+class ReviewSettings(BaseModel):
+    """``matchers/data/review.yaml``: where clerical review and doubt begin."""
+
+    model_config = ConfigDict(extra="forbid")
+    review_floor: float = Field(ge=0.0, le=1.0)
+
+
+def load_review_settings(path: Path = REVIEW_SETTINGS_PATH) -> ReviewSettings:
+    """Load and validate the review settings (an error names the file)."""
+    try:
+        return ReviewSettings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ValueError(f"{path}: invalid review settings: {first}") from None
+
+
 LINK_THRESHOLD = 0.9
-REVIEW_LOW = 0.5
+REVIEW_LOW = load_review_settings().review_floor
 
 
 @dataclass
@@ -63,6 +91,8 @@ class LinkageSummary:
     probabilistic_edges: int = 0
     refused_edges: int = 0
     clerical_review: int = 0
+    doubtful_links: int = 0
+    reviewed_same_edges: int = 0
     household_links: int = 0
     dwp_unverified_edges: int = 0
     sole_pupil_edges: int = 0
@@ -145,6 +175,7 @@ def link_warehouse(
         """,
         [threshold],
     )
+    s.reviewed_same_edges = _add_reviewed_edges(con)
     nodes = [
         Node(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(r[8] or ()))
         for r in con.execute(
@@ -166,7 +197,9 @@ def link_warehouse(
     s.probabilistic_edges = sum(e.method == "probabilistic" for e in accepted)
     s.refused_edges = len(refused)
     _write_record_links(con, roots, accepted)
-    s.clerical_review = _write_clerical_review(con, refused, threshold)
+    _review_candidates(con, refused, threshold)
+    s.clerical_review = _write_clerical_review(con)
+    s.doubtful_links = _write_doubtful_links(con)
     s.persons = con.execute("SELECT count(DISTINCT person_id) FROM linkage.record_links"
                             ).fetchall()[0][0]
     stage("cluster")
@@ -183,6 +216,7 @@ def _write_record_links(
     # The edge that best explains each profile's membership: identifiers before
     # probability, the strongest first.
     rank = {"upn": 0, "nhs_number": 1, "ni_number": 2, "dwp_match_ref": 3, "source_ref": 4,
+            REVIEW_METHOD: 5,
             PUPIL_METHOD: 7, DWP_VOUCHED_METHOD: 8, DWP_METHOD: 8}
     best: dict[int, tuple[tuple, int, str, float]] = {}
     for e in accepted:
@@ -229,11 +263,49 @@ def _write_record_links(
     con.unregister("_fl_via")
 
 
-def _write_clerical_review(
+def _latest_decisions_sql(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The latest reviewer decision per pair, or None when none was ever recorded."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'review' "
+        "AND table_name = 'decisions' AND database_name = current_database()").fetchall()[0][0]
+    if not found:
+        return None
+    return """SELECT * FROM review.decisions
+              QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY decision_id DESC) = 1"""
+
+
+# The other side of a doubtful pair, named the same way at every run: the source
+# person (system and id), or the record itself when the source gave no id.
+OTHER_SOURCE_SQL = "{p}.source_system || ':' || coalesce({p}.source_person_id, {p}.rep_record_id)"
+
+
+def _add_reviewed_edges(con: duckdb.DuckDBPyConnection) -> int:
+    """Edges for the pairs a reviewer decided are one person: the member's cohort
+    profile to every profile of the other side's source person. They are not
+    probabilistic, so no guard or cluster constraint refuses them."""
+    decisions = _latest_decisions_sql(con)
+    if decisions is None:
+        return 0
+    other = OTHER_SOURCE_SQL.format(p="o")
+    con.execute(
+        f"""INSERT INTO _fl_edges
+        SELECT DISTINCT least(m.profile_id, o.profile_id), greatest(m.profile_id, o.profile_id),
+               1.0, '{REVIEW_METHOD}'
+        FROM ({decisions}) AS d
+        JOIN _fl_profiles AS m ON m.cohort_ref = d.person_ref
+        JOIN _fl_profiles AS o ON {other} = d.other_source
+        WHERE d.decision = 'same' AND m.profile_id <> o.profile_id"""
+    )
+    return con.execute(
+        f"SELECT count(*) FROM _fl_edges WHERE method = '{REVIEW_METHOD}'").fetchall()[0][0]
+
+
+def _review_candidates(
     con: duckdb.DuckDBPyConnection, refused: list[Edge], threshold: float
-) -> int:
-    """Borderline pairs an analyst should look at: just under the threshold,
-    stopped by the twin guard, or refused by a cluster constraint."""
+) -> None:
+    """``_fl_review_cand``: scored pairs at or above the review floor the linkage did
+    not merge, each with the reason (one definition for the clerical review and
+    the doubtful links)."""
     ref = pd.DataFrame(
         [(min(e.a, e.b), max(e.a, e.b), e.method) for e in refused],
         columns=["profile_l", "profile_r", "method"],
@@ -241,37 +313,93 @@ def _write_clerical_review(
         ["profile_l", "profile_r"])
     con.register("_fl_refused", ref)
     con.execute(
-        f"""CREATE OR REPLACE TABLE linkage.clerical_review AS
-        WITH cand AS (
-            SELECT pp.*, CASE
-                WHEN f.method = 'ambiguous' THEN 'ambiguous: fits two people about as well'
-                WHEN f.profile_l IS NOT NULL THEN 'refused: conflicts with its cluster'
-                WHEN pp.twin_guard AND pp.match_probability >= {threshold}
-                    THEN 'twin guard: same DOB, different forename'
-                WHEN pp.generation_guard AND pp.match_probability >= {threshold}
-                    THEN 'generation guard: DOBs a generation apart'
-                WHEN pp.household_guard AND pp.match_probability >= {threshold}
-                    THEN 'household guard: only surname and address agree'
-                ELSE 'below threshold' END AS reason
-            FROM linkage.person_pairs pp
-            LEFT JOIN _fl_refused f USING (profile_l, profile_r)
-            WHERE f.profile_l IS NOT NULL
-               OR ((pp.twin_guard OR pp.generation_guard OR pp.household_guard)
-                   AND pp.match_probability >= {threshold})
-               OR (pp.match_probability >= {REVIEW_LOW} AND pp.match_probability < {threshold})
-        )
+        f"""CREATE OR REPLACE TEMP TABLE _fl_review_cand AS
+        SELECT pp.*, CASE
+            WHEN f.method = 'ambiguous' THEN 'ambiguous: fits two people about as well'
+            WHEN f.profile_l IS NOT NULL THEN 'refused: conflicts with its cluster'
+            WHEN pp.twin_guard AND pp.match_probability >= {threshold}
+                THEN 'twin guard: same DOB, different forename'
+            WHEN pp.generation_guard AND pp.match_probability >= {threshold}
+                THEN 'generation guard: DOBs a generation apart'
+            WHEN pp.household_guard AND pp.match_probability >= {threshold}
+                THEN 'household guard: only surname and address agree'
+            ELSE 'below threshold' END AS reason
+        FROM linkage.person_pairs pp
+        LEFT JOIN _fl_refused f USING (profile_l, profile_r)
+        WHERE f.profile_l IS NOT NULL
+           OR ((pp.twin_guard OR pp.generation_guard OR pp.household_guard)
+               AND pp.match_probability >= {threshold})
+           OR (pp.match_probability >= {REVIEW_LOW} AND pp.match_probability < {threshold})"""
+    )
+    con.unregister("_fl_refused")
+
+
+def _write_clerical_review(con: duckdb.DuckDBPyConnection) -> int:
+    """Borderline pairs an analyst should look at: just under the threshold,
+    stopped by a guard, or refused by a cluster constraint."""
+    con.execute(
+        """CREATE OR REPLACE TABLE linkage.clerical_review AS
         SELECT a.rep_record_id AS record_id_l, b.rep_record_id AS record_id_r,
                cand.match_probability, cand.match_weight, cand.reason,
                a.first_name AS first_name_l, b.first_name AS first_name_r,
                a.last_name AS last_name_l, b.last_name AS last_name_r,
                a.dob AS dob_l, b.dob AS dob_r, a.postcode AS postcode_l, b.postcode AS postcode_r,
                la.person_id AS person_id_l, lb.person_id AS person_id_r
-        FROM cand JOIN _fl_profiles a ON a.profile_id = cand.profile_l
+        FROM _fl_review_cand AS cand JOIN _fl_profiles a ON a.profile_id = cand.profile_l
         JOIN _fl_profiles b ON b.profile_id = cand.profile_r
         LEFT JOIN linkage.record_links la ON la.record_id = a.rep_record_id
         LEFT JOIN linkage.record_links lb ON lb.record_id = b.rep_record_id
         WHERE la.person_id IS DISTINCT FROM lb.person_id
         ORDER BY cand.match_probability DESC"""
     )
-    con.unregister("_fl_refused")
     return con.execute("SELECT count(*) FROM linkage.clerical_review").fetchall()[0][0]
+
+
+def _write_doubtful_links(con: duckdb.DuckDBPyConnection) -> int:
+    """``linkage.doubtful_links``: for each review candidate with a cohort member on
+    one side and a person linked to no cohort member on the other, every record
+    of that other person (they would all move with it). ``pair_id`` is a hash of
+    the member's person_ref and the other side's source person, so it names the
+    same pair at every run and a reviewer's decision keeps applying. A pair a
+    reviewer decided are different people keeps its row, with the decision."""
+    decisions = _latest_decisions_sql(con)
+    decided = (f"LEFT JOIN ({decisions}) AS d USING (pair_id)" if decisions else
+               "LEFT JOIN (SELECT NULL::VARCHAR AS pair_id, NULL::VARCHAR AS decision) AS d "
+               "USING (pair_id)")
+    other = OTHER_SOURCE_SQL.format(p="po")
+    con.execute(
+        f"""CREATE OR REPLACE TABLE linkage.doubtful_links AS
+        WITH ends AS (
+            SELECT profile_l AS m, profile_r AS o, match_probability, reason FROM _fl_review_cand
+            UNION ALL
+            SELECT profile_r, profile_l, match_probability, reason FROM _fl_review_cand
+        ), prof AS (
+            SELECT p.*, rl.person_id, rl.person_ref
+            FROM _fl_profiles AS p JOIN linkage.record_links AS rl
+              ON rl.record_id = p.rep_record_id
+        ), pairs AS (
+            SELECT pm.person_ref, po.person_id AS other_person_id, {other} AS other_source,
+                   max(e.match_probability) AS match_probability,
+                   arg_max(e.reason, e.match_probability) AS reason
+            FROM ends AS e JOIN prof AS pm ON pm.profile_id = e.m
+            JOIN prof AS po ON po.profile_id = e.o
+            WHERE pm.person_ref IS NOT NULL AND po.person_ref IS NULL
+            GROUP BY ALL
+        ), pair_ids AS (
+            SELECT 'DL-' || substr(md5(person_ref || '|' || other_source), 1, 12) AS pair_id, *
+            FROM pairs
+        ), members AS (
+            SELECT record_key AS person_ref, any_value(family_id) AS family_id
+            FROM linkage.person_records WHERE extract = 'cohort_members' GROUP BY ALL
+        )
+        SELECT pi.pair_id, pi.person_ref, m.family_id, rl.extract, rl.record_key, rl.record_id,
+               pi.other_source, pi.other_person_id, pi.match_probability, pi.reason,
+               d.decision
+        FROM pair_ids AS pi
+        JOIN linkage.record_links AS rl ON rl.person_id = pi.other_person_id
+        LEFT JOIN members AS m ON m.person_ref = pi.person_ref
+        {decided}
+        ORDER BY pi.pair_id, rl.extract, rl.record_key"""
+    )
+    return con.execute(
+        "SELECT count(DISTINCT pair_id) FROM linkage.doubtful_links").fetchall()[0][0]

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from famlink.claims.eligibility import Assessment, _table_exists, assess
 from famlink.claims.ledger import has_ledger
+from famlink.claims.review import HELD, decisions_about, held_rows
 
 Row = dict[str, Any]
 
@@ -85,6 +86,8 @@ class FamilyAuditPack:
     decision: str                    # claimed | withdrawn | already_claimed | not_due | ...
     reason: str
     notes: list[str] = field(default_factory=list)
+    held: list[Row] = field(default_factory=list)          # doubtful pairs holding the claim
+    review_decisions: list[Row] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for templates and JSON."""
@@ -311,13 +314,34 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
         else:
             decision = "already_claimed"
             reason = f"Already claimed: {claim_text}. A family is claimed once only."
+    held, review_decisions = _held(con, family_id, plan, as_of, decision, members)
+    if held:
+        contradicted = ", ".join(sorted({f"{h['indicator']} ({h['pair_id']})" for h in held}))
+        reason = (f"Held for review, not claimed: doubtful records would contradict "
+                  f"{contradicted}; famlink review decide settles each pair. {reason}")
     return FamilyAuditPack(
+        held=held, review_decisions=review_decisions,
         family_id=family_id, plan=plan, as_of=as_of,
         produced_at=datetime.now().replace(microsecond=0), source=source,
         family=fam[0] if fam else None, members=members, household_links=households,
         problems=problems, ce=ce, claim=claim, assessment=assessment,
         decision=decision or "no_evaluation", reason=reason, notes=notes,
     )
+
+
+def _held(con: duckdb.DuckDBPyConnection, family_id: str, plan: str | None,
+          as_of: date | None, decision: str | None,
+          members: list[MemberAudit]) -> tuple[list[Row], list[Row]]:
+    """A held family's pairs and the outcome each would contradict (at the run the
+    pack explains), and every review decision taken on the family's members."""
+    review_decisions = decisions_about(con, [m.person_ref for m in members])
+    if decision != HELD or not _table_exists(con, "claims.assessments"):
+        return [], review_decisions
+    row = con.execute(
+        "SELECT min(a.run_id) FROM claims.assessments AS a JOIN claims.runs AS r USING (run_id) "
+        "WHERE a.family_id = ? AND r.plan = ? AND r.as_of = ?", [family_id, plan, as_of],
+    ).fetchone()
+    return (held_rows(con, row[0], family_id) if row and row[0] else []), review_decisions
 
 
 def _fmt(v: Any) -> str:
@@ -413,6 +437,24 @@ def print_pack(pack: FamilyAuditPack, console: Console | None = None) -> None:
         for c in pack.ce:
             t.add_row(*(_fmt(c.get(k)) for k in ("person_ref", "route", "off_benefit_on",
                                                  "qualifies_on", "status")))
+        console.print(t)
+    if pack.held:
+        t = Table(title="Held for review: doubtful records and the outcome each would contradict")
+        for col in ("pair", "member", "extract", "record_key", "p", "reason", "contradicts",
+                    "if same", "decision"):
+            t.add_column(col)
+        for h in pack.held:
+            t.add_row(*(_fmt(h.get(k)) for k in ("pair_id", "person_ref", "extract", "record_key",
+                                                 "match_probability", "reason", "indicator",
+                                                 "status_if_same", "decision")))
+        console.print(t)
+    if pack.review_decisions:
+        t = Table(title="Review decisions")
+        for col in ("pair", "member", "decision", "by", "at", "reason"):
+            t.add_column(col)
+        for r in pack.review_decisions:
+            t.add_row(*(_fmt(r.get(k)) for k in ("pair_id", "person_ref", "decision",
+                                                 "decided_by", "decided_at", "reason")))
         console.print(t)
     for note in pack.notes:
         console.print(f"[dim]note: {note}[/dim]")

@@ -10,6 +10,11 @@ event is never claimed again, withdrawn or not: the withdrawal says the claim
 was invalid at the time, and re-claiming the same family would need a fresh
 audit decision outside this tool (a unique index enforces it in the database).
 
+A family whose claim is due but whose doubtful records (scored against a member,
+not linked) would undo an outcome is not claimed: its assessment is
+``held_for_review`` and the pairs are kept in ``claims.held_pairs``
+(``famlink.claims.review``).
+
 Each claim also freezes the evidence it was made on (indicator statuses,
 outcomes, evidence records, CE status), because the marts are rebuilt by every
 run and an auditor asking about a claim a year later must see what it rested on.
@@ -25,6 +30,7 @@ import duckdb
 
 from famlink import __version__
 from famlink.claims.eligibility import _table_exists, due_sql, set_params
+from famlink.claims.review import ensure_review_schema, find_holds, record_holds
 
 SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS claims;
@@ -47,6 +53,7 @@ CREATE TABLE IF NOT EXISTS claims.runs (
     already_claimed BIGINT,
     famlink_version VARCHAR
 );
+ALTER TABLE claims.runs ADD COLUMN IF NOT EXISTS held_for_review BIGINT;
 CREATE TABLE IF NOT EXISTS claims.events (
     event_id BIGINT PRIMARY KEY,
     claim_id BIGINT NOT NULL,
@@ -82,7 +89,7 @@ CREATE TABLE IF NOT EXISTS claims.assessments (
     claim_type VARCHAR,
     achieved_on DATE,
     problems VARCHAR,
-    decision VARCHAR                 -- claimed | already_claimed | not_due | not_eligible
+    decision VARCHAR  -- claimed | already_claimed | held_for_review | not_due | not_eligible
 );
 CREATE TABLE IF NOT EXISTS claims.claim_indicators (
     claim_id BIGINT, family_id VARCHAR, indicator VARCHAR, problem INTEGER,
@@ -134,6 +141,7 @@ class ClaimsSummary:
     new_ssp: int
     new_ce: int
     already_claimed: int             # due by the rules now, but claimed at an earlier run
+    held_for_review: int = 0         # due, but a doubtful record would undo an outcome
 
     def as_dict(self) -> dict[str, object]:
         """Plain dict for logs and JSON."""
@@ -144,12 +152,21 @@ class ClaimsSummary:
                 f"{self.eligible_families} of {self.families} families eligible; "
                 f"due SSP {self.ssp_due}, CE {self.ce_due}; "
                 f"new claims {self.new_claims} (SSP {self.new_ssp}, CE {self.new_ce}); "
-                f"already claimed {self.already_claimed}")
+                f"already claimed {self.already_claimed}; "
+                f"held for review {self.held_for_review} (GBP {self.held_gbp:,} held back)")
+
+    @property
+    def held_gbp(self) -> int:
+        """The results payments the held families would bring if claimed."""
+        from famlink.claims.returns import PAYMENT_GBP
+
+        return self.held_for_review * PAYMENT_GBP
 
 
 def ensure_claims_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ledger tables and views if this warehouse has none yet."""
     con.execute(SCHEMA_SQL)
+    ensure_review_schema(con)
 
 
 def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:
@@ -179,6 +196,13 @@ def record_due_claims(con: duckdb.DuckDBPyConnection, plan: str, as_of: date) ->
             "WHERE false")
         con.execute("ALTER TABLE _claims_due DROP COLUMN run_id")
         con.execute("ALTER TABLE _claims_due DROP COLUMN decision")
+    due = [r[0] for r in con.execute(
+        "SELECT family_id FROM _claims_due WHERE claim_type IS NOT NULL AND family_id NOT IN "
+        "(SELECT family_id FROM claims.events WHERE event = 'claimed')").fetchall()]
+    holds = find_holds(con, plan, as_of, due)
+    con.execute("CREATE OR REPLACE TEMP TABLE _claims_held (family_id VARCHAR)")
+    for family_id in sorted({h.family_id for h in holds}):
+        con.execute("INSERT INTO _claims_held VALUES (?)", [family_id])
     run_id = _count(con, "SELECT nextval('claims.run_seq')")
     con.execute(
         """
@@ -187,6 +211,7 @@ def record_due_claims(con: duckdb.DuckDBPyConnection, plan: str, as_of: date) ->
         FROM _claims_due AS d
         WHERE d.claim_type IS NOT NULL
           AND d.family_id NOT IN (SELECT family_id FROM claims.events WHERE event = 'claimed')
+          AND d.family_id NOT IN (SELECT family_id FROM _claims_held)
         """
     )
     con.execute(
@@ -197,6 +222,8 @@ def record_due_claims(con: duckdb.DuckDBPyConnection, plan: str, as_of: date) ->
                d.ce_achieved_on, d.ce_person_ref, d.ce_route, d.blocking, d.later_indicators,
                d.claim_type, d.achieved_on, d.problems,
                CASE WHEN d.family_id IN (SELECT family_id FROM _claims_new) THEN 'claimed'
+                    WHEN d.family_id IN (SELECT family_id FROM _claims_held)
+                        THEN 'held_for_review'
                     WHEN d.family_id IN (SELECT family_id FROM claims.events
                                          WHERE event = 'claimed') THEN 'already_claimed'
                     WHEN d.eligible THEN 'not_due'
@@ -216,6 +243,7 @@ def record_due_claims(con: duckdb.DuckDBPyConnection, plan: str, as_of: date) ->
         """,
         [run_id, plan, as_of, RUN_BY, recorded_at],
     )
+    record_holds(con, run_id, holds)
     _freeze_evidence(con, run_id, plan, as_of)
 
     counts = con.execute(
@@ -225,7 +253,8 @@ def record_due_claims(con: duckdb.DuckDBPyConnection, plan: str, as_of: date) ->
                count(*) FILTER (WHERE decision = 'claimed'),
                count(*) FILTER (WHERE decision = 'claimed' AND claim_type = 'SSP'),
                count(*) FILTER (WHERE decision = 'claimed' AND claim_type = 'CE'),
-               count(*) FILTER (WHERE decision = 'already_claimed' AND claim_type IS NOT NULL)
+               count(*) FILTER (WHERE decision = 'already_claimed' AND claim_type IS NOT NULL),
+               count(*) FILTER (WHERE decision = 'held_for_review')
         FROM claims.assessments WHERE run_id = ?
         """,
         [run_id],
@@ -233,13 +262,18 @@ def record_due_claims(con: duckdb.DuckDBPyConnection, plan: str, as_of: date) ->
     assert counts is not None
     summary = ClaimsSummary(run_id, plan, as_of, *(int(c or 0) for c in counts))
     con.execute(
-        "INSERT INTO claims.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO claims.runs (run_id, plan, as_of, recorded_at, families, "
+        "eligible_families, ssp_due, ce_due, both_due, new_claims, new_ssp, new_ce, "
+        "already_claimed, famlink_version, held_for_review) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [run_id, plan, as_of, recorded_at, summary.families, summary.eligible_families,
          summary.ssp_due, summary.ce_due, summary.both_due, summary.new_claims,
-         summary.new_ssp, summary.new_ce, summary.already_claimed, __version__],
+         summary.new_ssp, summary.new_ce, summary.already_claimed, __version__,
+         summary.held_for_review],
     )
     con.execute("DROP TABLE IF EXISTS _claims_new")
     con.execute("DROP TABLE IF EXISTS _claims_due")
+    con.execute("DROP TABLE IF EXISTS _claims_held")
     return summary
 
 

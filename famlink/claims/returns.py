@@ -101,6 +101,25 @@ def _claims_at(con: duckdb.DuckDBPyConnection, as_of: date) -> list[tuple]:
     ).fetchall()
 
 
+def _held_at(con: duckdb.DuckDBPyConnection, as_of: date) -> list[tuple]:
+    """Families held for review by the latest run at ``as_of``: not claimed, not paid."""
+    from famlink.claims.eligibility import _table_exists
+
+    if not _table_exists(con, "claims.held_pairs"):
+        return []
+    return con.execute(
+        """
+        SELECT h.family_id, string_agg(DISTINCT h.indicator || ' (' || h.pair_id || ')', '; '
+                                       ORDER BY h.indicator || ' (' || h.pair_id || ')'),
+               r.run_id, r.plan, r.recorded_at
+        FROM claims.held_pairs AS h JOIN claims.runs AS r USING (run_id)
+        WHERE r.run_id = (SELECT max(run_id) FROM claims.runs WHERE as_of = ?)
+        GROUP BY ALL ORDER BY h.family_id
+        """,
+        [as_of],
+    ).fetchall()
+
+
 def write_claims_csv(warehouse: Path, as_of: date, out: Path) -> int:
     """``famlink claims``: the claims recorded by the run(s) at ``as_of``; returns rows written.
 
@@ -129,6 +148,7 @@ def write_return(warehouse: Path, as_of: date, out_dir: Path) -> list[Path]:
     con = _open(warehouse)
     try:
         rows = _claims_at(con, as_of)
+        held = _held_at(con, as_of)
     finally:
         con.close()
     produced_at = datetime.now().replace(microsecond=0)
@@ -151,7 +171,15 @@ def write_return(warehouse: Path, as_of: date, out_dir: Path) -> list[Path]:
     total_line = ["TOTAL", f"SSP {n_ssp}; CE {n_ce}", "", f"{len(rows)} claims x GBP {PAYMENT_GBP}",
                   total, ";".join(str(r) for r in run_ids), ";".join(plans), as_of.isoformat(),
                   "", produced_at.isoformat(sep=" ")]
-    write_safe_csv(csv_path, RETURN_COLUMNS, [*lines, total_line])
+    # held families: not claimed (GBP 0), listed so the value held back is seen
+    held_lines = [[fam, "HELD FOR REVIEW", "", f"would contradict {why}", 0, run_id, plan,
+                   as_of.isoformat(), recorded.isoformat(sep=" ") if recorded else "",
+                   produced_at.isoformat(sep=" ")] for fam, why, run_id, plan, recorded in held]
+    held_total = ["HELD FOR REVIEW", f"{len(held)} families", "",
+                  f"GBP {len(held) * PAYMENT_GBP} held back (not claimed)", 0, "", "",
+                  as_of.isoformat(), "", produced_at.isoformat(sep=" ")]
+    write_safe_csv(csv_path, RETURN_COLUMNS,
+                   [*lines, total_line, *((*held_lines, held_total) if held_lines else ())])
 
     wb = Workbook()
     ws = wb.active
@@ -169,6 +197,8 @@ def write_return(warehouse: Path, as_of: date, out_dir: Path) -> list[Path]:
         ("Claims (total)", len(rows)),
         ("Payment per claim (GBP)", PAYMENT_GBP),
         ("Total claimed (GBP)", total),
+        ("Held for review (families, not claimed)", len(held)),
+        ("Held back (GBP)", len(held) * PAYMENT_GBP),
     ]
     for label, value in header:
         ws.append([label, value])
@@ -185,6 +215,13 @@ def write_return(warehouse: Path, as_of: date, out_dir: Path) -> list[Path]:
     ws.append(total_line)
     for cell in ws[ws.max_row]:
         cell.font = bold
+    for line in held_lines:
+        ws.append(line)
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+    if held_lines:
+        ws.append(held_total)
     for col, width in zip("ABCDEFGHIJ", (16, 16, 12, 22, 12, 8, 22, 12, 20, 20), strict=True):
         ws.column_dimensions[col].width = width
     fd = os.open(xlsx_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
