@@ -72,7 +72,8 @@ def print_run_summary(summary: Any, out: Console | None = None) -> None:
     back_run = bool(getattr(summary, "back_run", False))
     title = f"Run {escape(request.plan)} as at {request.as_of}" + (
         " (back-run: evaluated, nothing recorded)" if back_run else "")
-    table = Table(title=title, title_justify="left", show_header=False)
+    table = Table(title=title, title_justify="left", show_header=False,
+                  min_width=len(title) + 4)   # the title never wraps: it names plan and date
     table.add_row("families in the cohort", str(figures.families))
     for status, count in figures.statuses:
         table.add_row(f"identified problems {escape(str(status))}", str(count))
