@@ -18,7 +18,9 @@ claim the base run did not make, never a false claim against the truth.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -79,17 +81,28 @@ def decisions(warehouse: Path) -> dict[str, tuple[str, str | None]]:
     return {f: (d, t if d in CLAIMED else None) for f, d, t in rows}
 
 
-_BASE: dict[str, tuple[Path, dict[str, tuple[str, str | None]]]] = {}
+@pytest.fixture(scope="session")
+def base_runs(tmp_path_factory: pytest.TempPathFactory, worker_id: str):  # noqa: ANN201
+    """Each plan's default-conventions run, made once per session, shared by xdist workers.
 
+    The first worker to need a plan makes it under an flock; the others read it.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # shared by the workers of one session
+    root = root / "metamorphic-base"
+    root.mkdir(exist_ok=True)
 
-@pytest.fixture(scope="module")
-def base_runs(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    """Each plan's default-conventions run, made once per module (per worker)."""
     def get(plan: str) -> tuple[Path, dict[str, tuple[str, str | None]]]:
-        if plan not in _BASE:
-            drop, warehouse = _run(tmp_path_factory.mktemp(f"base-{plan}"), plan, {})
-            _BASE[plan] = (drop, decisions(warehouse))
-        return _BASE[plan]
+        here, done = root / plan, root / f"{plan}.json"
+        with open(root / f"{plan}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                here.mkdir(exist_ok=True)
+                _, warehouse = _run(here, plan, {})
+                done.write_text(json.dumps(decisions(warehouse)), encoding="utf-8")
+        got = json.loads(done.read_text("utf-8"))
+        return here / "drop", {f: (d, t) for f, (d, t) in got.items()}
     return get
 
 
