@@ -1,7 +1,8 @@
 """Outcome statuses and claims against the generator's ground truth, per plan.
 
-    .venv/bin/python benchmarks/outcomes.py [--plans thurrock,cumbria] [--seed 1]
-        [--as-of 2024-06-30,2024-12-31] [--families 120] [--residents 4000]
+    .venv/bin/python benchmarks/outcomes.py [--plans thurrock,cumbria] [--seeds 11,12,13]
+        [--conventions varied] [--as-of 2024-06-30,2024-12-31] [--families 120]
+        [--residents 4000]
 
 For each plan: generate a synthetic county, run the monthly job at each as-of
 date (one warehouse, runs in date order, as a council would), and compare
@@ -12,6 +13,15 @@ date (one warehouse, runs in date order, as a council would), and compare
 - claims: precision and recall of the claim list against the true claims
   (SSP: eligible and every problem improving; CE: an adult's continuous
   employment qualified by the as-of), and that no family is claimed twice.
+
+Under ``--conventions varied`` each county records evidence, identities and
+deliveries in conventions drawn from its seed (famlink/generate/conventions.py:
+outcome_code only on statements, services in the council's own words, Family
+Star domains as numbers or spelt variously, split source ids, redelivered
+snapshots...); the truth is the same as under the default conventions. Each
+run also reports the families held for review (a claim held back by doubt:
+counted as not claimed) and their share of eligible families; the table at the
+end gives every plan, seed and date and an overall line.
 
 A status is judged only on claimability (achieved or not): the plan decides
 whether a not-achieved problem is "not yet sustained" or "not achieved".
@@ -100,6 +110,8 @@ class Judged:
     claims_all: dict[str, str] = field(default_factory=dict)
     expected_claims: dict[str, str] = field(default_factory=dict)
     got: set[str] = field(default_factory=set)
+    held: set[str] = field(default_factory=set)
+    eligible: int = 0
 
     @property
     def total(self) -> int:
@@ -129,6 +141,20 @@ class Judged:
         return tp / len(self.expected_claims) if self.expected_claims else 1.0
 
 
+def held_and_eligible(con: duckdb.DuckDBPyConnection) -> tuple[set[str], int]:
+    """Families held for review and eligible families at the latest run.
+
+    Read defensively: a warehouse from before held_for_review existed has none.
+    """
+    try:
+        rows = con.execute(
+            "SELECT family_id, decision, eligible FROM claims.assessments "
+            "WHERE run_id = (SELECT max(run_id) FROM claims.assessments)").fetchall()
+    except duckdb.Error:
+        return set(), 0
+    return {f for f, d, _e in rows if d == "held_for_review"}, sum(bool(e) for *_x, e in rows)
+
+
 def judge_run(drop: Path, warehouse: Path, as_of: date) -> Judged:
     """Compare the warehouse's statuses and claims (run at as_of) with drop/_truth."""
     truth = read_csv(drop / "_truth" / "outcomes.csv")
@@ -142,6 +168,7 @@ def judge_run(drop: Path, warehouse: Path, as_of: date) -> Judged:
                                     "WHERE as_of = ?", [as_of]).fetchall())
     j.claims_all = dict(con.execute(
         "SELECT family_id, claim_type FROM claims.current_claims").fetchall())
+    j.held, j.eligible = held_and_eligible(con)
     con.close()
     for row in truth:
         if date.fromisoformat(row["attached_on"]) > as_of:
@@ -165,18 +192,28 @@ def judge_run(drop: Path, warehouse: Path, as_of: date) -> Judged:
 
 
 def compare_plan(plan: str, seed: int, as_ofs: list[date], families: int | None,
-                 residents: int | None, work: Path, show: int = 15) -> None:
-    drop, warehouse = work / plan / "drop", work / plan / "warehouse.duckdb"
+                 residents: int | None, work: Path, show: int = 15,
+                 conventions: str = "default") -> list[Judged]:
+    """Generate one county, run the monthly job at each date on one warehouse, judge each."""
+    drop = work / f"{plan}-{seed}" / "drop"
+    warehouse = work / f"{plan}-{seed}" / "warehouse.duckdb"
     started = time.perf_counter()
-    generate_county(GeneratorConfig(out_dir=drop, plan=plan, seed=seed,
-                                    cohort_families=families, residents=residents))
-    print(f"\n== {plan}: generated in {time.perf_counter() - started:.1f}s", flush=True)
+    summary = generate_county(GeneratorConfig(out_dir=drop, plan=plan, seed=seed,
+                                              cohort_families=families, residents=residents,
+                                              conventions=conventions))  # type: ignore[arg-type]
+    print(f"\n== {plan} seed {seed}: generated in {time.perf_counter() - started:.1f}s",
+          flush=True)
+    if conventions != "default":
+        print("   conventions: " + ", ".join(
+            f"{k}={v}" for k, v in sorted(summary.conventions.items())))
     claimed_ever: Counter[str] = Counter()
+    judged: list[Judged] = []
     for as_of in as_ofs:
         started = time.perf_counter()
         run_monthly_local(RunRequest(extracts=drop, warehouse=warehouse, plan=plan, as_of=as_of))
         seconds = time.perf_counter() - started
         j = judge_run(drop, warehouse, as_of)
+        judged.append(j)
         claimed_ever.update(j.claims_new.keys())
         total, agree = j.total, j.agree
         print(f"-- as of {as_of}: run {seconds:.1f}s; problems {total}, claimability agrees "
@@ -185,7 +222,8 @@ def compare_plan(plan: str, seed: int, as_ofs: list[date], families: int | None,
             print(f"   truth {e:<14} ours {g:<18} {n}")
         print(f"   claims standing {len(j.got)} (new at this run {len(j.claims_new)}), "
               f"true {len(j.expected_claims)}: precision {j.precision:.3f}, "
-              f"recall {j.recall:.3f}")
+              f"recall {j.recall:.3f}; held for review {len(j.held)} of {j.eligible} "
+              f"eligible ({share(len(j.held), j.eligible)})")
         for family in j.false_claims:
             print(f"   FALSE CLAIM {family} {j.claims_all[family]}")
         for family in j.missed_claims:
@@ -196,12 +234,39 @@ def compare_plan(plan: str, seed: int, as_ofs: list[date], families: int | None,
             print(f"   disagree: {line}")
     twice = [f for f, n in claimed_ever.items() if n > 1]
     print(f"   families claimed at more than one run: {len(twice)}", flush=True)
+    return judged
+
+
+def share(n: int, d: int) -> str:
+    return f"{n / d:.1%}" if d else "-"
+
+
+def print_table(rows: list[tuple[str, int, Judged]], conventions: str) -> None:
+    """Per plan, seed and date: precision, recall, held; then the overall line."""
+    print(f"\n== claims against the truth (conventions: {conventions}; held families count "
+          "as not claimed)")
+    print(f"{'plan':<22}{'seed':>5}  {'as of':<11}{'claims':>7}{'true':>6}{'precision':>10}"
+          f"{'recall':>8}{'held':>6}{'eligible':>9}{'held %':>8}")
+    tp = got = true = held = eligible = 0
+    for plan, seed, j in rows:
+        hit = len(j.got & set(j.expected_claims))
+        tp, got, true = tp + hit, got + len(j.got), true + len(j.expected_claims)
+        held, eligible = held + len(j.held), eligible + j.eligible
+        print(f"{plan:<22}{seed:>5}  {j.as_of.isoformat():<11}{len(j.got):>7}"
+              f"{len(j.expected_claims):>6}{j.precision:>10.3f}{j.recall:>8.3f}"
+              f"{len(j.held):>6}{j.eligible:>9}{share(len(j.held), j.eligible):>8}")
+    print(f"{'overall':<22}{'':>5}  {'':<11}{got:>7}{true:>6}"
+          f"{tp / got if got else 1:>10.3f}{tp / true if true else 1:>8.3f}{held:>6}"
+          f"{eligible:>9}{share(held, eligible):>8}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plans", default=",".join(PLANS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", default=None, help="comma-separated; overrides --seed")
+    parser.add_argument("--conventions", choices=("default", "varied"), default="default",
+                        help="varied: recording conventions drawn per county from its seed")
     parser.add_argument("--as-of", default="2024-06-30,2024-12-31")
     parser.add_argument("--families", type=int, default=None)
     parser.add_argument("--residents", type=int, default=None)
@@ -210,8 +275,14 @@ def main() -> None:
     args = parser.parse_args()
     as_ofs = sorted(date.fromisoformat(d) for d in args.as_of.split(","))
     work = args.work or Path(tempfile.mkdtemp(prefix="famlink-outcomes-"))
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    rows: list[tuple[str, int, Judged]] = []
     for plan in args.plans.split(","):
-        compare_plan(plan, args.seed, as_ofs, args.families, args.residents, work, args.show)
+        for seed in seeds:
+            for j in compare_plan(plan, seed, as_ofs, args.families, args.residents, work,
+                                  args.show, args.conventions):
+                rows.append((plan, seed, j))
+    print_table(rows, args.conventions)
 
 
 if __name__ == "__main__":

@@ -428,13 +428,19 @@ def generate(
     months: int = 24,
     residents: int | None = None,
     families: Annotated[int | None, typer.Option("--families")] = None,
+    conventions: Annotated[str, typer.Option(
+        "--conventions", help="default, or varied: recording conventions drawn per county "
+        "(see _truth/manifest.json)")] = "default",
 ) -> None:
     """Write a synthetic county's monthly extracts (with ground truth in _truth/)."""
     from famlink.generate import GeneratorConfig, generate_county
 
+    if conventions not in ("default", "varied"):
+        err.print(f"[red]error:[/] --conventions must be default or varied, got {conventions!r}")
+        raise typer.Exit(2)
     config = GeneratorConfig(out_dir=out, plan=_check_plan(plan), seed=seed, scale=scale,
                              start_month=start_month, months=months, residents=residents,
-                             cohort_families=families)
+                             cohort_families=families, conventions=conventions)
     summary = generate_county(config, progress=lambda stage, done, total: _progress(
         f"{stage}: {done}/{total}"))
     console.print(f"{summary.out_dir}: plan {summary.plan}, seed {summary.seed}, "

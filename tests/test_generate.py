@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -14,6 +15,7 @@ import yaml
 
 from famlink.generate import GeneratorConfig, generate_county
 from famlink.generate.cohort import KIND_PEOPLE, indicator_kinds
+from famlink.generate.conventions import CONVENTIONS, STAR_DOMAINS, draw, names_data
 from famlink.generate.ids import nhs_valid, ni_valid, postcode_valid, upn_valid, uprn_valid
 from famlink.generate.trajectories import Planner
 
@@ -113,6 +115,10 @@ def test_headers_match_contract(county: Path) -> None:
 
 
 def test_values_parse_except_planted_faults(county: Path) -> None:
+    _check_values(county)
+
+
+def _check_values(county: Path) -> None:
     faults = _faults(county)
     hit = set()
     for month in _months(county):
@@ -280,3 +286,151 @@ def test_continuing_problems_have_no_quiet_spell() -> None:
                 assert min(after) == change and 800 - max(after) <= RECUR_GAP[1] + 3
                 gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
             assert max(gaps) <= RECUR_GAP[1] + 5, (trajectory, seed, after)
+
+
+# ---------------------------------------------------------------- conventions
+# every convention at a non-default option: what "varied" can draw, all at once
+ALL_VARIED = {"outcome_code": "statements_only", "service_names": "council_variants",
+              "star_domain": "mixed", "star_level": "mixed", "end_dates": "mixed",
+              "programme_dates": "completion_only", "split_ids": "both",
+              "redelivery": "repeat", "identity_format": "varied",
+              "optional_columns": "sparse"}
+TRUTH_FILES = ("people.csv", "records.csv", "incidents.csv", "outcomes.csv", "employment.csv",
+               "planted_faults.csv")
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("varied")
+    generate_county(_cfg(out).model_copy(update={"out_dir": out,
+                                                 "conventions_override": ALL_VARIED}))
+    return out
+
+
+def test_truth_does_not_depend_on_conventions(county: Path, varied: Path) -> None:
+    for name in TRUTH_FILES:
+        assert (county / "_truth" / name).read_bytes() == (varied / "_truth" / name).read_bytes()
+    last = _months(county)[-1].name
+    assert (county / last / "practitioner_evidence.csv").read_bytes() != (
+        varied / last / "practitioner_evidence.csv").read_bytes()
+    manifest = json.loads((varied / "_truth/manifest.json").read_text("utf-8"))
+    assert manifest["conventions"] == ALL_VARIED
+    assert "conventions" not in json.loads((county / "_truth/manifest.json").read_text("utf-8"))
+
+
+def test_varied_values_parse_except_planted_faults(varied: Path) -> None:
+    _check_values(varied)
+
+
+def test_varied_draws_per_county() -> None:
+    drawn = [draw(seed, "varied") for seed in range(40)]
+    for name, options in CONVENTIONS.items():
+        assert {d[name] for d in drawn} == set(options), name
+    assert draw(7, "varied") == draw(7, "varied")
+    assert draw(7, "default") == {k: v[0] for k, v in CONVENTIONS.items()}
+    assert draw(7, "varied", {"split_ids": "yot"})["split_ids"] == "yot"
+    with pytest.raises(ValueError, match="outcome_code has no option 'sometimes'"):
+        GeneratorConfig(out_dir=Path("x"), conventions_override={"outcome_code": "sometimes"})
+
+
+def _evidence(out: Path) -> list[dict[str, str]]:
+    with open(_months(out)[-1] / "practitioner_evidence.csv", encoding="utf-8-sig") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_varied_evidence_reads_by_kind_and_domain(county: Path, varied: Path) -> None:
+    base = {r["evidence_id"]: r for r in _evidence(county)}
+    rows = _evidence(varied)
+    assert {r["evidence_id"] for r in rows} <= set(base)
+    star_names = {v.casefold() for vs in names_data()["star_domains"].values() for v in vs}
+    services = {n.casefold() for ns in names_data()["services"].values() for n in ns}
+    norm = {re.sub(r"[^a-z0-9]", "", n.replace("&", "and")) for n in services}
+    family_level = 0
+    for r in rows:
+        b = base[r["evidence_id"]]
+        # statements keep their code; nothing else carries one (statements_only)
+        assert r["outcome_code"] == (b["outcome_code"] if r["kind"] == "professional_statement"
+                                     else ""), r
+        if r["kind"] == "family_star":
+            assert r["domain"].casefold() in star_names or r["domain"] == str(
+                STAR_DOMAINS.index(b["domain"]) + 1), r
+            assert r["person_ref"] in ("", b["person_ref"])
+            family_level += r["person_ref"] == "" and b["person_ref"] != ""
+        elif r["kind"] in ("service_engagement", "programme_completed"):
+            key = re.sub(r"[^a-z0-9]", "", r["domain"].casefold().replace("&", "and"))
+            assert key in norm, r
+            if r["kind"] == "programme_completed" and r["end_date"]:
+                assert r["start_date"] == r["end_date"] == b["end_date"]
+    assert family_level, "some Family Star assessments written at family level"
+
+
+def test_split_ids_keep_one_true_person(varied: Path) -> None:
+    with open(varied / "_truth/records.csv", encoding="utf-8") as fh:
+        truth = {(r["file"], r["record_key"]): r["true_person_id"] for r in csv.DictReader(fh)}
+    for fname, key, id_col in (("social_care_episodes.csv", "episode_id", "child_id"),
+                               ("yot_offences.csv", "offence_id", "yot_person_id")):
+        ids_of: dict[str, set[str]] = {}
+        for month in _months(varied):
+            if not (month / fname).exists():
+                continue
+            with open(month / fname, encoding="utf-8-sig") as fh:
+                for r in csv.DictReader(fh):
+                    person = truth.get((fname, r[key]))
+                    if person:
+                        ids_of.setdefault(person, set()).add(r[id_col])
+        split = [p for p, ids in ids_of.items() if len(ids) > 1]
+        # (this small county's young offenders may all have stopped before attachment)
+        assert split or fname == "yot_offences.csv", fname
+        owners = [p for ids in ids_of.values() for p in ids]
+        assert len(owners) == len(set(owners)), "a source id never names two people"
+
+
+def test_redelivered_snapshots_are_byte_identical(varied: Path) -> None:
+    months = _months(varied)
+    again = 0
+    for prev, month in zip(months, months[1:], strict=False):
+        mm = int(month.name[5:])
+        for name, due in (("school_attendance.csv", (1, 5, 9)), ("dwp_benefits.csv",
+                                                                  (3, 6, 9, 12))):
+            if (month / name).exists() and mm not in due:
+                assert (month / name).read_bytes() == (prev / name).read_bytes()
+                again += 1
+    assert again
+
+
+def test_varied_county_loads_with_only_planted_faults(tmp_path: Path) -> None:
+    """Ingest rejects exactly the planted faults under every non-default convention too."""
+    from datetime import date
+
+    import duckdb
+
+    from famlink.pipeline import RunRequest, build_staging, ingest_extracts
+    from famlink.warehouse import build_then_publish
+
+    drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
+    generate_county(GeneratorConfig(out_dir=drop, plan="thurrock", seed=3, residents=1500,
+                                    cohort_families=30, months=12,
+                                    conventions_override=ALL_VARIED))
+    request = RunRequest(extracts=drop, warehouse=warehouse, plan="thurrock",
+                         as_of=date(2023, 12, 31))
+    with build_then_publish(warehouse) as con:
+        summary = ingest_extracts(con, request)
+        build_staging(con, request)
+    with open(drop / "_truth" / "planted_faults.csv", encoding="utf-8") as handle:
+        planted = {(r["month"], r["file"], int(r["row_number"]), r["column"])
+                   for r in csv.DictReader(handle)}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    found = set(con.execute('SELECT month, file, row_number, "column" FROM meta.rejects')
+                .fetchall())
+    deliveries = con.execute("SELECT rows_read, rows_loaded, rows_rejected "
+                             "FROM meta.deliveries WHERE status = 'loaded'").fetchall()
+    contract_failures = con.execute("SELECT count(*) FROM meta.expectation_results "
+                                    "WHERE severity = 'contract' AND NOT success").fetchall()
+    con.close()
+    assert planted
+    assert found == planted
+    assert all(read == loaded + rejected for read, loaded, rejected in deliveries)
+    assert contract_failures == [(0,)]
+    assert len(summary.loaded) == len(deliveries)
+    # the byte-identical redeliveries are recognised, not loaded twice
+    assert any(d.status == "already_loaded" for d in summary.deliveries)

@@ -26,6 +26,10 @@ class GeneratorConfig(BaseModel):
     cohort_families: int | None = Field(None, ge=1)
     plant_faults: bool = True
     backlog_months: int = Field(36, ge=12, le=60)
+    # recording conventions the contract leaves open (see conventions.py):
+    # "default" writes as the generator always has; "varied" draws them per county
+    conventions: Literal["default", "varied"] = "default"
+    conventions_override: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("start_month")
     @classmethod
@@ -34,6 +38,14 @@ class GeneratorConfig(BaseModel):
         if len(y) != 4 or not 1 <= int(m) <= 12:
             raise ValueError("start_month must be YYYY-MM")
         return f"{int(y):04d}-{int(m):02d}"
+
+    @field_validator("conventions_override")
+    @classmethod
+    def _override(cls, v: dict[str, str]) -> dict[str, str]:
+        from .conventions import draw
+
+        draw(0, "default", v)  # raises naming the unknown convention or option
+        return v
 
     def n_residents(self) -> int:
         """Residents to simulate (override or scale preset)."""
@@ -60,3 +72,4 @@ class GenerateSummary(BaseModel):
     planted_faults: int
     bytes_written: int
     counts: dict[str, dict[str, int]]
+    conventions: dict[str, str] = Field(default_factory=dict)

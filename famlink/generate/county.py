@@ -9,6 +9,7 @@ from datetime import date
 from .calendar import last_ended_term, month_end, month_start, o, term_year
 from .cohort import select_families
 from .config import GenerateSummary, GeneratorConfig
+from .conventions import Conventions, draw
 from .people import build_county
 from .sources import SCHOOL_MONTHS, Sources, people_truth
 from .trajectories import Timeline, plan_cohort
@@ -54,8 +55,10 @@ def generate_county(cfg: GeneratorConfig, progress: Progress | None = None) -> G
     tick("cohort", 1, 1)
 
     truth = Truth(out)
+    # drawn after the simulation, from their own streams: the truth cannot depend on them
+    chosen = draw(cfg.seed, cfg.conventions, cfg.conventions_override)
     src = Sources(county, fams, planted, cfg.seed, out, start, cfg.months, cfg.backlog_months,
-                  truth, cfg.plant_faults)
+                  truth, cfg.plant_faults, Conventions(cfg.seed, chosen))
     for m in range(cfg.months):
         src.write_month(m)
         tick("months", m + 1, cfg.months)
@@ -76,8 +79,15 @@ def generate_county(cfg: GeneratorConfig, progress: Progress | None = None) -> G
     total_bytes = sum(p.stat().st_size for mth in months for p in (out / mth).iterdir())
     rows = sum(sum(v.values()) for v in src.counts.values())
     files = sum(len(v) for v in src.counts.values())
+    plain = cfg.conventions == "default" and not cfg.conventions_override
+    extra = {} if plain else {"conventions": chosen,
+                              "service_names": src.conv.service
+                              if chosen["service_names"] != "generator" else {}}
     truth.manifest({
-        "config": cfg.model_dump(mode="json", exclude={"out_dir"}),
+        **extra,
+        # the default run's manifest stays as it was before conventions existed
+        "config": cfg.model_dump(mode="json", exclude={"out_dir"} | (
+            {"conventions", "conventions_override"} if plain else set())),
         "seed": cfg.seed, "plan": cfg.plan,
         "months": months, "counts": src.counts, "bytes": total_bytes,
         "residents": county.n, "households": len(county.hh_start),
@@ -92,4 +102,4 @@ def generate_county(cfg: GeneratorConfig, progress: Progress | None = None) -> G
         households=len(county.hh_start), cohort_families=len(fams),
         cohort_people=sum(len(f.members) for f in fams), files_written=files,
         rows_written=rows, planted_faults=truth.faults, bytes_written=total_bytes,
-        counts=src.counts)
+        counts=src.counts, conventions=chosen)

@@ -7,6 +7,7 @@ episode tables, so memory stays flat however many months are written.
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -26,13 +27,17 @@ from .calendar import (
     term_year,
 )
 from .cohort import Family, Planted
+from .conventions import DEFAULTS, Conventions
 from .corruption import View, noisy, postcode_style, stable_view
 from .ids import format_nhs, format_ni
-from .people import ROLE_CHILD, ROLE_HEAD, ROLE_PARTNER, County
+from .people import ROLE_CHILD, ROLE_HEAD, ROLE_PARTNER, County, nicknames
 from .rand import KeyedRandom
 from .truth import Truth, hid, pid
-from .writer import FileWriter, plan_faults, variant
+from .writer import FileWriter, columns, plan_faults, variant
 
+# files not delivered every month: the ones a source may send again unchanged
+SOMETIMES = ("dwp_benefits.csv", "dwp_employment.csv", "school_attendance.csv",
+             "school_exclusions.csv")
 SCHOOL_MONTHS = (1, 5, 9)
 DWP_MONTHS = (3, 6, 9, 12)
 THREE_YEARS = 1096
@@ -72,8 +77,11 @@ class Sources:
     """State shared by the monthly writers."""
 
     def __init__(self, c: County, fams: list[Family], planted: Planted, seed: int, out: Path,
-                 start: date, months: int, backlog: int, truth: Truth, faults: bool) -> None:
+                 start: date, months: int, backlog: int, truth: Truth, faults: bool,
+                 conv: Conventions | None = None) -> None:
         self.c, self.fams, self.pl, self.seed, self.out = c, fams, planted, seed, out
+        self.conv = conv or Conventions(seed, DEFAULTS)
+        self.hooks: dict[str, object] = {}
         self.start, self.months, self.backlog, self.truth = start, months, backlog, truth
         self.faults_on = faults
         self.views: dict[str, dict[int, View]] = {}
@@ -152,8 +160,11 @@ class Sources:
         label = self.month_label(m)
         folder = self.out / label
         folder.mkdir(parents=True, exist_ok=True)
+        if fname not in self.hooks:
+            self.hooks[fname] = self.conv.row_hook(fname, columns(fname))
         return FileWriter(folder / fname, fname, label, self.truth,
-                          variant(self.seed, m, fname), faults.get(fname))
+                          variant(self.seed, m, fname), faults.get(fname),
+                          self.hooks[fname])  # type: ignore[arg-type]
 
     def close(self, m: int, w: FileWriter) -> None:
         """Close and count."""
@@ -174,6 +185,30 @@ class Sources:
         if first.month in DWP_MONTHS:
             self.dwp(m, as_of, faults)
         self.social_care(m, as_of, faults)
+        if m > 0:
+            self._redeliver(m)
+
+    def _redeliver(self, m: int) -> None:
+        """Last month's termly/quarterly snapshot sent again, byte-identical (conventions)."""
+        label, prev = self.month_label(m), self.month_label(m - 1)
+        faulted = plan_faults(self.seed, m - 1, self.faults_on)
+        for fname in SOMETIMES:
+            src = self.out / prev / fname
+            if (self.out / label / fname).exists() or not src.exists() or fname in faulted \
+                    or not self.conv.redeliver(m, fname):
+                continue
+            shutil.copyfile(src, self.out / label / fname)
+            self.counts.setdefault(label, {})[fname] = self.counts[prev][fname]
+
+    def second_id(self, source: str, p: int, day: int) -> bool:
+        """A cohort member's record from day under a second id of the source (conventions)."""
+        f = self.family_of.get(p)
+        return f is not None and day >= f.attached_on and self.conv.split(source, p)
+
+    def nickname(self, p: int, first: str) -> str:
+        """The name a re-referral is recorded under: a nickname where there is one."""
+        nicks = nicknames().get(self.c.first_name(p))
+        return KeyedRandom(self.seed, 9_051, p).choice(nicks) if nicks else first
 
     # ------------------------------------------------------------ cohort
     def cohort(self, m: int, as_of: int, faults: dict) -> None:
@@ -223,16 +258,20 @@ class Sources:
         for w in (wf, wm, wa, wp):
             self.close(m, w)
         we = self.open(m, "practitioner_evidence.csv", faults)
-        for eid, (fi, p, kind, domain, score, code, start, end, by) in self.evidence:
+        for i, (eid, (fi, p, kind, domain, score, code, start, end, by)) in enumerate(
+                self.evidence):
             if start > as_of:
                 continue
-            f = self.fams[fi]
-            ref = f.person_ref[p] if p is not None else ""
-            we.row([eid, f.family_id, ref, kind, domain, "" if score is None else str(score),
-                    code, dmy(start), dmy(end) if end is not None and end <= as_of else "", by],
-                   bg=False)
-            if p is not None:
+            if p is not None:  # the truth: whoever the record is about, however written
                 self.truth.record("practitioner_evidence.csv", eid, p)
+            r = self.conv.evidence(i, fi, p, kind, domain, code, start, end)
+            if r.start > as_of:
+                continue
+            f = self.fams[fi]
+            ref = f.person_ref[r.person] if r.person is not None else ""
+            we.row([eid, f.family_id, ref, kind, r.domain, "" if score is None else str(score),
+                    r.code, dmy(r.start), dmy(r.end) if r.end is not None and r.end <= as_of
+                    else "", by], bg=False)
         self.close(m, we)
 
     # ------------------------------------------------------------ YOT
@@ -289,7 +328,10 @@ class Sources:
         rnd = KeyedRandom(self.seed, 13, day, p)
         proven = outcome is not None and outcome <= as_of
         upn = self.c.upn(p) if self.c.has_upn(p) and not v.id_missing else ""
-        w.row([oid, f"Y{scramble(p, 1):07d}", noisy(v.first, "yot", rnd) or v.first,
+        yid, first = f"Y{scramble(p, 1):07d}", v.first
+        if self.second_id("yot", p, day):  # ids of the same system: disjoint from all others
+            yid, first = f"Y{scramble(self.c.n + p, 1):07d}", self.nickname(p, v.first)
+        w.row([oid, yid, noisy(first, "yot", rnd) or first,
                noisy(v.last, "yot", rnd) or v.last,
                dmy(v.dob if v.dob is not None else int(self.c.dob[p])),
                v.sex, self.postcode(p, v, day, rnd) if rnd.random() < 0.9 else "", upn,
@@ -677,6 +719,12 @@ class Sources:
         self.missing = out
         self.mis_seen = np.zeros(len(out), bool)
 
+    def _child_id(self, p: int, v: View, day: int) -> tuple[str, str]:
+        """child_id and first name: a re-referral may be recorded under a second id."""
+        if self.second_id("social_care", p, day):
+            return f"C{scramble(self.c.n + p, 4):07d}", self.nickname(p, v.first)
+        return f"C{scramble(p, 4):07d}", v.first
+
     def _sc_person(self, p: int, as_of: int) -> tuple[View, KeyedRandom]:
         return self.view("social_care", p), KeyedRandom(self.seed, 53, p)
 
@@ -692,7 +740,8 @@ class Sources:
             closed = e is not None and e <= as_of
             nhs = format_nhs(c.nhs(p), rnd.randrange(2)) if not v.id_missing else ""
             upn = c.upn(p) if c.has_upn(p) and rnd.random() < 0.6 else ""
-            w.row([eid, f"C{scramble(p, 4):07d}", v.first, v.last, dmy(v.dob), v.sex, nhs, upn,
+            cid, first = self._child_id(p, v, s)
+            w.row([eid, cid, first, v.last, dmy(v.dob), v.sex, nhs, upn,
                    self.postcode(p, v, s, rnd) if rnd.random() < 0.9 else "", typ, dmy(s),
                    dmy(e) if closed else "", (reason or "") if closed else ""],
                   bg=not self.cohort_mask[p])
@@ -706,7 +755,8 @@ class Sources:
                 continue
             v, _ = self._sc_person(p, as_of)
             mid = f"MIS{i + 10_000:06d}"
-            w.row([mid, f"C{scramble(p, 4):07d}", v.first, v.last, dmy(v.dob), typ, _ts(st),
+            cid, first = self._child_id(p, v, st // 1440)
+            w.row([mid, cid, first, v.last, dmy(v.dob), typ, _ts(st),
                    _ts(en) if en is not None and en // 1440 <= as_of else ""],
                   bg=not self.cohort_mask[p])
             if not self.mis_seen[i]:

@@ -33,7 +33,12 @@ Files (CSV, UTF-8, header row, LF):
   header not counted), column (empty for whole-row faults), kind (invalid_upn,
   invalid_nhs, invalid_ni, bad_date, column_count, duplicate_key).
 - manifest.json: config, seed, plan, months, counts {month: {file: rows}},
-  bytes, cohort size.
+  bytes, cohort size; under varied or overridden conventions also
+  conventions {name: option} and service_names {generator's name: the
+  county's} (absent under the defaults, so their manifest is as it was).
+
+Every file but manifest.json is the same for one seed whatever conventions
+are drawn (famlink/generate/conventions.py renders rows; it never simulates).
 """
 
 from __future__ import annotations

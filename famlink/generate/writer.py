@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -56,8 +57,10 @@ class FileWriter:
     """One delivered file: header, rows, counts, truth records and at most one fault."""
 
     def __init__(self, path: Path, fname: str, month: str, truth: Truth, variant: int,
-                 fault: Fault | None) -> None:
+                 fault: Fault | None, hook: Callable[[list[str]], list[str]] | None = None
+                 ) -> None:
         self.fname, self.month, self.truth, self.fault = fname, month, truth, fault
+        self.hook = hook  # the county's recording conventions for this file (or None)
         self.cols = columns(fname)
         bom, crlf = variant & 1, variant & 2
         self.fh = open(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="")
@@ -67,6 +70,8 @@ class FileWriter:
 
     def row(self, values: list[str], bg: bool = True) -> None:
         """Write one data row (planting the pending fault if this row is eligible)."""
+        if self.hook is not None:
+            values = self.hook(values)
         f = self.fault
         if f is not None and self.n + 1 >= f.target and (bg or f.kind.startswith("invalid")):
             if self._plant(values, f):
