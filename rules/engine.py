@@ -383,6 +383,9 @@ def compile_rule(
             gravity=sql_bool(rule.gravity_not_increased),
             has_data=_has_data([EVENT_MEASURES[m] for m in rule.measures]),
             extracts=sql_list(_event_extracts(rule.measures)),
+            person_ok=("coalesce((SELECT bool_or(p.is_adult) FROM intermediate.int_rules_people "
+                       "AS p WHERE p.person_ref = b.person_ref), FALSE)"
+                       if rule.person_now_adult else "TRUE"),
         )
     elif isinstance(rule, ScoreRule):
         file = "score.sql"

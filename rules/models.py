@@ -113,6 +113,10 @@ class CountRule(_RuleBase):
     strict: bool = Field(False, description="the after rate must be strictly lower")
     max_after: int | None = Field(None, ge=0, description="at most this many events after")
     gravity_not_increased: bool = False
+    person_now_adult: bool = Field(
+        False, description="the line applies only when the problem's person is 18 or over at "
+        "the as-of date (Thurrock 1.2 for a young person now over 18)",
+    )
     zero_baseline: Literal["require_zero", "achieved", "not_achieved"] | None = Field(
         None,
         description="with no events before attachment: a reduction (count_reduction) cannot "
@@ -129,6 +133,8 @@ class CountRule(_RuleBase):
         if self.zero_baseline is None:
             object.__setattr__(self, "zero_baseline",
                                "require_zero" if self.kind == "count_zero" else "not_achieved")
+        if self.person_now_adult and self.scope != "person":
+            raise ValueError("person_now_adult measures the problem's person: scope: person")
         if self.after_months is None and self.max_after is None:
             raise ValueError("a window since attachment (after_months: null) needs max_after")
         return self

@@ -14,8 +14,9 @@ from pathlib import Path
 import duckdb
 
 from famlink.claims.ledger import has_ledger
+from rules.national import load_national
 
-PAYMENT_GBP = 800
+PAYMENT_GBP = load_national().results_payment_gbp  # rules/national.yaml
 CLAIMS_COLUMNS = ["family_id", "claim_type", "achieved_on", "problems"]
 RETURN_COLUMNS = ["family_id", "claim_type", "achieved_on", "problems", "payment_gbp",
                   "run_id", "plan", "as_of", "run_recorded_at", "produced_at"]

@@ -23,7 +23,7 @@ ev AS (
         PARTITION BY family_id, indicator, extract, record_key ORDER BY measure) = 1
 ),
 base AS (
-    SELECT t.family_id, t.indicator, t.attached_on,
+    SELECT t.family_id, t.indicator, t.attached_on, t.person_ref,
            count(e.record_key) FILTER (WHERE e.event_date < t.attached_on) AS before_n,
            max(e.gravity) FILTER (WHERE e.event_date < t.attached_on) AS before_gravity,
            CAST(t.attached_on + INTERVAL ($first_months) MONTH AS DATE) AS first_ok
@@ -101,15 +101,18 @@ res AS (
 -- @results
 SELECT
     $outcome_id AS outcome_id, b.family_id, b.indicator,
-    CASE WHEN NOT $has_data THEN 'insufficient_data'
+    CASE WHEN NOT ($person_ok) THEN 'not_achieved'
+         WHEN NOT $has_data THEN 'insufficient_data'
          WHEN b.first_ok > getvariable('as_of') THEN 'not_yet_sustained'
          WHEN r.ok_now AND g.n_gaps > 0 THEN 'insufficient_data'
          WHEN r.ok_now THEN 'achieved'
          ELSE 'not_achieved' END AS status,
     CASE WHEN $has_data AND b.first_ok <= getvariable('as_of') AND r.ok_now
-              AND g.n_gaps IS NULL
+              AND g.n_gaps IS NULL AND ($person_ok)
          THEN r.achieved_on END AS achieved_on,
-    'before=' || b.before_n || ' after=' || coalesce(CAST(r.after_now AS VARCHAR), '-')
+    CASE WHEN NOT ($person_ok) THEN 'the line applies to a young person now 18 or over; '
+         ELSE '' END
+        || 'before=' || b.before_n || ' after=' || coalesce(CAST(r.after_now AS VARCHAR), '-')
         || coalesce(' missing delivery: ' || g.first_gap
                     || CASE WHEN g.n_gaps > 1 THEN ' (and ' || (g.n_gaps - 1) || ' more)'
                             ELSE '' END, '') AS detail
