@@ -109,15 +109,16 @@ def load_plan(plan_name: str) -> Plan:
     return plan
 
 
-def check_rule_files(plan_name: str) -> tuple[Plan, Vocabulary]:
+def check_rule_files(plan_name: str,
+                     vocabulary: Path = VOCABULARY_PATH) -> tuple[Plan, Vocabulary]:
     """Load and cross-check the plan, the vocabulary and the national rules.
 
     Called before anything is built, so a bad file stops the run with one line
     naming the file and the entry.
     """
     plan = load_plan(plan_name)
-    vocab = load_vocabulary()
-    check_against_plan(vocab, plan_name, plan_codes(plan), str(VOCABULARY_PATH))
+    vocab = load_vocabulary(vocabulary)
+    check_against_plan(vocab, plan_name, plan_codes(plan), str(vocabulary))
     load_national()
     return plan, vocab
 
@@ -128,10 +129,11 @@ def plan_codes(plan: Plan) -> set[str]:
 
 
 def evaluate_outcomes(
-    con: duckdb.DuckDBPyConnection, plan_name: str, as_of: date
+    con: duckdb.DuckDBPyConnection, plan_name: str, as_of: date,
+    vocabulary: Path = VOCABULARY_PATH,
 ) -> OutcomeSummary:
     """Build the measures and the outcome marts for a plan as at a date."""
-    plan, vocab = check_rule_files(plan_name)
+    plan, vocab = check_rule_files(plan_name, vocabulary)
     con.execute("SET VARIABLE as_of = CAST(? AS DATE)", [as_of])
     con.execute("SET VARIABLE plan = CAST(? AS VARCHAR)", [plan_name])
     con.execute(
@@ -383,9 +385,7 @@ def compile_rule(
             gravity=sql_bool(rule.gravity_not_increased),
             has_data=_has_data([EVENT_MEASURES[m] for m in rule.measures]),
             extracts=sql_list(_event_extracts(rule.measures)),
-            person_ok=("coalesce((SELECT bool_or(p.is_adult) FROM intermediate.int_rules_people "
-                       "AS p WHERE p.person_ref = b.person_ref), FALSE)"
-                       if rule.person_now_adult else "TRUE"),
+            person_ok=_person_age(rule.person_age),
         )
     elif isinstance(rule, ScoreRule):
         file = "score.sql"
@@ -463,6 +463,15 @@ def compile_rule(
         )
     except (KeyError, ValueError) as exc:
         raise RuntimeError(f"rule {rule.id}: template {file}: missing {exc}") from exc
+
+
+def _person_age(age: str) -> str:
+    """SQL: the problem's person (b.person_ref) is of the age the line is for."""
+    if age == "any":
+        return "TRUE"
+    adult = ("(SELECT bool_or(p.is_adult) FROM intermediate.int_rules_people AS p "
+             "WHERE p.person_ref = b.person_ref)")
+    return f"coalesce({adult}, FALSE)" if age == "18_or_over" else f"NOT coalesce({adult}, TRUE)"
 
 
 def _event_extracts(measures: list[str]) -> list[str]:

@@ -113,9 +113,10 @@ class CountRule(_RuleBase):
     strict: bool = Field(False, description="the after rate must be strictly lower")
     max_after: int | None = Field(None, ge=0, description="at most this many events after")
     gravity_not_increased: bool = False
-    person_now_adult: bool = Field(
-        False, description="the line applies only when the problem's person is 18 or over at "
-        "the as-of date (Thurrock 1.2 for a young person now over 18)",
+    person_age: Literal["any", "under_18", "18_or_over"] = Field(
+        "any", description="the line applies only when the problem's person is that age at "
+        "the as-of date (Thurrock 1A: 1.1 for a child, 1.2's probation note for a young "
+        "person now over 18); otherwise not_achieved",
     )
     zero_baseline: Literal["require_zero", "achieved", "not_achieved"] | None = Field(
         None,
@@ -133,8 +134,6 @@ class CountRule(_RuleBase):
         if self.zero_baseline is None:
             object.__setattr__(self, "zero_baseline",
                                "require_zero" if self.kind == "count_zero" else "not_achieved")
-        if self.person_now_adult and self.scope != "person":
-            raise ValueError("person_now_adult measures the problem's person: scope: person")
         if self.after_months is None and self.max_after is None:
             raise ValueError("a window since attachment (after_months: null) needs max_after")
         return self

@@ -244,7 +244,7 @@ def _person_for(plan: Plan, rule: Rule, b: Builder) -> str:
         if isinstance(r, CompositeRule):
             return any(adultish(plan.rule(p)) for p in r.parts)
         if isinstance(r, CountRule):
-            return "adult_offences" in r.measures and not r.person_now_adult
+            return "adult_offences" in r.measures and r.person_age == "any"
         return isinstance(r, EmploymentRule)
     return b.adult if adultish(rule) else b.child
 
@@ -266,7 +266,7 @@ def build(plan_name: str) -> tuple[World, list[tuple[str, str, str, str, str]]]:
             fid = f"F{n:02d}{case}"
             b = Builder(w, fid, plan, indicator)
             # a line for a young person now 18 or over: a child at attachment, 18 since
-            young = isinstance(rule, CountRule) and rule.person_now_adult
+            young = isinstance(rule, CountRule) and rule.person_age == "18_or_over"
             w.family(fid, ATTACHED, members=(
                 (b.adult, "parent_carer", "1985-03-03"),
                 (b.child, "child", "2005-04-04" if young else "2010-04-04")))

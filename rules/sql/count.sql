@@ -110,7 +110,7 @@ SELECT
     CASE WHEN $has_data AND b.first_ok <= getvariable('as_of') AND r.ok_now
               AND g.n_gaps IS NULL AND ($person_ok)
          THEN r.achieved_on END AS achieved_on,
-    CASE WHEN NOT ($person_ok) THEN 'the line applies to a young person now 18 or over; '
+    CASE WHEN NOT ($person_ok) THEN 'not a line for this person''s age; '
          ELSE '' END
         || 'before=' || b.before_n || ' after=' || coalesce(CAST(r.after_now AS VARCHAR), '-')
         || coalesce(' missing delivery: ' || g.first_gap
