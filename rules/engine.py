@@ -90,6 +90,7 @@ class OutcomeSummary:
     outcomes: dict[str, int] = field(default_factory=dict)
     problem_status: dict[str, int] = field(default_factory=dict)
     ce_status: dict[str, int] = field(default_factory=dict)
+    unmatched_evidence: int = 0
 
 
 @cache
@@ -719,5 +720,7 @@ def _summary(con: duckdb.DuckDBPyConnection, plan_name: str, as_of: date) -> Out
         outcomes=_counts(con, "marts.outcomes"),
         problem_status=_counts(con, "marts.problem_status"),
         ce_status=_counts(con, "marts.ce_status"),
+        unmatched_evidence=int((con.execute(
+            "SELECT count(*) FROM marts.unmatched_evidence").fetchone() or (0,))[0]),
     )
 
