@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from famlink.ingest.reading import FatalExtractError
 from rules.models import (
     EVENT_MEASURES,
     AttendanceRule,
@@ -79,6 +80,12 @@ _EVIDENCE_COLUMNS = (
 )
 
 
+class RuleFileFault(FatalExtractError, RuleFileError):
+    """A rule or vocabulary file that does not load, met by a run: like a fatal
+    extract fault, the run stops with one line naming the file and the entry, and
+    the published warehouse is left exactly as it was."""
+
+
 @dataclass
 class OutcomeSummary:
     """Counts from one evaluation, for the run summary."""
@@ -134,7 +141,11 @@ def evaluate_outcomes(
     vocabulary: Path = VOCABULARY_PATH,
 ) -> OutcomeSummary:
     """Build the measures and the outcome marts for a plan as at a date."""
-    plan, vocab = check_rule_files(plan_name, vocabulary)
+    try:
+        plan, vocab = check_rule_files(plan_name, vocabulary)
+    except RuleFileError as exc:
+        path, _, fault = str(exc).partition(": ")
+        raise RuleFileFault(Path(path), fault) from None
     con.execute("SET VARIABLE as_of = CAST(? AS DATE)", [as_of])
     con.execute("SET VARIABLE plan = CAST(? AS VARCHAR)", [plan_name])
     con.execute(

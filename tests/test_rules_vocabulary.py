@@ -186,8 +186,27 @@ def test_vocabulary_codes_must_be_the_plans_own(tmp_path: Path) -> None:
 def test_a_bad_vocabulary_stops_before_anything_is_built(tmp_path: Path) -> None:
     path = _bad_vocab(tmp_path, lambda r: r["services"][0].update(colour="red"))
     w = _world("6A")
-    with pytest.raises(RuleFileError, match="evidence_vocabulary.yaml: services entry"):
+    with pytest.raises(RuleFileError, match="evidence_vocabulary.yaml: services entry") as err:
         evaluate_outcomes(w.con, "thurrock", date(2024, 6, 30), vocabulary=path)
+    # met by a run, it is a fatal fault: one line naming the file, the warehouse kept
+    from famlink.ingest.reading import FatalExtractError
+
+    assert isinstance(err.value, FatalExtractError) and err.value.path == path
+    assert err.value.fault.startswith("services entry mental_health: colour")
     built = w.con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name IN "
                           "('intermediate', 'marts')").fetchone()[0]
     assert built == 0
+
+
+def test_audit_pack_names_the_route_and_lists_unmatched_rows() -> None:
+    from famlink.claims.explain import build_pack
+
+    w = _world("6A")
+    w.evidence("F1", "service_engagement", "2023-07-01", domain="Mental Health Service")
+    w.evidence("F1", "service_engagement", "2023-07-01", domain="Family key worker")
+    w.deliveries("2023-01", "2024-06")
+    w.run("thurrock", AS_OF)
+    pack = build_pack(w.con, "F1", date(2024, 6, 30))
+    details = [e["detail"] for p in pack.problems for o in p.outcomes for e in o.evidence]
+    assert any("(service named 'Mental Health Service')" in x for x in details)
+    assert any("'Family key worker'" in n and "supports no outcome" in n for n in pack.notes)
