@@ -40,15 +40,23 @@ Statuses: achieved (achieved_on = first day of the final spell in which the outc
 and was sustained, <= as_of), not_yet_sustained, not_achieved, insufficient_data (the \
 extract the line needs has never been delivered, or no attendance rows for the child).
 Practitioner evidence (`evidence_present`) counts only if recorded on or after attachment \
-and if its `outcome_code` names the line (or one containing it) or the indicator; evidence \
-with no outcome_code supports no particular outcome. A completed programme shows the \
+and if its `outcome_code` names the line (or one containing it) or the indicator, or, with \
+no outcome_code of the plan, if its kind or the service or programme its domain names maps \
+to the indicator or line in `rules/evidence_vocabulary.yaml` (matched without regard to \
+case, spacing and punctuation; Family Star domains by number or name); rows that match \
+nothing are listed in `marts.unmatched_evidence`. A completed programme shows the \
 outcome from its end_date (completion); other rows from their start_date, standing for \
 `min_duration_weeks` (an engagement that ended sooner does not count); `current=True` \
 means the status (e.g. EET) must still hold at the as-of date (not ended, and not \
 followed by a later status of the same kind that is not accepted, e.g. NEET).
 A `count_reduction` line with no events before attachment is not achieved \
 (`zero_baseline=not_achieved`): a reduction cannot be shown from nothing; `count_zero` \
-lines need zero after.
+lines need zero after. An outcome that rests on the absence of events (`count_zero`, \
+`count_reduction`'s after window, `episode_closed_no_rereferral`) is insufficient_data \
+when a monthly extract that would show them was not delivered for a month of the window \
+judged (up to the as-of month); its detail names the missing delivery.
+A line with `person_age` applies only to a problem whose person is that age at the as-of \
+date (not_achieved otherwise).
 """
 
 
@@ -83,6 +91,19 @@ def plan_section(name: str) -> list[str]:
             rule += " — parts: " + "; ".join(describe(plan.rule(p)) for p in r.parts)
         out.append(f"| {r.id} | {inds} | {_cell(rule)} | {_cell(_evidence(r))} "
                    f"| {_cell(r.reading)} |")
+    out += ["", f"Which lines can achieve each indicator ({name}), and the plan's words "
+            "that allow it:", "",
+            "| indicator | line | how it applies | the plan's words |", "|---|---|---|---|"]
+    for code, what in plan.indicators.items():
+        for rid in plan.lines_for(code):
+            r = plan.rule(rid)
+            how = ("applies_to" if code in r.applies_to else "interchangeable with " + ", ".join(
+                o.id for o in plan.outcome_lines()
+                if code in o.applies_to and rid in o.interchangeable))
+            words = " ".join(r.text.split())
+            if r.reading:
+                words += " — reading: " + " ".join(r.reading.split())
+            out.append(f"| {code} ({_cell(what)}) | {rid} | {how} | {_cell(words)} |")
     ce = plan.ce
     out += ["", f"Continuous employment ({name}): {' '.join(ce.text.split())}", ""]
     for rt in ce.routes:

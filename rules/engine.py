@@ -9,6 +9,7 @@ queries, and the same inputs and as-of date always give the same tables.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,6 +19,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from famlink.ingest.reading import FatalExtractError
 from rules.models import (
     EVENT_MEASURES,
     AttendanceRule,
@@ -34,6 +36,14 @@ from rules.models import (
     RuleFileError,
     ScoreRule,
     parse_plan,
+)
+from rules.national import load_national
+from rules.vocabulary import (
+    NORMALISE_SQL,
+    VOCABULARY_PATH,
+    Vocabulary,
+    check_against_plan,
+    load_vocabulary,
 )
 
 RULES_DIR = Path(__file__).resolve().parent
@@ -55,7 +65,8 @@ INTERMEDIATE_MODELS = (
 )
 # Models that need the CE routes and rule results (built by the engine first).
 CE_MODELS = ("int_rules_ce", "int_rules_ce_evidence")
-MART_MODELS = ("family_problems", "outcomes", "problem_status", "outcome_evidence", "ce_status")
+MART_MODELS = ("family_problems", "outcomes", "problem_status", "outcome_evidence", "ce_status",
+               "unmatched_evidence")
 STATUSES = ("achieved", "not_achieved", "not_yet_sustained", "insufficient_data")
 
 _RESULT_COLUMNS = (
@@ -69,6 +80,12 @@ _EVIDENCE_COLUMNS = (
 )
 
 
+class RuleFileFault(FatalExtractError, RuleFileError):
+    """A rule or vocabulary file that does not load, met by a run: like a fatal
+    extract fault, the run stops with one line naming the file and the entry, and
+    the published warehouse is left exactly as it was."""
+
+
 @dataclass
 class OutcomeSummary:
     """Counts from one evaluation, for the run summary."""
@@ -80,6 +97,7 @@ class OutcomeSummary:
     outcomes: dict[str, int] = field(default_factory=dict)
     problem_status: dict[str, int] = field(default_factory=dict)
     ce_status: dict[str, int] = field(default_factory=dict)
+    unmatched_evidence: int = 0
 
 
 @cache
@@ -99,11 +117,35 @@ def load_plan(plan_name: str) -> Plan:
     return plan
 
 
+def check_rule_files(plan_name: str,
+                     vocabulary: Path = VOCABULARY_PATH) -> tuple[Plan, Vocabulary]:
+    """Load and cross-check the plan, the vocabulary and the national rules.
+
+    Called before anything is built, so a bad file stops the run with one line
+    naming the file and the entry.
+    """
+    plan = load_plan(plan_name)
+    vocab = load_vocabulary(vocabulary)
+    check_against_plan(vocab, plan_name, plan_codes(plan), str(vocabulary))
+    load_national()
+    return plan, vocab
+
+
+def plan_codes(plan: Plan) -> set[str]:
+    """The codes an outcome_code may carry under this plan: indicators and line ids."""
+    return {c.upper() for c in plan.indicators} | {r.id.upper() for r in plan.rules}
+
+
 def evaluate_outcomes(
-    con: duckdb.DuckDBPyConnection, plan_name: str, as_of: date
+    con: duckdb.DuckDBPyConnection, plan_name: str, as_of: date,
+    vocabulary: Path = VOCABULARY_PATH,
 ) -> OutcomeSummary:
     """Build the measures and the outcome marts for a plan as at a date."""
-    plan = load_plan(plan_name)
+    try:
+        plan, vocab = check_rule_files(plan_name, vocabulary)
+    except RuleFileError as exc:
+        path, _, fault = str(exc).partition(": ")
+        raise RuleFileFault(Path(path), fault) from None
     con.execute("SET VARIABLE as_of = CAST(? AS DATE)", [as_of])
     con.execute("SET VARIABLE plan = CAST(? AS VARCHAR)", [plan_name])
     con.execute(
@@ -112,6 +154,8 @@ def evaluate_outcomes(
     )
     con.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    _write_vocabulary(con, plan, vocab)
+    _write_deliveries(con)
     for model in INTERMEDIATE_MODELS:
         _build(con, "intermediate", model, _model_sql("intermediate", model))
     con.execute("SET VARIABLE oow_benefits = CAST(? AS VARCHAR[])", [plan.ce.out_of_work_benefits])
@@ -126,6 +170,137 @@ def evaluate_outcomes(
     for model in MART_MODELS:
         _build(con, "marts", model, _model_sql("marts", model))
     return _summary(con, plan_name, as_of)
+
+
+def _write_vocabulary(con: duckdb.DuckDBPyConnection, plan: Plan, vocab: Vocabulary) -> None:
+    """The vocabulary as a table, with what each name evidences under this plan."""
+    con.execute(NORMALISE_SQL)
+    con.execute("SET VARIABLE plan_codes = CAST(? AS VARCHAR[])", [sorted(plan_codes(plan))])
+    con.execute(
+        "CREATE OR REPLACE TABLE intermediate.int_rules_vocabulary (entry VARCHAR, "
+        "kind VARCHAR, name VARCHAR, exact BOOLEAN, star_domain INTEGER, targets VARCHAR[])"
+    )
+    inds = list(plan.indicators)
+    rows: list[tuple[object, ...]] = []
+    for d in vocab.family_star:
+        rows += [(f"family_star.{d.number}", "family_star", n, False, d.number, None)
+                 for n in d.names]
+    for kind, entry in vocab.kinds.items():
+        rows.append((f"kinds.{kind}", kind, None, False, None,
+                     vocab.targets(entry, plan.plan, inds)))
+    for s in vocab.services:
+        targets = vocab.targets(s, plan.plan, inds)
+        for kind in s.kinds:
+            rows += [(f"services.{s.id}", kind, n, False, None, targets) for n in s.names]
+            rows += [(f"services.{s.id}", kind, n, True, None, targets) for n in s.exact]
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    con.execute(
+        "INSERT INTO intermediate.int_rules_vocabulary SELECT unnest(?::VARCHAR[]), "
+        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BOOLEAN[]), "
+        "unnest(?::INTEGER[]), unnest(?::VARCHAR[][])", cols)
+    con.execute("ALTER TABLE intermediate.int_rules_vocabulary ADD COLUMN name_norm VARCHAR")
+    con.execute("UPDATE intermediate.int_rules_vocabulary SET name_norm = evidence_norm(name)")
+
+
+# Extracts the contract says do not arrive every month ("school data is termly,
+# DWP data quarterly"); every other extract is expected in every month folder.
+NOT_MONTHLY = ("school_attendance", "school_exclusions", "dwp_benefits", "dwp_employment")
+_MONTH_DIR = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+
+
+def monthly_extracts() -> list[str]:
+    """Extracts expected every month (the contract's cadence where it states one)."""
+    from famlink.contract import load_contract
+
+    out = []
+    for spec in load_contract().files.values():
+        cadence = getattr(spec, "cadence", None)
+        if (cadence == "monthly") if cadence else spec.name not in NOT_MONTHLY:
+            out.append(spec.name)
+    return sorted(out)
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
+        "AND database_name = current_database()", [schema, name]).fetchone()
+    return bool(row and row[0])
+
+
+def _write_deliveries(con: duckdb.DuckDBPyConnection) -> None:
+    """Which monthly extract was delivered in which month, and the months it was not.
+
+    A month counts as delivered when meta.deliveries holds a delivery of the file
+    for it that is not empty, or when the file is in that month's folder of a
+    drop the warehouse loaded (a file identical to one loaded before is skipped
+    by ingest and not recorded, but it was delivered). The gaps table lists, for
+    each monthly extract, the months up to the as-of month with no delivery:
+    every such month after its first delivery for a delta, and for a snapshot
+    (the whole truth at each delivery) the months after its latest delivery.
+    """
+    con.execute("CREATE OR REPLACE TABLE intermediate.int_rules_delivered "
+                "(extract VARCHAR, month VARCHAR)")
+    monthly = monthly_extracts()
+    if _table_exists(con, "meta", "deliveries"):
+        con.execute(
+            "INSERT INTO intermediate.int_rules_delivered SELECT DISTINCT extract, month "
+            "FROM meta.deliveries WHERE status IS DISTINCT FROM 'empty' "
+            "AND list_contains(?, extract)", [monthly])
+    if _table_exists(con, "meta", "loads"):
+        rows = con.execute("SELECT extracts_dir, max(up_to_month) FROM meta.loads "
+                           "WHERE extracts_dir IS NOT NULL GROUP BY extracts_dir").fetchall()
+        found: list[tuple[str, str]] = []
+        for folder, up_to in rows:
+            found += _drop_files(Path(folder), str(up_to or ""), monthly)
+        con.executemany("INSERT INTO intermediate.int_rules_delivered VALUES (?, ?)", found)
+    snapshots = [s.name for s in _contract_files() if s.delivery == "snapshot"]
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE intermediate.int_rules_delivery_gaps AS
+        WITH d AS (SELECT DISTINCT extract, month FROM intermediate.int_rules_delivered),
+        span AS (
+            SELECT extract, min(month) AS first_month, max(month) AS last_month FROM d
+            WHERE month <= strftime(getvariable('as_of'), '%Y-%m') GROUP BY extract
+        ),
+        months AS (
+            SELECT extract, last_month, strftime(m, '%Y-%m') AS month
+            FROM (SELECT s.extract, s.last_month,
+                         unnest(generate_series(CAST(s.first_month || '-01' AS DATE),
+                                CAST(strftime(getvariable('as_of'), '%Y-%m-01') AS DATE),
+                                INTERVAL 1 MONTH)) AS m
+                  FROM span AS s)
+        )
+        SELECT m.extract, m.extract || '.csv' AS file, m.month
+        FROM months AS m
+        LEFT JOIN d ON d.extract = m.extract AND d.month = m.month
+        WHERE d.month IS NULL
+          AND (NOT list_contains(?, m.extract) OR m.month > m.last_month)
+        ORDER BY m.extract, m.month
+        """, [snapshots])
+
+
+def _contract_files() -> list:
+    from famlink.contract import load_contract
+
+    return list(load_contract().files.values())
+
+
+def _drop_files(folder: Path, up_to: str, extracts: list[str]) -> list[tuple[str, str]]:
+    """(extract, month) for each non-empty monthly file in a drop folder's months."""
+    out: list[tuple[str, str]] = []
+    try:
+        months = [p for p in folder.iterdir() if _MONTH_DIR.match(p.name) and p.name <= up_to]
+    except OSError:
+        return out
+    for month in months:
+        for name in extracts:
+            path = month / f"{name}.csv"
+            try:
+                if path.is_file() and not path.is_symlink() and path.stat().st_size > 0:
+                    out.append((name, month.name))
+            except OSError:
+                continue
+    return out
 
 
 def _model_sql(layer: str, name: str) -> str:
@@ -221,6 +396,8 @@ def compile_rule(
             max_after=sql_opt(rule.max_after),
             gravity=sql_bool(rule.gravity_not_increased),
             has_data=_has_data([EVENT_MEASURES[m] for m in rule.measures]),
+            extracts=sql_list(_event_extracts(rule.measures)),
+            person_ok=_person_age(rule.person_age),
         )
     elif isinstance(rule, ScoreRule):
         file = "score.sql"
@@ -298,6 +475,23 @@ def compile_rule(
         )
     except (KeyError, ValueError) as exc:
         raise RuntimeError(f"rule {rule.id}: template {file}: missing {exc}") from exc
+
+
+def _person_age(age: str) -> str:
+    """SQL: the problem's person (b.person_ref) is of the age the line is for."""
+    if age == "any":
+        return "TRUE"
+    adult = ("(SELECT bool_or(p.is_adult) FROM intermediate.int_rules_people AS p "
+             "WHERE p.person_ref = b.person_ref)")
+    return f"coalesce({adult}, FALSE)" if age == "18_or_over" else f"NOT coalesce({adult}, TRUE)"
+
+
+def _event_extracts(measures: list[str]) -> list[str]:
+    """Extracts whose deliveries a count of these measures rests on."""
+    found = {EVENT_MEASURES[m] for m in measures}
+    if "police_nominals" in found:  # a nominal is dated by its incident
+        found.add("police_incidents")
+    return sorted(found)
 
 
 def _event_scope(scope: str) -> str:
@@ -537,5 +731,7 @@ def _summary(con: duckdb.DuckDBPyConnection, plan_name: str, as_of: date) -> Out
         outcomes=_counts(con, "marts.outcomes"),
         problem_status=_counts(con, "marts.problem_status"),
         ce_status=_counts(con, "marts.ce_status"),
+        unmatched_evidence=int((con.execute(
+            "SELECT count(*) FROM marts.unmatched_evidence").fetchone() or (0,))[0]),
     )
 

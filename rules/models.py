@@ -113,6 +113,11 @@ class CountRule(_RuleBase):
     strict: bool = Field(False, description="the after rate must be strictly lower")
     max_after: int | None = Field(None, ge=0, description="at most this many events after")
     gravity_not_increased: bool = False
+    person_age: Literal["any", "under_18", "18_or_over"] = Field(
+        "any", description="the line applies only when the problem's person is that age at "
+        "the as-of date (Thurrock 1A: 1.1 for a child, 1.2's probation note for a young "
+        "person now over 18); otherwise not_achieved",
+    )
     zero_baseline: Literal["require_zero", "achieved", "not_achieved"] | None = Field(
         None,
         description="with no events before attachment: a reduction (count_reduction) cannot "

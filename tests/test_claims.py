@@ -48,15 +48,13 @@ def test_eligibility_counts_distinct_national_problems_at_attachment(wh) -> None
     m.family("TWO", "2023-01-10", {"1A": None, "5A": None})
     m.family("SAMEPROB", "2023-01-10", {"6A": None, "6B": None})          # one problem twice
     m.family("LOCAL7", "2023-01-10", {"1A": None, "7B": None})            # 7 is not national
-    m.family("LATER", "2023-01-10", {"1A": None, "2A": "2023-05-01"})     # 2A found later
     for fam, codes in {"TWO": ["1A", "5A"], "SAMEPROB": ["6A", "6B"],
-                       "LOCAL7": ["1A", "7B"], "LATER": ["1A", "2A"]}.items():
+                       "LOCAL7": ["1A", "7B"]}.items():
         m.achieved(AS_OF, fam, {c: "2024-01-31" for c in codes})
     by_family = {a.family_id: a for a in assess(con, PLAN, d(AS_OF))}
     assert by_family["TWO"].eligible and by_family["TWO"].national_problems == 2
     assert not by_family["SAMEPROB"].eligible
     assert not by_family["LOCAL7"].eligible
-    assert not by_family["LATER"].eligible
     assert set(due(con)) == {"TWO"}
     assert "Not eligible" in by_family["SAMEPROB"].reason()
 
@@ -96,15 +94,32 @@ def test_problems_listed_in_ascending_numeric_order(wh) -> None:
     assert due(con)["F"] == ("SSP", d("2024-01-03"), "1;2;6")
 
 
-def test_open_problem_found_after_attachment_holds_ssp_but_is_not_listed(wh) -> None:
-    _, con, m = wh
-    m.family("F", "2023-01-10", {"1A": None, "2A": None, "6A": "2023-09-01"})
-    m.achieved(AS_OF, "F", {"1A": "2024-01-01", "2A": "2024-02-01"})
-    m.status(AS_OF, "F", "6A", "not_achieved")
-    assert due(con) == {}
-    m.con.execute("UPDATE marts.problem_status SET status = 'achieved', "
-                  "achieved_on = DATE '2024-05-01' WHERE indicator = '6A'")
-    assert due(con) == {"F": ("SSP", d("2024-02-01"), "1;2")}
+def test_problem_found_later_is_not_part_of_the_claim_and_does_not_hold_it_back() -> None:
+    """From staging to the decision: one reading, applied once by the rules engine.
+
+    Both families have 1A and 5A at attachment, shown by statements after it; F2
+    also has 6A identified 200 days after attachment (beyond the plan's grace)
+    and never achieved. It is not part of F2's claim and does not hold it back.
+    F1's 6A is identified within the grace: it is part of the claim and, not
+    achieved, holds SSP back.
+    """
+    from test_rules_fixtures import World
+
+    w = World()
+    for fid in ("F1", "F2"):
+        w.family(fid, "2023-06-01", members=((f"{fid}P", "parent_carer", "1985-01-01"),))
+        for code in ("1A", "5A"):
+            w.problem(fid, code, f"{fid}P")
+            w.evidence(fid, "professional_statement", "2023-07-01", outcome_code=code)
+    w.problem("F1", "6A", "F1P", identified_on="2023-08-01")   # 61 days: within the grace
+    w.problem("F2", "6A", "F2P", identified_on="2023-12-18")   # 200 days: found later
+    w.run(PLAN, AS_OF)
+    by_family = {a.family_id: a for a in assess(w.con, PLAN, d(AS_OF))}
+    assert by_family["F1"].claim_type is None and by_family["F1"].blocking == ["6A=not_achieved"]
+    assert by_family["F2"].claim_type == "SSP" and by_family["F2"].problems == "1;5"
+    listed = w.con.execute("SELECT family_id, indicator FROM marts.family_problems "
+                           "WHERE indicator = '6A'").fetchall()
+    assert listed == [("F1", "6A")]
 
 
 def test_only_the_runs_plan_and_as_of_count(wh) -> None:
@@ -309,10 +324,20 @@ def test_claims_csv_is_read_only_and_needs_a_warehouse(tmp_path: Path) -> None:
         write_claims_csv(tmp_path / "missing.duckdb", date(2024, 6, 30), tmp_path / "c.csv")
 
 
-def test_identification_grace_follows_the_rules_engine(wh) -> None:
-    _, con, m = wh
-    m.family("F", "2023-01-10", {"1A": None, "2A": "2023-01-20"})     # 10 days after
-    m.achieved(AS_OF, "F", {"1A": "2024-01-01", "2A": "2024-02-01"})
-    assert due(con) == {}                                              # default: no grace
-    con.execute("SET VARIABLE identification_grace_days = 14")
-    assert due(con) == {"F": ("SSP", d("2024-02-01"), "1;2")}
+def test_national_rules_come_from_rules_national_yaml(wh, tmp_path: Path) -> None:
+    """min_problems, the national problems and the tie-break are read from one file."""
+    import yaml
+
+    from rules.national import NATIONAL_PATH, load_national
+
+    rules = load_national()
+    assert (rules.min_problems, rules.national_problems) == (2, [1, 2, 3, 4, 5, 6])
+    assert rules.claim_ranking.on_tie == "SSP" and PAYMENT_GBP == rules.results_payment_gbp
+    raw = yaml.safe_load(NATIONAL_PATH.read_text(encoding="utf-8"))
+    raw["min_problems"] = "two"
+    bad = tmp_path / "national.yaml"
+    bad.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    from rules.models import RuleFileError
+
+    with pytest.raises(RuleFileError, match=r"national\.yaml: min_problems"):
+        load_national(bad)

@@ -44,7 +44,7 @@ def test_lineage_collapse_and_ce() -> None:
     w = World()
     _thurrock_family(w)
     got = w.run("thurrock", "2024-06-30")
-    assert got[("F1", "1A", "1.1")] == ("achieved", d("2023-07-15"))
+    assert got[("F1", "1A", "1.1A")] == ("achieved", d("2023-07-15"))
     assert got[("F1", "3E", "3.4")] == ("achieved", d("2023-12-01"))
     status = dict(w.con.execute(
         "SELECT indicator, status || ':' || outcome_id FROM marts.problem_status").fetchall())
@@ -67,11 +67,11 @@ def test_events_after_as_of_and_unverified_dwp_are_ignored() -> None:
     # DWP returned someone else's open JSA spell under P1's match_ref: not verified
     w.benefit("P1", "JSA", "2023-05-01", linked_to=None)
     got = w.run("thurrock", "2024-06-30")
-    assert got[("F1", "1A", "1.1")][0] == "achieved"
+    assert got[("F1", "1A", "1.1A")][0] == "achieved"
     assert got[("F1", "4A", "4.1")][0] == "achieved"
     # too early: six months after attachment have not passed
     got = w.run("thurrock", "2023-05-31")
-    assert got[("F1", "1A", "1.1")][0] == "not_yet_sustained"
+    assert got[("F1", "1A", "1.1A")][0] == "not_yet_sustained"
     assert got[("F1", "4A", "4.1")][0] == "not_yet_sustained"
 
 

@@ -211,6 +211,29 @@ class World:
         )
         self.link("dwp_employment", f"{ref}|{emp}|{start}", ref)
 
+    # ------------------------------------------------------------ deliveries
+    def deliveries(self, first: str, last: str, *, missing: dict[str, list[str]] | None = None,
+                   empty: dict[str, list[str]] | None = None) -> None:
+        """meta.deliveries: every extract delivered each month from first to last (YYYY-MM),
+        except the months listed per file in missing (none) or empty (a zero-byte file)."""
+        self.con.execute(
+            "CREATE SCHEMA IF NOT EXISTS meta; CREATE TABLE IF NOT EXISTS meta.deliveries ("
+            "delivery_id BIGINT, load_id BIGINT, month VARCHAR, file VARCHAR, extract VARCHAR, "
+            "sha256 VARCHAR, status VARCHAR, rows_read BIGINT, rows_loaded BIGINT, "
+            "rows_rejected BIGINT, values_flagged BIGINT, loaded_at TIMESTAMP)")
+        missing, empty = missing or {}, empty or {}
+        y, m = int(first[:4]), int(first[5:])
+        while f"{y:04d}-{m:02d}" <= last:
+            month = f"{y:04d}-{m:02d}"
+            for spec in load_contract().files.values():
+                if month in missing.get(spec.file, []):
+                    continue
+                status = "empty" if month in empty.get(spec.file, []) else "loaded"
+                self.con.execute(
+                    "INSERT INTO meta.deliveries VALUES (?, 1, ?, ?, ?, 'x', ?, 0, 0, 0, 0, NULL)",
+                    [next(self._ids), month, spec.file, spec.name, status])
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+
     # ------------------------------------------------------------ running
     def run(self, plan: str, as_of: str) -> dict[tuple[str, str, str], tuple[str, date | None]]:
         """Evaluate; {(family, indicator, outcome_id): (status, achieved_on)}."""

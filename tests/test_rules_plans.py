@@ -244,7 +244,7 @@ def _person_for(plan: Plan, rule: Rule, b: Builder) -> str:
         if isinstance(r, CompositeRule):
             return any(adultish(plan.rule(p)) for p in r.parts)
         if isinstance(r, CountRule):
-            return "adult_offences" in r.measures
+            return "adult_offences" in r.measures and r.person_age == "any"
         return isinstance(r, EmploymentRule)
     return b.adult if adultish(rule) else b.child
 
@@ -265,8 +265,11 @@ def build(plan_name: str) -> tuple[World, list[tuple[str, str, str, str, str]]]:
         for case, status, action in scenarios:
             fid = f"F{n:02d}{case}"
             b = Builder(w, fid, plan, indicator)
+            # a line for a young person now 18 or over: a child at attachment, 18 since
+            young = isinstance(rule, CountRule) and rule.person_age == "18_or_over"
             w.family(fid, ATTACHED, members=(
-                (b.adult, "parent_carer", "1985-03-03"), (b.child, "child", "2010-04-04")))
+                (b.adult, "parent_carer", "1985-03-03"),
+                (b.child, "child", "2005-04-04" if young else "2010-04-04")))
             w.problem(fid, indicator, _person_for(plan, rule, b))
             action(b)  # type: ignore[operator]
             expected.append((fid, indicator, rule.id, case, status))

@@ -159,3 +159,76 @@ def test_cumbria_early_years_take_up_kept_13_weeks() -> None:
     w.evidence("F2", "early_years_takeup", "2024-01-10", outcome_code="3D")   # 24 weeks
     assert _status(w, "cumbria", "F1", "3D") != "achieved"
     assert _status(w, "cumbria", "F2", "3D") == "achieved"
+
+
+def test_thurrock_adults_offending_does_not_stand_in_for_a_childs() -> None:
+    """Thurrock 1A: 1.2 (adults' offending down 20%) is not an alternative; its note lets
+    the probation list stand in only for a young person now over 18, on their own record."""
+    w = World()
+    people = {"F1": "2009-01-01", "F2": "2005-01-01", "F3": "2005-01-01"}  # F2, F3 now 18+
+    for fid, dob in people.items():
+        w.family(fid, ATTACHED, members=((f"{fid}P", "parent_carer", "1980-01-01"),
+                                         (f"{fid}Y", "child", dob)))
+        w.problem(fid, "1A", f"{fid}Y")
+        for day in ("2022-09-01", "2022-11-01", "2023-02-01"):   # the child's YOT offences
+            w.offence(f"{fid}Y", day)
+            w.incident(None, day, "CRIME", nominal=(f"{fid}P", "OFFENDER", "CHARGED"))
+    # the parents stop offending everywhere; F1's child (under 18) and F3's young person
+    # (18+) go on offending: F1 in the YOT record, F3 as an adult in police nominals
+    w.offence("F1Y", "2024-03-01")
+    w.offence("F1Y", "2024-05-01")
+    w.incident(None, "2024-03-01", "CRIME", nominal=("F3Y", "OFFENDER", "CHARGED"))
+    w.incident(None, "2024-05-01", "CRIME", nominal=("F3Y", "SUSPECT", "CAUTIONED"))
+    got = w.run("thurrock", AS_OF)
+    assert ("F1", "1A", "1.2") not in got   # 1.2 is not a line for 1A at all
+    assert got[("F1", "1A", "1.2A")][0] == "not_achieved"
+    assert _status(w, "thurrock", "F1", "1A") == "not_achieved"
+    assert _status(w, "thurrock", "F2", "1A") == "achieved"      # own offending stopped
+    assert got[("F2", "1A", "1.2A")][0] == "achieved"
+    assert _status(w, "thurrock", "F3", "1A") == "not_achieved"  # went on offending at 18+
+    assert got[("F3", "1A", "1.1A")][0] == "not_achieved"  # not "no child offending" by age
+
+
+def test_an_outcome_resting_on_no_events_needs_the_deliveries_that_would_show_them() -> None:
+    """Thurrock 1.3 (ASB down 60%) and 3.4 (no repeat CP plan for 6 months): a month of
+    the judged window with no police (or social care) delivery is no evidence of none."""
+    w = World()
+    for fid in ("F1", "F2", "F3"):
+        w.family(fid, ATTACHED, members=((f"{fid}P", "parent_carer", "1980-01-01"),
+                                         (f"{fid}C", "child", "2012-01-01")))
+        w.problem(fid, "1B", f"{fid}P")
+        w.problem(fid, "3E", f"{fid}C")
+        for day in ("2022-09-01", "2022-11-01", "2023-02-01"):
+            w.incident(fid, day, "ASB")
+        w.episode(f"{fid}C", "CP_PLAN", "2023-01-01", "2023-09-01")
+    w.deliveries("2022-01", "2024-06", missing={
+        # police missing in the after window; social care's latest snapshot is 2024-04
+        "police_incidents.csv": ["2024-03"],
+        "social_care_episodes.csv": ["2024-05", "2024-06"],
+        # a gap before the window judged does not matter
+        "police_nominals.csv": ["2023-02"],
+    }, empty={"social_care_missing.csv": ["2024-06"]})
+    got = w.run("thurrock", AS_OF)
+    status, achieved_on = got[("F1", "1B", "1.3")]
+    assert (status, achieved_on) == ("insufficient_data", None)
+    detail = w.con.execute("SELECT detail FROM intermediate.int_rules_results WHERE "
+                           "outcome_id = '1.3' AND family_id = 'F1'").fetchone()[0]
+    assert "missing delivery: police_incidents.csv for 2024-03" in detail
+    assert got[("F1", "3E", "3.4")][0] == "insufficient_data"
+    detail = w.con.execute("SELECT detail FROM intermediate.int_rules_results WHERE "
+                           "outcome_id = '3.4' AND family_id = 'F1'").fetchone()[0]
+    assert "social_care_episodes.csv for 2024-05 (and 1 more)" in detail
+    # the same facts with every month delivered: achieved
+    w.con.execute("DELETE FROM meta.deliveries")
+    w.deliveries("2022-01", "2024-06")
+    got = w.run("thurrock", AS_OF)
+    assert got[("F1", "1B", "1.3")][0] == "achieved"
+    assert got[("F1", "3E", "3.4")][0] == "achieved"
+    # and an ASB incident seen after attachment still makes it not achieved, gap or not
+    w.incident("F2", "2024-05-01", "ASB")
+    w.incident("F2", "2024-05-02", "ASB")
+    w.con.execute("DELETE FROM meta.deliveries WHERE file = 'police_incidents.csv' "
+                  "AND month = '2024-03'")
+    got = w.run("thurrock", AS_OF)
+    assert got[("F2", "1B", "1.3")][0] == "not_achieved"
+    assert got[("F3", "1B", "1.3")][0] == "insufficient_data"

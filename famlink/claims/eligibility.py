@@ -2,29 +2,30 @@
 
 The whole decision is one SELECT over the marts so that the monthly run, the
 ``famlink explain`` audit pack and the tests all apply exactly the same rules.
-A wrong claim is paid back after audit and a missed one can still be made at a
-later run, so every ambiguity is resolved towards *not* claiming:
+The national rules it applies are declared once, in ``rules/national.yaml``
+(``rules.national.load_national``). A wrong claim is paid back after audit and
+a missed one can still be made at a later run, so every ambiguity is resolved
+towards *not* claiming:
 
-* Eligible: at least ``MIN_PROBLEMS`` distinct *national* headline problems
-  (first digit of the indicator code, 1 to 6) identified at attachment
-  (``identified_on <= attached_on`` plus the plan's identification grace, the
-  session variable ``identification_grace_days`` the rules engine sets, 0 when
-  unset; or no date), and attached by the as-of.
-  Thurrock's local problem 7 is not a national headline problem, so it does not
-  make a family eligible (DOMAIN.md: "at least 2 of 6").
-* SSP due: every indicator identified at attachment (problem 7 included, since
-  the plan sets outcomes for it) has ``problem_status`` 'achieved' with an
-  ``achieved_on`` between attachment and the as-of. A problem identified after
-  attachment is not part of the claim (it is not listed, it does not make the
-  family eligible and does not move ``achieved_on``) but, while it is open, it
-  holds the SSP claim back: a family with an unresolved known problem is not
-  claimed for "significant and sustained progress". An indicator with no status
-  row counts as not achieved.
+* Eligible: at least ``min_problems`` distinct *national* headline problems
+  (first digit of the indicator code, in ``national_problems``) among the
+  problems of the claim, and attached by the as-of. Thurrock's local problem 7
+  is not a national headline problem, so it does not make a family eligible
+  (DOMAIN.md: "at least 2 of 6").
+* The problems of the claim are the rows of ``marts.family_problems``: the
+  rules engine keeps only problems identified at attachment (within the plan's
+  identification grace), in one place, ``int_rules_problems.sql``. A problem
+  found later is not part of the claim and does not hold it back (DOMAIN.md:
+  "Problems found later do not add to it"); this stage never sees it.
+* SSP due: every problem of the claim (problem 7 included, since the plan sets
+  outcomes for it) has ``problem_status`` 'achieved' with an ``achieved_on``
+  between attachment and the as-of. An indicator with no status row counts as
+  not achieved.
 * CE due: an eligible family with a ``ce_status`` row 'achieved' whose
   ``qualifies_on`` lies between attachment and the as-of (and whose
   ``off_benefit_on``, when known, is not before attachment).
-* Both due: the one achieved first is claimed; on a tie SSP (it covers every
-  problem, so it is the stronger claim).
+* Both due: the one achieved first is claimed; on a tie ``claim_ranking.on_tie``
+  (SSP: it covers every problem, so it is the stronger claim).
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ from datetime import date
 
 import duckdb
 
-MIN_PROBLEMS = 2
-NATIONAL_PROBLEMS = (1, 2, 3, 4, 5, 6)
+from rules.national import load_national
 
 # Stand-ins for a mart the run has not built (e.g. a plan with no CE route).
 _EMPTY = {
@@ -58,8 +58,7 @@ DUE_SQL = """
 WITH p AS (
     SELECT CAST(getvariable('claims_plan') AS VARCHAR) AS plan,
            CAST(getvariable('claims_as_of') AS DATE) AS as_of,
-           CAST(getvariable('claims_family') AS VARCHAR) AS only_family,
-           coalesce(CAST(getvariable('identification_grace_days') AS INTEGER), 0) AS grace_days
+           CAST(getvariable('claims_family') AS VARCHAR) AS only_family
 ),
 fp AS (
     SELECT fp.* FROM marts.family_problems AS fp, p
@@ -71,16 +70,11 @@ fam_attach AS (
 ind AS (
     SELECT family_id, trim(indicator) AS indicator,
            coalesce(min(problem),
-                    TRY_CAST(regexp_extract(trim(indicator), '^([0-9])', 1) AS INTEGER)) AS problem,
-           min(identified_on) AS identified_on
+                    TRY_CAST(regexp_extract(trim(indicator), '^([0-9])', 1) AS INTEGER)) AS problem
     FROM fp GROUP BY family_id, trim(indicator)
 ),
 ind2 AS (
-    SELECT ind.*, fa.attached_on,
-           (ind.identified_on IS NULL
-            OR ind.identified_on <= fa.attached_on + p.grace_days) AS at_attachment
-    FROM ind JOIN fam_attach AS fa USING (family_id), p
-    WHERE ind.identified_on IS NULL OR ind.identified_on <= p.as_of
+    SELECT ind.*, fa.attached_on FROM ind JOIN fam_attach AS fa USING (family_id)
 ),
 ps AS (
     SELECT s.family_id, trim(s.indicator) AS indicator,
@@ -103,14 +97,13 @@ fam AS (
     SELECT family_id,
            any_value(attached_on) AS attached_on,
            count(DISTINCT problem) FILTER (
-               WHERE at_attachment AND list_contains({national}, problem)) AS national_problems,
+               WHERE list_contains({national}, problem)) AS national_problems,
            list_sort(list_distinct(list(problem) FILTER (
-               WHERE at_attachment AND problem IS NOT NULL))) AS problems_at_attachment,
-           count(*) FILTER (WHERE at_attachment) AS indicators_at_attachment,
+               WHERE problem IS NOT NULL))) AS problems_at_attachment,
+           count(*) AS indicators_at_attachment,
            bool_and(ok) AS all_ok,
-           max(achieved_on) FILTER (WHERE at_attachment) AS ssp_achieved_on,
-           list(indicator || '=' || status ORDER BY indicator) FILTER (WHERE NOT ok) AS blocking,
-           list(indicator ORDER BY indicator) FILTER (WHERE NOT at_attachment) AS later_indicators
+           max(achieved_on) AS ssp_achieved_on,
+           list(indicator || '=' || status ORDER BY indicator) FILTER (WHERE NOT ok) AS blocking
     FROM ind_status GROUP BY family_id
 ),
 ce AS (
@@ -141,14 +134,12 @@ due AS (
 SELECT family_id, attached_on, national_problems, problems_at_attachment,
        indicators_at_attachment, eligible, ssp_due, ssp_achieved_on, ce_due, ce_achieved_on,
        ce_person_ref, ce_route, coalesce(blocking, []) AS blocking,
-       coalesce(later_indicators, []) AS later_indicators,
-       CASE WHEN ssp_due AND (NOT ce_due OR ssp_achieved_on <= ce_achieved_on) THEN 'SSP'
-            WHEN ce_due THEN 'CE' END AS claim_type,
-       CASE WHEN ssp_due AND (NOT ce_due OR ssp_achieved_on <= ce_achieved_on)
-                 THEN ssp_achieved_on
+       -- kept for the ledger's record: problems found later never reach this stage
+       []::VARCHAR[] AS later_indicators,
+       CASE WHEN {ssp_first} THEN 'SSP' WHEN ce_due THEN 'CE' END AS claim_type,
+       CASE WHEN {ssp_first} THEN ssp_achieved_on
             WHEN ce_due THEN ce_achieved_on END AS achieved_on,
-       CASE WHEN ssp_due AND (NOT ce_due OR ssp_achieved_on <= ce_achieved_on)
-                 THEN array_to_string(CAST(problems_at_attachment AS VARCHAR[]), ';')
+       CASE WHEN {ssp_first} THEN array_to_string(CAST(problems_at_attachment AS VARCHAR[]), ';')
             WHEN ce_due THEN '' END AS problems
 FROM due
 ORDER BY family_id
@@ -183,7 +174,8 @@ class Assessment:
             return "Not eligible: the family has no attachment date."
         if not self.eligible:
             return (f"Not eligible: {self.national_problems} national headline problem(s) "
-                    f"identified at attachment; at least {MIN_PROBLEMS} are needed.")
+                    f"identified at attachment; at least {load_national().min_problems} "
+                    "are needed.")
         if self.claim_type == "SSP":
             extra = (f" (CE also due on {self.ce_achieved_on}, later)" if self.ce_due else "")
             return (f"SSP due: every problem identified at attachment ({self.problems}) "
@@ -220,9 +212,12 @@ def due_sql(con: duckdb.DuckDBPyConnection) -> str:
         key.split(".")[1]: (key if _table_exists(con, key) else empty)
         for key, empty in _EMPTY.items()
     }
+    rules = load_national()
+    tie = "<=" if rules.claim_ranking.on_tie == "SSP" else "<"
     return DUE_SQL.format(
-        national="[" + ", ".join(str(n) for n in NATIONAL_PROBLEMS) + "]",
-        min_problems=MIN_PROBLEMS,
+        national="[" + ", ".join(str(n) for n in rules.national_problems) + "]",
+        min_problems=rules.min_problems,
+        ssp_first=f"ssp_due AND (NOT ce_due OR ssp_achieved_on {tie} ce_achieved_on)",
         **sources,
     )
 

@@ -277,6 +277,13 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
                                  "ORDER BY incident_ref", [family_id], notes, "household links")
 
     problems, ce, source = _problems(con, family_id, plan, as_of, claim, notes)
+    if plan is not None and as_of is not None and _table_exists(con, "marts.unmatched_evidence"):
+        for u in _safe_rows(con, "SELECT * FROM marts.unmatched_evidence WHERE family_id = ? "
+                                 "AND plan = ? AND as_of = ? ORDER BY evidence_id",
+                            [family_id, plan, as_of], notes, "unmatched evidence"):
+            notes.append(f"practitioner evidence {u['evidence_id']} ({u['kind']}"
+                         f"{', ' + repr(u['domain']) if u.get('domain') else ''}, from "
+                         f"{_fmt(u.get('start_date'))}) supports no outcome: {u['reason']}")
 
     assessment: Assessment | None = None
     decision: str | None = None

@@ -24,8 +24,9 @@ import duckdb
 
 from famlink.claims.ledger import has_ledger
 from famlink.warehouse import FILE_MODE, make_private_dir
+from rules.national import load_national
 
-PAYMENT_GBP = 800
+PAYMENT_GBP = load_national().results_payment_gbp  # rules/national.yaml
 CLAIMS_COLUMNS = ["family_id", "claim_type", "achieved_on", "problems"]
 RETURN_COLUMNS = ["family_id", "claim_type", "achieved_on", "problems", "payment_gbp",
                   "run_id", "plan", "as_of", "run_recorded_at", "produced_at"]

@@ -109,4 +109,20 @@ def load_indicators() -> dict[str, dict[str, str]]:
     return plans
 
 
-PLANS = ("countywide", "thurrock", "cumbria", "bath_ne_somerset", "central_bedfordshire")
+def _plans() -> tuple[str, ...]:
+    """The plans: one rule file each in rules/, in indicators.yaml's order.
+
+    A plan of indicators.yaml without a rule file stops everything at once: its
+    families could not be judged.
+    """
+    from rules.national import plan_names
+
+    files = plan_names()
+    declared = list(load_indicators())
+    missing = [p for p in declared if p not in files]
+    if missing:
+        raise RuntimeError(f"indicators.yaml lists plan(s) {missing} with no rules/<plan>.yaml")
+    return tuple(declared + [p for p in files if p not in declared])
+
+
+PLANS = _plans()

@@ -1,7 +1,10 @@
 -- Rule kind count_reduction / count_zero: events per window against the
 -- pre-attachment rate. The condition is evaluated at every date where the
 -- window count changes, so achieved_on is the first day of the final spell
--- in which the outcome held (and still holds at the as-of date).
+-- in which the outcome held (and still holds at the as-of date). An outcome
+-- that holds only because no events were seen is insufficient_data when a
+-- monthly extract that would show them was not delivered for a month of the
+-- after window (intermediate.int_rules_delivery_gaps).
 WITH
 $targets,
 ev_all AS (
@@ -20,7 +23,7 @@ ev AS (
         PARTITION BY family_id, indicator, extract, record_key ORDER BY measure) = 1
 ),
 base AS (
-    SELECT t.family_id, t.indicator, t.attached_on,
+    SELECT t.family_id, t.indicator, t.attached_on, t.person_ref,
            count(e.record_key) FILTER (WHERE e.event_date < t.attached_on) AS before_n,
            max(e.gravity) FILTER (WHERE e.event_date < t.attached_on) AS before_gravity,
            CAST(t.attached_on + INTERVAL ($first_months) MONTH AS DATE) AS first_ok
@@ -73,6 +76,20 @@ runs AS (
     SELECT *, max(CASE WHEN NOT ok THEN d END) OVER (PARTITION BY family_id, indicator) AS last_bad
     FROM judged
 ),
+gaps AS (
+    -- months of the after window for which an extract showing these events was
+    -- not delivered: no events there is no evidence of no events
+    SELECT b.family_id, b.indicator, count(*) AS n_gaps,
+           min(g.file || ' for ' || g.month) AS first_gap
+    FROM base AS b
+    JOIN intermediate.int_rules_delivery_gaps AS g
+      ON g.extract IN ($extracts)
+     AND g.month >= strftime(CASE WHEN $windowed THEN greatest(b.attached_on, CAST(
+             getvariable('as_of') - INTERVAL ($window_months) MONTH AS DATE))
+             ELSE b.attached_on END, '%Y-%m')
+     AND g.month <= strftime(getvariable('as_of'), '%Y-%m')
+    GROUP BY ALL
+),
 res AS (
     SELECT family_id, indicator,
            bool_and(ok) FILTER (WHERE d = getvariable('as_of')) AS ok_now,
@@ -84,15 +101,24 @@ res AS (
 -- @results
 SELECT
     $outcome_id AS outcome_id, b.family_id, b.indicator,
-    CASE WHEN NOT $has_data THEN 'insufficient_data'
+    CASE WHEN NOT ($person_ok) THEN 'not_achieved'
+         WHEN NOT $has_data THEN 'insufficient_data'
          WHEN b.first_ok > getvariable('as_of') THEN 'not_yet_sustained'
+         WHEN r.ok_now AND g.n_gaps > 0 THEN 'insufficient_data'
          WHEN r.ok_now THEN 'achieved'
          ELSE 'not_achieved' END AS status,
     CASE WHEN $has_data AND b.first_ok <= getvariable('as_of') AND r.ok_now
+              AND g.n_gaps IS NULL AND ($person_ok)
          THEN r.achieved_on END AS achieved_on,
-    'before=' || b.before_n || ' after=' || coalesce(CAST(r.after_now AS VARCHAR), '-') AS detail
+    CASE WHEN NOT ($person_ok) THEN 'not a line for this person''s age; '
+         ELSE '' END
+        || 'before=' || b.before_n || ' after=' || coalesce(CAST(r.after_now AS VARCHAR), '-')
+        || coalesce(' missing delivery: ' || g.first_gap
+                    || CASE WHEN g.n_gaps > 1 THEN ' (and ' || (g.n_gaps - 1) || ' more)'
+                            ELSE '' END, '') AS detail
 FROM base AS b
 LEFT JOIN res AS r ON r.family_id = b.family_id AND r.indicator = b.indicator
+LEFT JOIN gaps AS g ON g.family_id = b.family_id AND g.indicator = b.indicator
 -- @evidence
 SELECT
     $outcome_id AS outcome_id, e.family_id, e.indicator, e.extract, e.delivery_id, e.month,

@@ -1,6 +1,8 @@
 -- Rule kind episode_closed_no_rereferral: the social care involvement of the
 -- children in scope has closed, was not stepped up, no re-referral or
 -- escalation followed, and the sustainment period since closure has passed.
+-- With a month since attachment for which social care was not delivered, "no
+-- re-referral" cannot be shown: insufficient_data.
 WITH
 $targets,
 people AS (
@@ -43,6 +45,18 @@ later AS (
     FROM dated AS d
     LEFT JOIN eps AS e ON e.family_id = d.family_id AND e.indicator = d.indicator
     GROUP BY ALL
+),
+gaps AS (
+    -- months since attachment with no social care delivery: no re-referral seen
+    -- there is no evidence of none
+    SELECT d.family_id, d.indicator, count(*) AS n_gaps,
+           min(g.file || ' for ' || g.month) AS first_gap
+    FROM dated AS d
+    JOIN intermediate.int_rules_delivery_gaps AS g
+      ON g.extract = 'social_care_episodes'
+     AND g.month >= strftime(d.attached_on, '%Y-%m')
+     AND g.month <= strftime(getvariable('as_of'), '%Y-%m')
+    GROUP BY ALL
 )
 -- @results
 SELECT
@@ -55,17 +69,23 @@ SELECT
          WHEN l.n_reref > 0 OR l.n_escal > 0 THEN 'not_achieved'
          WHEN CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) > getvariable('as_of')
              THEN 'not_yet_sustained'
+         WHEN gp.n_gaps > 0 THEN 'insufficient_data'
          ELSE 'achieved' END AS status,
     CASE WHEN $has_data AND NOT (d.n_rel = 0 AND '$if_no_episode' <> 'since_attachment')
           AND d.n_open = 0 AND coalesce(d.last_reason NOT IN ($bad_end_reasons), TRUE)
           AND l.n_reref = 0 AND l.n_escal = 0
           AND CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) <= getvariable('as_of')
+          AND gp.n_gaps IS NULL
          THEN CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) END AS achieved_on,
     'episodes=' || d.n_rel || ' open=' || d.n_open || ' closed_on='
         || coalesce(strftime(d.closed_on, '%Y-%m-%d'), '-') || ' rereferrals=' || l.n_reref
-        || ' escalations=' || l.n_escal AS detail
+        || ' escalations=' || l.n_escal
+        || coalesce(' missing delivery: ' || gp.first_gap
+                    || CASE WHEN gp.n_gaps > 1 THEN ' (and ' || (gp.n_gaps - 1) || ' more)'
+                            ELSE '' END, '') AS detail
 FROM dated AS d
 JOIN later AS l ON l.family_id = d.family_id AND l.indicator = d.indicator
+LEFT JOIN gaps AS gp ON gp.family_id = d.family_id AND gp.indicator = d.indicator
 -- @evidence
 SELECT $outcome_id AS outcome_id, e.family_id, e.indicator, e.extract, e.delivery_id, e.month,
        e.record_key, e.person_ref, e.match_method, e.match_probability,

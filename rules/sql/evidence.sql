@@ -1,8 +1,10 @@
 -- Rule kind evidence_present: practitioner evidence of the given kinds for
 -- this outcome, recorded on or after attachment (evidence from before
 -- attachment shows the problem, not progress on it), whose outcome_code names
--- this outcome line or the indicator (evidence with no outcome_code supports
--- no particular outcome and is not counted). A row evidences the outcome from
+-- this outcome line (or one it is part of) or the indicator, or, with no usable
+-- outcome_code, whose kind or named service the evidence vocabulary maps to
+-- this indicator or line (vocab_targets; a row that is neither supports no
+-- outcome and is listed in marts.unmatched_evidence). A row evidences the outcome from
 -- its start_date, except a completed programme (and any row when completion
 -- is required), which does so from its end_date, the completion: one not yet
 -- completed is pending. The evidence must then stand for min_duration_weeks
@@ -24,7 +26,8 @@ ev AS (
       AND ($person_scope)
       AND ($domain_filter)
       AND (NOT $match_code
-           OR upper(trim(e.outcome_code)) IN ($codes, upper(t.indicator)))
+           OR (e.code_usable AND e.code IN ($codes, upper(t.indicator)))
+           OR coalesce(list_has_any(e.vocab_targets, [$codes, upper(t.indicator)]), FALSE))
       AND e.start_date >= t.attached_on
 ),
 rows AS (
@@ -75,5 +78,6 @@ LEFT JOIN res AS r ON r.family_id = t.family_id AND r.indicator = t.indicator
 SELECT $outcome_id AS outcome_id, e.family_id, e.indicator, e.extract, e.delivery_id, e.month,
        e.record_key, e.person_ref, e.match_method, e.match_probability,
        e.kind || coalesce(' ' || e.domain, '') || ' ' || strftime(e.start_date, '%Y-%m-%d')
-           || '..' || coalesce(strftime(e.end_date, '%Y-%m-%d'), 'ongoing') AS detail
+           || '..' || coalesce(strftime(e.end_date, '%Y-%m-%d'), 'ongoing')
+           || coalesce(' (' || e.route || ')', '') AS detail
 FROM judged AS e
