@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from famlink.contract import load_contract
 
@@ -25,7 +25,15 @@ class Scope(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     column: str
-    academic_years: int = Field(ge=1)
+    academic_years: int | None = Field(default=None, ge=1)
+    years: int | None = Field(default=None, ge=1, description="a rolling window of years "
+                              "back from the delivery's month, on a date or timestamp column")
+
+    @model_validator(mode="after")
+    def _one_window(self) -> Scope:
+        if (self.academic_years is None) == (self.years is None):
+            raise ValueError("a scope sets exactly one of academic_years and years")
+        return self
 
 
 class ExtractGuard(BaseModel):

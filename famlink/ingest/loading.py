@@ -258,6 +258,10 @@ def _scope_condition(spec: ExtractSpec, month: str) -> str:
     if scope is None:
         return "true"
     col = quote_ident(scope.column)
+    if scope.years is not None:                 # a rolling window: "in the last 3 years"
+        year, mon = int(month[:4]), int(month[5:7])
+        oldest_month = f"{year - scope.years:04d}-{mon:02d}-01"
+        return f"coalesce(CAST({col} AS DATE) >= DATE '{oldest_month}', true)"
     if spec.columns[scope.column].type == "date":
         first_year = f"(year({col}) - CASE WHEN month({col}) < 9 THEN 1 ELSE 0 END)"
     else:                                       # an academic year written 2023/24
