@@ -70,6 +70,17 @@ def _check_plan(plan: str) -> str:
     return plan
 
 
+def _check_rule_files(plan: str) -> None:
+    """The plan, vocabulary and national rules load: a bad file stops before anything is read."""
+    from rules.engine import check_rule_files
+    from rules.models import RuleFileError
+
+    try:
+        check_rule_files(plan)
+    except RuleFileError as exc:
+        raise _error(str(exc), code=1) from None
+
+
 def _check_warehouse_folder(warehouse: Path) -> None:
     """A warehouse in a folder that does not exist is a typo, not a new ledger: refuse it."""
     if not warehouse.parent.is_dir():
@@ -187,6 +198,7 @@ def run(
                          as_of=_parse_date(as_of, "--as-of"), progress=_progress,
                          accept_shrink=tuple(accept_shrink or ()))
     _check_warehouse_folder(warehouse)
+    _check_rule_files(request.plan)
     use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
     from famlink.warehouse import check_run, writer_lock
 
