@@ -259,9 +259,12 @@ def _scope_condition(spec: ExtractSpec, month: str) -> str:
         return "true"
     col = quote_ident(scope.column)
     if scope.years is not None:                 # a rolling window: "in the last 3 years"
-        year, mon = int(month[:4]), int(month[5:7])
-        oldest_month = f"{year - scope.years:04d}-{mon:02d}-01"
-        return f"coalesce(CAST({col} AS DATE) >= DATE '{oldest_month}', true)"
+        # counted back from the end of the delivery's month, leniently: a key
+        # from that month years ago may already have left
+        year, mon = int(month[:4]), int(month[5:7]) + 1
+        year, mon = (year + 1, 1) if mon == 13 else (year, mon)
+        oldest = f"{year - scope.years:04d}-{mon:02d}-01"
+        return f"coalesce(CAST({col} AS DATE) >= DATE '{oldest}', true)"
     if spec.columns[scope.column].type == "date":
         first_year = f"(year({col}) - CASE WHEN month({col}) < 9 THEN 1 ELSE 0 END)"
     else:                                       # an academic year written 2023/24
