@@ -145,6 +145,22 @@ def test_shrink_accepted_by_path_and_other_extracts_guarded(tmp_path: Path) -> N
     assert ingest(drop, wh, "2024-11-30", "--accept-shrink", path).exit_code == 0
 
 
+def test_missing_episodes_older_than_three_years_leave_freely(tmp_path: Path) -> None:
+    """social_care_missing keeps "episodes in the last 3 years": the old ones leave
+    without counting as a shrink, and a recent one leaving still does."""
+    drop, wh = tmp_path / "drop", tmp_path / "w.duckdb"
+    row = {"child_id": "C1", "first_name": "Jo", "last_name": "Bloggs", "missing_type": "MISSING"}
+    old = [{**row, "missing_id": f"M{i}", "start_at": f"{10 + i:02d}/08/2021 10:00"}
+           for i in range(4)]
+    recent = [{**row, "missing_id": f"R{i}", "start_at": "01/06/2024 10:00"} for i in range(4)]
+    write_delivery(drop, "2024-07", "social_care_missing.csv", old + recent)
+    write_delivery(drop, "2024-08", "social_care_missing.csv", recent)
+    assert ingest(drop, wh, "2024-08-31").exit_code == 0
+    write_delivery(drop, "2024-09", "social_care_missing.csv", recent[:2])
+    refused = ingest(drop, wh, "2024-09-30")
+    assert refused.exit_code == 1 and "would delete 2 of the 4" in refused.output
+
+
 def test_snapshot_equal_to_an_older_delivery_is_applied(tmp_path: Path) -> None:
     drop, wh = tmp_path / "drop", tmp_path / "w.duckdb"
     month_of_cohort(drop, "2024-10", 6)
