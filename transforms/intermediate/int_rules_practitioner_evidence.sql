@@ -94,7 +94,12 @@ SELECT
         ELSE 'no outcome_code of this plan'
     END AS unmatched_reason,
     start_date,
-    CASE WHEN end_date <= getvariable('as_of') THEN end_date END AS end_date,
+    -- A statement or a Family Star reading is made at a point in time: an end
+    -- date on or before its start is its own date (case systems differ), not
+    -- the end of what it states. Any other end date ends the evidence.
+    CASE WHEN kind IN ('professional_statement', 'family_star') AND end_date <= start_date
+             THEN NULL
+         WHEN end_date <= getvariable('as_of') THEN end_date END AS end_date,
     attached_on,
     'practitioner_evidence' AS extract,
     _delivery_id AS delivery_id,
