@@ -46,7 +46,9 @@ to the indicator or line in `rules/evidence_vocabulary.yaml` (matched without re
 case, spacing and punctuation; Family Star domains by number or name); rows that match \
 nothing are listed in `marts.unmatched_evidence`. A completed programme shows the \
 outcome from its end_date (completion); other rows from their start_date, standing for \
-`min_duration_weeks` (an engagement that ended sooner does not count); `current=True` \
+`min_duration_weeks` (an engagement that ended sooner does not count; a professional \
+statement or Family Star reading whose end_date is on or before its start_date is a point \
+in time, read as not ended); `current=True` \
 means the status (e.g. EET) must still hold at the as-of date (not ended, and not \
 followed by a later status of the same kind that is not accepted, e.g. NEET).
 A `count_reduction` line with no events before attachment is not achieved \

@@ -91,3 +91,14 @@ def test_countywide_family_situation_improved_by_family_star() -> None:
     # F1's readings have held 6 months only from 2024-07-01: not yet; F2's have.
     assert _status(w, "countywide", "F1", "3A") == "not_yet_sustained"
     assert _status(w, "countywide", "F2", "3A") == "achieved"
+
+
+def test_a_statement_dated_with_an_end_date_equal_to_its_start_still_stands() -> None:
+    """Bath 6a: a statement that must stand 6 months. Some case systems close a
+    statement on its own date: a point in time, not a statement withdrawn. An
+    engagement closed on the day it began has not lasted."""
+    w = _world("6A")
+    w.evidence("F1", "professional_statement", "2023-07-01", "2023-07-01", outcome_code="6A")
+    w.evidence("F2", "professional_statement", "2023-07-01", "2023-08-01", outcome_code="6A")
+    assert _status(w, "bath_ne_somerset", "F1", "6A") == "achieved"
+    assert _status(w, "bath_ne_somerset", "F2", "6A") == "not_achieved"
