@@ -9,6 +9,7 @@ every run of one warehouse, and keys from two warehouses cannot be joined.
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 import duckdb
@@ -21,7 +22,7 @@ SCHEMA = "analyst"
 KEY_HEX_DIGITS = 16
 
 # The statements an analyst may run: queries and their read-only shorthands.
-QUERY_STATEMENTS = (exp.Query, exp.Describe, exp.Summarize, exp.Pivot)
+QUERY_STATEMENTS = (exp.Query, exp.Describe, exp.Summarize)
 
 
 class QueryRefused(ValueError):
@@ -59,6 +60,29 @@ def analyst_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute("SELECT table_name FROM information_schema.tables "
                        "WHERE table_schema = ?", [SCHEMA]).fetchall()
     return {str(name).lower() for (name,) in rows}
+
+
+def refuse_outside_analyst(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse (``QueryRefused``) SQL that is not a query reading only the analyst layer.
+
+    DuckDB's parser reads it first (a syntax error raises its ``ParserException``),
+    then every statement must be a SELECT whose tables all resolve to ``analyst.*``.
+    """
+    statements = con.extract_statements(sql)
+    for statement in statements:
+        if statement.type != duckdb.StatementType.SELECT:
+            raise QueryRefused(f"only queries on the {SCHEMA} layer can run here, not "
+                               f"{statement.type.name}")
+    tables = analyst_tables(con)
+    if not tables:
+        raise QueryRefused(f"this warehouse has no {SCHEMA} layer yet (built by an older "
+                           "famlink): run famlink run again, or add --identifiable")
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    try:
+        check_analyst_only(sql, tables)
+    except sqlglot.errors.SqlglotError as exc:
+        raise QueryRefused(f"cannot check the statement reads only the {SCHEMA} layer "
+                           f"({type(exc).__name__}): rewrite it or add --identifiable") from None
 
 
 def check_analyst_only(sql: str, tables: set[str]) -> None:
