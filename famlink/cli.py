@@ -470,14 +470,20 @@ def query(
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="Date the staging views show (default: latest deliveries).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the result as CSV.")] = None,
+    identifiable: Annotated[bool, typer.Option(
+        "--identifiable", help="Read every schema, names and identifiers included (only for "
+        "staff allowed to see personal data); default: the analyst layer only.")] = False,
 ) -> None:
     """Query the warehouse read-only (safe while the next run builds).
 
-    The session cannot write, read or attach files, or load extensions: a
-    statement that tries is refused in one line.
+    By default only the analyst layer (``analyst.*``, pseudonymous, no personal
+    data; unqualified names are analyst views). The session cannot write, read
+    or attach files, or load extensions: a statement that tries is refused in
+    one line.
     """
     import duckdb
 
+    from famlink.analyst import QueryRefused, connect_analyst, refuse_outside_analyst
     from famlink.claims.returns import write_safe_csv
     from famlink.warehouse import connect
 
@@ -485,10 +491,12 @@ def query(
     if not warehouse.exists():
         raise _error(f"warehouse {warehouse} does not exist")
     try:
-        con = connect(warehouse, locked=True)
+        con = connect(warehouse, locked=True) if identifiable else connect_analyst(warehouse)
     except duckdb.Error as exc:
         raise _error(f"cannot open {warehouse} read-only: {_first_line(exc)}") from None
     try:
+        if not identifiable:
+            refuse_outside_analyst(con, sql)
         if when:
             con.execute(f"SET VARIABLE as_of = DATE '{when}'")
             con.execute(f"SET VARIABLE as_of_month = '{when:%Y-%m}'")
@@ -500,12 +508,38 @@ def query(
             console.print(f"{count} rows written to {escape(str(out))}", highlight=False)
         else:
             console.print(str(relation), markup=False, highlight=False)
-    except (duckdb.PermissionException, duckdb.InvalidInputException) as exc:
+    except (duckdb.PermissionException, duckdb.InvalidInputException, QueryRefused) as exc:
         raise _error(f"query refused: {_first_line(exc)}") from None
     except duckdb.Error as exc:
         raise _error(f"query failed: {_first_line(exc)}") from None
     finally:
         con.close()
+
+
+@app.command()
+def describe(
+    table: Annotated[str | None, typer.Argument(
+        help="A table or view, e.g. analyst.people (a bare name is an analyst view).")] = None,
+) -> None:
+    """The data dictionary: every table with its description, or one table's columns."""
+    from famlink.dictionary import load_dictionary
+
+    book = load_dictionary()
+    if table is None:
+        listing = Table("table", "description", show_lines=False)
+        for name, entry in book.tables.items():
+            listing.add_row(name, escape(entry.description))
+        console.print(listing)
+        return
+    name = table.lower() if "." in table else f"analyst.{table.lower()}"
+    entry = book.tables.get(name)
+    if entry is None:
+        raise _error(f"no table {table} in the data dictionary: famlink describe lists them")
+    console.print(f"{name}: {escape(entry.description)}", highlight=False)
+    columns = Table("column", "description")
+    for column in entry.columns:
+        columns.add_row(column, escape(book.column(name, column) or ""))
+    console.print(columns)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -84,3 +84,13 @@ def record_claims(con: duckdb.DuckDBPyConnection, request: RunRequest) -> Any:
     from famlink.claims import record_due_claims
 
     return record_due_claims(con, request.plan, request.as_of)
+
+
+def publish_analyst_layer(con: duckdb.DuckDBPyConnection, request: RunRequest) -> Any:
+    """The analyst views (pseudonymous keys, no personal data) and the data dictionary."""
+    from famlink.analyst import create_analyst_views
+    from famlink.dictionary import apply_dictionary
+
+    names = create_analyst_views(con)
+    apply_dictionary(con)
+    return names

@@ -25,6 +25,7 @@ from famlink.pipeline import (
     evaluate_plan_outcomes,
     ingest_extracts,
     link_people_and_households,
+    publish_analyst_layer,
     record_claims,
 )
 from famlink.report import RunFigures, collect_run_figures
@@ -58,6 +59,7 @@ def monthly_steps(request: RunRequest, call: Call, back_run: bool = False) -> Mo
             linkage = step(link_people_and_households, con, request)
             outcomes = step(evaluate_plan_outcomes, con, request)
             claims = step(record_claims, con, request)
+            step(publish_analyst_layer, con, request)
             figures = collect_run_figures(con, request)
     return MonthlyRunSummary(request=request, ingest=ingest, linkage=linkage,
                              outcomes=outcomes, claims=claims, step_seconds=seconds,

@@ -43,7 +43,8 @@ def test_a_statement_that_reaches_outside_is_refused_in_one_line(
     mine, other = warehouses
     before = {p.name for p in tmp_path.iterdir()}
     digests = digest(mine), digest(other)
-    result = famlink("query", REFUSED[name].format(tmp=tmp_path), "--warehouse", str(mine))
+    result = famlink("query", REFUSED[name].format(tmp=tmp_path), "--warehouse", str(mine),
+                     "--identifiable")
     assert result.returncode != 0
     assert error_line(result).startswith("error: query refused: "), result.stderr
     assert "not for the warehouse" not in result.stdout + result.stderr
@@ -52,7 +53,8 @@ def test_a_statement_that_reaches_outside_is_refused_in_one_line(
 
 
 def test_any_sql_error_is_one_line(warehouses: tuple[Path, Path]) -> None:
-    result = famlink("query", "SELEC nonsense", "--warehouse", str(warehouses[0]))
+    result = famlink("query", "SELEC nonsense", "--warehouse", str(warehouses[0]),
+                     "--identifiable")
     assert result.returncode != 0
     assert error_line(result).startswith("error: query failed: ")
 
@@ -60,12 +62,12 @@ def test_any_sql_error_is_one_line(warehouses: tuple[Path, Path]) -> None:
 def test_a_query_reads_and_writes_its_csv_safely(warehouses: tuple[Path, Path],
                                                  tmp_path: Path) -> None:
     shown = famlink("query", "SELECT family_id, '[/red]' AS odd FROM claims.events",
-                    "--warehouse", str(warehouses[0]))
+                    "--warehouse", str(warehouses[0]), "--identifiable")
     assert shown.returncode == 0, shown.stderr
     assert "FAM000001" in shown.stdout and "[/red]" in shown.stdout
     out = tmp_path / "result" / "events.csv"
     written = famlink("query", "FROM claims.events", "--warehouse", str(warehouses[0]),
-                      "--out", str(out))
+                      "--out", str(out), "--identifiable")
     assert written.returncode == 0, written.stderr
     assert out.read_text().splitlines() == ["family_id,note", "FAM000001,'=1+1"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o600

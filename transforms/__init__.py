@@ -10,7 +10,7 @@ from importlib import resources
 
 import duckdb
 
-LAYER_PREFIXES = {"staging": "stg_", "intermediate": "int_", "marts": ""}
+LAYER_PREFIXES = {"staging": "stg_", "intermediate": "int_", "marts": "", "analyst": ""}
 
 
 def model_sql(layer: str, file_name: str) -> str:
