@@ -7,16 +7,22 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pytest
+from test_generate import ALL_VARIED
 
 from famlink.generate import GeneratorConfig, generate_county
 from famlink.pipeline import RunRequest, build_staging, ingest_extracts
 from famlink.warehouse import build_then_publish
 
 
-def test_generated_county_rejects_only_planted_faults(tmp_path: Path) -> None:
+@pytest.mark.parametrize("conventions", [None, ALL_VARIED], ids=["default", "varied"])
+def test_generated_county_rejects_only_planted_faults(tmp_path: Path,
+                                                      conventions: dict | None) -> None:
+    """Under the default conventions and under every non-default one."""
     drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
     generate_county(GeneratorConfig(out_dir=drop, plan="thurrock", seed=3, residents=1500,
-                                    cohort_families=30, months=12))
+                                    cohort_families=30, months=12,
+                                    conventions_override=conventions or {}))
     request = RunRequest(extracts=drop, warehouse=warehouse, plan="thurrock",
                          as_of=date(2023, 12, 31))
     with build_then_publish(warehouse) as con:
@@ -38,3 +44,5 @@ def test_generated_county_rejects_only_planted_faults(tmp_path: Path) -> None:
     assert all(read == loaded + rejected for read, loaded, rejected in deliveries)
     assert contract_failures == [(0,)]
     assert len(summary.loaded) == len(deliveries)
+    if conventions:       # the byte-identical redeliveries are recognised, not loaded twice
+        assert any(d.status == "already_loaded" for d in summary.deliveries)

@@ -19,27 +19,21 @@ claim the base run did not make, never a false claim against the truth.
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import json
-import sys
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import outcomes_benchmark
 
+from famlink.contract import PLANS
 from famlink.generate import GeneratorConfig, generate_county
 from famlink.pipeline import RunRequest
 from flows.monthly import run_monthly_local
 
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "outcomes.py"
-_spec = importlib.util.spec_from_file_location("famlink_bench_outcomes", _BENCH)
-assert _spec and _spec.loader
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench  # dataclasses look their module up
-_spec.loader.exec_module(bench)
+bench = outcomes_benchmark()
 
-PLANS = ("countywide", "thurrock", "cumbria", "bath_ne_somerset", "central_bedfordshire")
 MONTHS = 18
 AS_OF = date(2024, 6, 30)  # the end of 18 months from 2023-01
 VARIANTS: dict[str, dict[str, str]] = {
@@ -54,10 +48,6 @@ TOUCHES = {"code_only_on_statements": ("practitioner_evidence.csv",),
                                 "yot_offences.csv")}
 HELD = "held_for_review"
 CLAIMED = ("claimed", "already_claimed")
-# which (plan, variant) fail until the issue 8 rules work (evidence read by what it is,
-# doubt holds the claim) is merged; strict=False: they pass once it is
-# (on the main line before it: a code-less engagement or programme row supports nothing)
-NEEDS_RULES: set[tuple[str, str]] = {(plan, "code_only_on_statements") for plan in PLANS}
 
 
 def _run(tmp: Path, plan: str, override: dict[str, str]) -> tuple[Path, Path]:
@@ -110,9 +100,7 @@ def _cases() -> list[object]:
     out = []
     for plan in PLANS:
         for name in VARIANTS:
-            marks = [pytest.mark.xfail(reason="needs issue 8 rules work", strict=False)] \
-                if (plan, name) in NEEDS_RULES else []
-            out.append(pytest.param(plan, name, marks=marks, id=f"{plan}-{name}"))
+            out.append(pytest.param(plan, name, id=f"{plan}-{name}"))
     return out
 
 

@@ -9,29 +9,23 @@ left to the benchmark (and its rule fixtures) to keep this under a minute.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
+from conftest import outcomes_benchmark
 
+from famlink.contract import PLANS
 from famlink.generate import GeneratorConfig, generate_county
 from famlink.pipeline import RunRequest
 from flows.monthly import run_monthly_local
 
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "outcomes.py"
-_spec = importlib.util.spec_from_file_location("famlink_bench_outcomes", _BENCH)
-assert _spec and _spec.loader
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench  # dataclasses look their module up
-_spec.loader.exec_module(bench)
+bench = outcomes_benchmark()
 
 END_OF_DATA = date(2024, 12, 31)
 
 
-@pytest.mark.parametrize(
-    "plan", ["countywide", "thurrock", "cumbria", "bath_ne_somerset"])
+@pytest.mark.parametrize("plan", PLANS)
 def test_statuses_and_claims_match_truth(plan: str, tmp_path: Path) -> None:
     drop, warehouse = tmp_path / "drop", tmp_path / "warehouse.duckdb"
     generate_county(GeneratorConfig(out_dir=drop, plan=plan, seed=3, residents=900,
