@@ -36,7 +36,13 @@ from famlink.pipeline import (
     write_linkage_report_for,
 )
 from famlink.report import RunFigures, collect_run_figures
-from famlink.warehouse import build_then_publish, check_run, remember_plan, writer_lock
+from famlink.warehouse import (
+    RunRefused,
+    build_then_publish,
+    check_run,
+    remember_plan,
+    writer_lock,
+)
 
 Call = Callable[..., Any]
 
@@ -107,11 +113,8 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _retry_if_transient(_task: Any, _task_run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001  (the failed state's own exception)
-        return is_transient(exc)
-    return False
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, BaseException) and is_transient(exc)
 
 
 RETRIES = 2
@@ -151,7 +154,14 @@ def monthly_run(extracts: Path, warehouse: Path, plan: str,
     """
     request = RunRequest(extracts=Path(extracts), warehouse=Path(warehouse), plan=plan,
                          as_of=as_of or date.today(), accept_shrink=tuple(accept_shrink))
-    summary = build_and_publish(request, back_run)
+    try:
+        summary = build_and_publish(request, back_run)
+    except RunRefused as exc:
+        if "back-run" in str(exc) and not back_run:
+            print("a back-run of the deployment: prefect deployment run "
+                  f"famlink-monthly-run/{plan} --param as_of={request.as_of} "
+                  "--param back_run=true")
+        raise
     for warning in summary.report_warnings:
         print(f"warning: {warning}")
     publish_artifacts(summary)
