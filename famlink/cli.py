@@ -226,7 +226,7 @@ def serve(
     warehouse: WarehouseOpt,
     plan: Annotated[str, typer.Option("--plan", help=f"One of: {', '.join(PLANS)}.")],
     cron: Annotated[str, typer.Option(
-        "--cron", help="When the monthly run starts (cron, server's time zone).")] = "0 6 2 * *",
+        "--cron", help="When the monthly run starts (cron, UTC).")] = "0 6 2 * *",
 ) -> None:
     """Serve the deployment famlink-monthly-run/PLAN on the Prefect server, on CRON."""
     from pydantic import ValidationError

@@ -96,7 +96,8 @@ def prefect_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_API_URL=url,
                PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
-               PREFECT_SERVER_UI_ENABLED="false")
+               PREFECT_SERVER_UI_ENABLED="false",
+               PREFECT_RUNNER_POLL_FREQUENCY="1")   # the serve process asks every second
     with started([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
                   "--port", str(port)], env, tmp_path, tmp_path / "server.log") as server:
         wait_for("the Prefect server's /api/health", lambda: healthy(url), 90, server)
