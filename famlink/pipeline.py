@@ -79,7 +79,7 @@ def evaluate_plan_outcomes(con: duckdb.DuckDBPyConnection, request: RunRequest) 
     return evaluate_outcomes(con, request.plan, request.as_of)
 
 
-def write_linkage_report_for(request: RunRequest) -> Path:
+def report_linkage(request: RunRequest) -> Path:
     """The published warehouse's linkage report, beside it in reports/ (owner-only).
 
     A step of the run (not of the command line) so that a run under Prefect

@@ -33,7 +33,7 @@ from famlink.pipeline import (
     ingest_extracts,
     link_people_and_households,
     record_claims,
-    write_linkage_report_for,
+    report_linkage,
 )
 from famlink.report import RunFigures, collect_run_figures
 from famlink.warehouse import (
@@ -81,11 +81,12 @@ def monthly_steps(request: RunRequest, call: Call, back_run: bool = False) -> Mo
                                     figures=figures, back_run=back_run)
         if not back_run:
             try:
-                summary.linkage_report = step(write_linkage_report_for, request)
+                summary.linkage_report = step(report_linkage, request)
             except Exception as exc:  # noqa: BLE001  (the run is published: say so, keep it)
                 summary.report_warnings.append(
                     f"the run was published but its linkage report could not be written "
-                    f"({type(exc).__name__}); famlink link writes it again")
+                    f"({type(exc).__name__}); a run at the same as-of writes it (and records "
+                    "nothing new)")
     return summary
 
 

@@ -253,3 +253,26 @@ def test_transient_faults_are_retried_refusals_and_bad_extracts_are_not(tmp_path
     assert not is_transient(RunRefused("precedes the latest run"))
     assert not is_transient(FileNotFoundError("no such folder"))
     assert not is_transient(ValueError("bad date"))
+
+
+def test_the_command_line_run_writes_the_linkage_report_once_as_a_step(tmp_path: Path) -> None:
+    """The report is a step of the run: ``famlink run`` prints it, a back-run writes none."""
+    from typer.testing import CliRunner
+
+    from famlink.cli import app
+
+    drop = tmp_path / "drop"
+    for month in ("2023-01", "2023-02"):
+        shutil.copytree(SAMPLE / month, drop / month)
+    warehouse = tmp_path / "w.duckdb"
+    args = ["run", "--extracts", str(drop), "--warehouse", str(warehouse), "--plan",
+            "countywide", "--no-prefect", "--as-of"]
+    result = CliRunner().invoke(app, [*args, "2023-02-28"])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "reports" / "linkage_2023-02-28.html"
+    assert result.output.count("linkage report:") == 1
+    assert report.is_file() and report.stat().st_mode & 0o077 == 0, "owner-only"
+    back = CliRunner().invoke(app, [*args, "2023-01-31", "--back-run"])
+    assert back.exit_code == 0, back.output
+    assert "linkage report:" not in back.output
+    assert sorted(p.name for p in report.parent.iterdir()) == [report.name]
