@@ -225,23 +225,45 @@ def run(
         if summary.claims is not None:
             console.print(f"held for review: {summary.claims.held_for_review} families (GBP "
                           f"{summary.claims.held_gbp:,} held back); famlink review lists them")
-        if not back_run:
-            report = write_linkage_report_for(warehouse, request.as_of)
-            console.print(f"linkage report: {escape(str(report))}", highlight=False)
+        if summary.linkage_report is not None:
+            console.print(f"linkage report: {escape(str(summary.linkage_report))}",
+                          highlight=False)
+        for warning in summary.report_warnings:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
 
 
-def write_linkage_report_for(warehouse: Path, as_of: date) -> Path:
-    """The linkage report of the published warehouse, beside it in reports/ (owner-only)."""
-    from famlink.warehouse import connect, make_private, make_private_dir
-    from matchers.report import write_linkage_report
+@app.command()
+def serve(
+    extracts: ExtractsOpt,
+    warehouse: WarehouseOpt,
+    plan: Annotated[str, typer.Option("--plan", help=f"One of: {', '.join(PLANS)}.")],
+    cron: Annotated[str, typer.Option(
+        "--cron", help="When the monthly run starts (cron, UTC).")] = "0 6 2 * *",
+) -> None:
+    """Serve the deployment famlink-monthly-run/PLAN on the Prefect server, on CRON."""
+    from pydantic import ValidationError
 
-    out = make_private_dir(warehouse.resolve().parent / "reports") / (
-        f"linkage_{as_of.isoformat()}.html")
-    con = connect(warehouse, read_only=True)
+    from famlink.warehouse import check_run
+
+    _check_plan(plan)
+    _check_warehouse_folder(warehouse)
+    if not extracts.is_dir():
+        raise _error(f"--extracts {extracts} is not a folder")
+    from prefect.client.schemas.schedules import CronSchedule
+
     try:
-        return make_private(write_linkage_report(con, out))
-    finally:
-        con.close()
+        CronSchedule(cron=cron)
+    except ValidationError:
+        raise _error(f"--cron {cron!r} is not a cron schedule (e.g. \"0 6 2 * *\": 06:00 on "
+                     "the 2nd of each month)") from None
+    from flows.serve import prefect_api_url, serve_monthly
+
+    if not prefect_api_url():
+        raise _error("no Prefect server: set PREFECT_API_URL (e.g. "
+                     "http://127.0.0.1:4200/api) to the server started by `prefect server start`")
+    with _writer_errors():
+        check_run(warehouse, extracts, plan, date.today())
+    serve_monthly(extracts, warehouse, plan, cron)
 
 
 @app.command()

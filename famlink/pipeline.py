@@ -79,6 +79,24 @@ def evaluate_plan_outcomes(con: duckdb.DuckDBPyConnection, request: RunRequest) 
     return evaluate_outcomes(con, request.plan, request.as_of)
 
 
+def report_linkage(request: RunRequest) -> Path:
+    """The published warehouse's linkage report, beside it in reports/ (owner-only).
+
+    A step of the run (not of the command line) so that a run under Prefect
+    writes the same report as one from ``famlink run``.
+    """
+    from famlink.warehouse import connect, make_private, make_private_dir
+    from matchers.report import write_linkage_report
+
+    out = make_private_dir(request.warehouse.resolve().parent / "reports") / (
+        f"linkage_{request.as_of.isoformat()}.html")
+    con = connect(request.warehouse, read_only=True)
+    try:
+        return make_private(write_linkage_report(con, out))
+    finally:
+        con.close()
+
+
 def record_claims(con: duckdb.DuckDBPyConnection, request: RunRequest) -> Any:
     """Claims due at this run, written to the ledger; never a family twice."""
     from famlink.claims import record_due_claims
