@@ -39,7 +39,7 @@ demo: $(STAMP)
 	echo "  return       $(OUT)/claims_return_$(PLAN)_$(AS_OF).csv and .xlsx"; \
 	echo "  rejects      $(OUT)/rejects.csv"; \
 	echo "  linkage      $(OUT)/reports/linkage_$(AS_OF).html"; \
-	echo "  warehouse    $(OUT)/warehouse.duckdb  (famlink query 'FROM meta.deliveries' --warehouse $(OUT)/warehouse.duckdb)"; \
+	echo "  warehouse    $(OUT)/warehouse.duckdb  (famlink query 'FROM deliveries' --warehouse $(OUT)/warehouse.duckdb: the analyst layer)"; \
 	echo; echo "Explain a family's claim to audit:"; \
 	echo "  $(BIN)/famlink explain $${family:-FAMILY_ID} --warehouse $(OUT)/warehouse.duckdb --html $(OUT)/explain_$${family:-family}.html"
 
