@@ -298,19 +298,23 @@ def rejects(
     warehouse: WarehouseOpt,
     out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
 ) -> None:
-    """Every rejected row and flagged value of every loaded delivery, as CSV."""
-    from famlink.claims.returns import write_safe_csv
+    """Every rejected row and flagged value of every loaded delivery, as CSV.
+
+    Columns: month, file, row_number, column, reason, severity (``rejected``: the
+    row was not loaded; ``flagged``: the row loaded with that value treated as missing).
+    """
+    from famlink.claims.returns import REJECTS_COLUMNS, write_safe_csv
     from famlink.warehouse import connect
 
     if not warehouse.exists():
         raise _error(f"warehouse {warehouse} does not exist")
     con = connect(warehouse, read_only=True)
     rows = con.execute("""
-        SELECT month, file, row_number, "column", reason
+        SELECT month, file, row_number, "column", reason, severity
         FROM meta.rejects ORDER BY month, file, delivery_id, row_number, "column", reason
     """).fetchall()
     con.close()
-    write_safe_csv(out, ["month", "file", "row_number", "column", "reason"], rows)
+    write_safe_csv(out, REJECTS_COLUMNS, rows)
     console.print(f"{len(rows)} rejected rows and flagged values written to "
                   f"{escape(str(out))}", highlight=False)
 
@@ -337,7 +341,7 @@ def claims_return(
     as_of: Annotated[str, typer.Option("--as-of", help="The run date whose claims to return.")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the CSV and XLSX.")],
 ) -> None:
-    """The payment-by-results return (CSV and XLSX, with totals)."""
+    """The payment-by-results return: claim rows (CSV, XLSX) and its totals (CSV, XLSX)."""
     from famlink.claims import write_return
 
     with _user_errors():

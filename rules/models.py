@@ -282,6 +282,8 @@ class Plan(_Strict):
     source: str
     identification_grace_days: int = Field(92, ge=0, le=366)
     indicators: dict[str, str]
+    local_problems: dict[int, str] = Field(
+        default_factory=dict, description="the plan's own headline problems (Thurrock's 7)")
     rules: list[Rule]
     ce: CeSpec
 

@@ -36,6 +36,7 @@ class NationalRules(BaseModel):
     source: str
     min_problems: int = Field(ge=1, le=6)
     national_problems: list[int] = Field(min_length=1)
+    headline_problems: dict[int, str] = Field(min_length=1)
     claim_ranking: ClaimRanking
     results_payment_gbp: int = Field(gt=0)
     problems_found_later: Literal["not_part_of_the_claim"]
@@ -46,6 +47,9 @@ class NationalRules(BaseModel):
             raise ValueError("national_problems are headline problem numbers 1-9")
         if self.min_problems > len(self.national_problems):
             raise ValueError("min_problems exceeds the number of national problems")
+        unnamed = sorted(set(self.national_problems) - set(self.headline_problems))
+        if unnamed:
+            raise ValueError(f"headline_problems names no problem {unnamed}")
         return self
 
 
@@ -68,3 +72,34 @@ def load_national(path: Path = NATIONAL_PATH) -> NationalRules:
 def plan_names(rules_dir: Path = RULES_DIR) -> list[str]:
     """The plans: one rule file each in rules/ (national and vocabulary files aside)."""
     return sorted(p.stem for p in rules_dir.glob("*.yaml") if p.stem not in NOT_PLANS)
+
+
+def problem_names(plan: str | None = None) -> dict[int, str]:
+    """Headline problem number -> name: the national six, plus the plan's local ones."""
+    return dict(_problem_names(plan))
+
+
+@cache
+def _problem_names(plan: str | None) -> dict[int, str]:
+    names = dict(load_national().headline_problems)
+    if plan:
+        from rules.engine import load_plan
+
+        try:
+            names.update(load_plan(plan).local_problems)
+        except RuleFileError:
+            pass  # an unknown plan (an old ledger's) still gets the national names
+    return names
+
+
+def name_problems(problems: str | None, plan: str | None = None, sep: str = ";") -> str:
+    """``'1;2;7'`` -> ``'1 crime or anti-social behaviour; 2 ...; 7 ...'`` (unknown: bare)."""
+    names = problem_names(plan)
+    out = []
+    for part in (problems or "").split(sep):
+        part = part.strip()
+        if not part:
+            continue
+        name = names.get(int(part)) if part.isdigit() else None
+        out.append(f"{part} {name}" if name else part)
+    return "; ".join(out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -306,17 +306,85 @@ def test_return_has_one_row_per_claim_totals_and_the_run(wh) -> None:
     summary = record_due_claims(con, PLAN, d(AS_OF))
     con.close()
     withdraw_claim(path, "C", "duplicate family record", "auditor")
-    csv_path, xlsx_path = write_return(path, d(AS_OF), path.parent / "return")
+    csv_path, xlsx_path, totals_path = write_return(path, d(AS_OF), path.parent / "return")
+    assert totals_path.name == f"claims_return_{PLAN}_{AS_OF}_totals.csv"
     rows = read_csv(csv_path)
-    assert [r["family_id"] for r in rows] == ["A", "B", "TOTAL"]
+    assert [r["family_id"] for r in rows] == ["A", "B"]          # claim rows only: no TOTAL
     assert rows[0]["run_id"] == str(summary.run_id) and rows[0]["plan"] == PLAN
     assert rows[0]["as_of"] == AS_OF and rows[0]["payment_gbp"] == str(PAYMENT_GBP)
-    assert rows[-1]["payment_gbp"] == str(2 * PAYMENT_GBP)
-    ws = load_workbook(xlsx_path).active
-    cells = {r[0]: r[1] for r in ws.iter_rows(values_only=True) if r and r[0]}
-    assert cells["Total claimed (GBP)"] == 1600 and cells["Claims (total)"] == 2
-    assert cells["Run id(s)"] == str(summary.run_id)
-    assert cells["A"] == "SSP" and cells["B"] == "CE" and "C" not in cells
+    assert rows[0]["problem_names"] == ("1 crime or anti-social behaviour; "
+                                        "2 children not attending school regularly")
+    assert list(rows[0])[-1] == "problem_names"                   # a new column goes last
+    totals = {r["item"]: r["value"] for r in read_csv(totals_path)}
+    assert totals["total_claimed_gbp"] == str(2 * PAYMENT_GBP) and totals["claims"] == "2"
+    assert totals["claims_ssp"] == "1" and totals["claims_ce"] == "1"
+    assert totals["withdrawals"] == "1" and totals["repayable_gbp"] == "0"  # never returned
+
+    wb = load_workbook(xlsx_path)
+    assert wb.sheetnames == ["Summary", "Claims", "Held for review", "Withdrawals"]
+    ws = wb["Claims"]
+    header = [c.value for c in ws[1]]
+    assert header[3:5] == ["problems", "problem_names"]            # names beside numbers
+    assert [ws.cell(row=r, column=1).value for r in (2, 3)] == ["A", "B"]
+    achieved = ws.cell(row=2, column=header.index("achieved_on") + 1)
+    assert isinstance(achieved.value, datetime) and achieved.is_date
+    assert achieved.value.date() == d("2023-12-01")
+    pay = ws.cell(row=2, column=header.index("payment_gbp") + 1)
+    assert pay.value == PAYMENT_GBP and "£" in pay.number_format
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == "A1:K3"
+    summary_ws = wb["Summary"]
+    cells = {r[0].value: r[1] for r in summary_ws.iter_rows() if r[0].value}
+    assert cells["Total claimed"].value == "=SUM(Claims!F2:F3)"
+    assert "£" in cells["Total claimed"].number_format
+    assert cells["Claims (SSP)"].value == '=COUNTIF(Claims!B2:B3,"SSP")'
+    assert cells["Claims (total)"].value == "=COUNTA(Claims!A2:A3)"
+    assert isinstance(cells["As-of"].value, datetime)
+    assert cells["Run id(s)"].value == str(summary.run_id)
+    withdrawals = wb["Withdrawals"]
+    assert [c.value for c in withdrawals[2]][:2] == ["C", "SSP"]
+    assert withdrawals.freeze_panes == "A2" and withdrawals.auto_filter.ref
+
+
+def test_return_lists_withdrawals_since_the_last_return_and_held_families(wh) -> None:
+    """A claim returned at June, withdrawn in July, is repayable in July's return."""
+    path, con, m = wh
+    m.family("A", "2023-01-10", {"1A": None, "2A": None})
+    m.achieved(AS_OF, "A", {"1A": "2023-11-01", "2A": "2023-12-01"})
+    record_due_claims(con, PLAN, d(AS_OF))
+    con.close()
+    write_return(path, d(AS_OF), path.parent / "june")
+    withdraw_claim(path, "A", "UPN belonged to a cousin", "auditor")
+    con = duckdb.connect(str(path))
+    m.con = con
+    m.clear_run()
+    m.family("D", "2023-01-10", {"1A": None, "6A": None})
+    m.achieved("2024-07-31", "D", {"1A": "2023-11-01", "6A": "2024-01-01"})
+    run2 = record_due_claims(con, PLAN, d("2024-07-31")).run_id
+    con.execute("INSERT INTO claims.held_pairs VALUES (?, 'H', 'pair-1', 'H-P1', '3A', "
+                "'not_achieved', 'social_care_episodes', 'EP2', 0.71, 'twin guard')", [run2])
+    con.close()
+    _, xlsx_path, totals_path = write_return(path, d("2024-07-31"), path.parent / "july")
+    totals = {r["item"]: r["value"] for r in read_csv(totals_path)}
+    assert totals["withdrawals"] == "1" and totals["repayable_gbp"] == str(PAYMENT_GBP)
+    assert totals["held_families"] == "1" and totals["held_back_gbp"] == str(PAYMENT_GBP)
+    wb = load_workbook(xlsx_path)
+    w = wb["Withdrawals"]
+    header = [c.value for c in w[1]]
+    row = dict(zip(header, [c.value for c in w[2]], strict=True))
+    assert row["family_id"] == "A" and row["reason"] == "UPN belonged to a cousin"
+    assert row["in_earlier_return"] == "yes" and row["repayable_gbp"] == PAYMENT_GBP
+    assert isinstance(row["claimed_as_of"], datetime) and isinstance(row["withdrawn_at"],
+                                                                     datetime)
+    h = wb["Held for review"]
+    held = dict(zip([c.value for c in h[1]], [c.value for c in h[2]], strict=True))
+    assert held["family_id"] == "H" and "3A (pair-1)" in held["would_contradict"]
+    assert held["value_held_back_gbp"] == PAYMENT_GBP
+    assert "£" in h.cell(row=2, column=3).number_format
+    cells = {r[0].value: r[1].value for r in wb["Summary"].iter_rows() if r[0].value}
+    assert cells["Held back (not claimed)"] == "=SUM('Held for review'!C2:C2)"
+    assert cells["Repayable (claimed in an earlier return)"] == "=SUM(Withdrawals!I2:I2)"
+    assert [r["family_id"] for r in read_csv(path.parent / "july" / f"claims_return_{PLAN}_"
+                                              "2024-07-31.csv")] == ["D"]
 
 
 def test_claims_csv_is_read_only_and_needs_a_warehouse(tmp_path: Path) -> None:

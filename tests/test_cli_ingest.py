@@ -27,7 +27,8 @@ def test_ingest_then_rejects_csv(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     with open(out, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["month", "file", "row_number", "column", "reason"]
+    assert list(rows[0]) == ["month", "file", "row_number", "column", "reason", "severity"]
+    assert {r["severity"] for r in rows} <= {"rejected", "flagged"}
     assert [(r["row_number"], r["column"]) for r in rows] == [("1", "upn"), ("2", "dob"),
                                                               ("2", "upn")]
     assert all(r["month"] == "2024-01" and r["file"] == "cohort_members.csv" for r in rows)

@@ -159,9 +159,12 @@ def test_refused_rereferral_holds_the_claim_and_is_listed(held, tmp_path: Path) 
     pack = explain_family(warehouse, "FAM1", None, None, quiet=True)
     assert pack.decision == "held_for_review"
     assert [(h["pair_id"], h["indicator"]) for h in pack.held] == [(pair_id, "3A")]
-    csv_path, _ = write_return(warehouse, AS_OF, tmp_path / "return")
-    text = csv_path.read_text(encoding="utf-8")
-    assert "HELD FOR REVIEW" in text and "FAM1" in text
+    csv_path, xlsx_path, _ = write_return(warehouse, AS_OF, tmp_path / "return")
+    assert "FAM1" not in csv_path.read_text(encoding="utf-8")    # the CSV: claim rows only
+    from openpyxl import load_workbook
+
+    held_sheet = load_workbook(xlsx_path)["Held for review"]
+    assert [c.value for c in held_sheet[2]][:3] == ["FAM1", f"3A ({pair_id})", 800]
 
 
 def test_decided_same_links_the_record_and_no_claim(held, tmp_path: Path) -> None:

@@ -62,28 +62,39 @@ def test_return_csv_and_xlsx_hold_text_never_formulas(claimed: Path, tmp_path: P
     result = famlink("return", "--warehouse", str(claimed), "--as-of", AS_OF,
                      "--out-dir", str(out_dir))
     assert result.returncode == 0, result.stderr
-    csv_path, xlsx_path = sorted(out_dir.iterdir())
+    csv_path, xlsx_path, totals_path = sorted(out_dir.iterdir())
     with csv_path.open(newline="", encoding="utf-8") as fh:
         ids = [row["family_id"] for row in csv.DictReader(fh)]
-    assert sorted(ids[:-1]) == sorted(["'" + v for v in HOSTILE] + ["FAM000001"])
-    ws = load_workbook(xlsx_path).active
+    assert sorted(ids) == sorted(["'" + v for v in HOSTILE] + ["FAM000001"])  # no TOTAL row
+    assert totals_path.name.endswith("_totals.csv")
+    book_ = load_workbook(xlsx_path)
+    ws = book_["Claims"]
     hostile = {v.replace("\r", "\n") for v in HOSTILE}   # XML reads a lone CR back as LF
     cells = [c for row in ws.iter_rows() for c in row if c.value in hostile]
     assert sorted(c.value for c in cells) == sorted(hostile)      # the values, unchanged
     assert {c.data_type for c in cells} == {"s"}                  # as text
+    formulas = [c.value for s in book_.worksheets for row in s.iter_rows() for c in row
+                if c.data_type == "f"]
+    assert formulas and all(f.startswith(("=SUM(", "=COUNTIF(", "=COUNTA(")) for f in formulas)
     with zipfile.ZipFile(xlsx_path) as book:
-        sheet = book.read("xl/worksheets/sheet1.xml").decode()
-    assert "<f>" not in sheet and "<f " not in sheet               # no formula anywhere
-    assert '<is><t>=HYPERLINK(' in sheet                            # an inline string
+        names = book.namelist()
+        data_sheets = [book.read(n).decode() for n in names
+                       if n.startswith("xl/worksheets/sheet") and not n.endswith("sheet1.xml")]
+        summary = book.read("xl/worksheets/sheet1.xml").decode()
+    assert all("<f>" not in s and "<f " not in s for s in data_sheets)  # no formula in data
+    assert "<f>" in summary                                         # the totals are formulas
+    assert any('<is><t>=HYPERLINK(' in s for s in data_sheets)      # an inline string
     assert stat.S_IMODE(out_dir.stat().st_mode) == 0o700
-    assert {stat.S_IMODE(p.stat().st_mode) for p in (csv_path, xlsx_path)} == {0o600}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (csv_path, xlsx_path, totals_path)} == {0o600}
 
 
 def test_rejects_csv_neutralises_formulas(claimed: Path, tmp_path: Path) -> None:
     out = tmp_path / "rejects.csv"
     result = famlink("rejects", "--warehouse", str(claimed), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert out.read_text().splitlines()[1] == "2024-01,'=cmd.csv,2,dob,'-not a date"
+    lines = out.read_text().splitlines()
+    assert lines[0] == "month,file,row_number,column,reason,severity"   # severity last
+    assert lines[1] == "2024-01,'=cmd.csv,2,dob,'-not a date,rejected"
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
