@@ -35,7 +35,7 @@ demo: $(STAMP)
 	@family=$$(sed -n 2p $(OUT)/claims.csv | cut -d, -f1); \
 	echo; echo "Outputs in $(OUT)/:"; \
 	echo "  claim list   $(OUT)/claims.csv   ($$(($$(wc -l < $(OUT)/claims.csv) - 1)) claims," \
-	     "GBP $$(grep '^TOTAL,' $(OUT)/claims_return_$(PLAN)_$(AS_OF).csv | cut -d, -f5))"; \
+	     "GBP $$(grep '^total_claimed_gbp,' $(OUT)/claims_return_$(PLAN)_$(AS_OF)_totals.csv | cut -d, -f2))"; \
 	echo "  return       $(OUT)/claims_return_$(PLAN)_$(AS_OF).csv and .xlsx"; \
 	echo "  rejects      $(OUT)/rejects.csv"; \
 	echo "  linkage      $(OUT)/reports/linkage_$(AS_OF).html"; \

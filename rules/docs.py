@@ -16,7 +16,18 @@ from pathlib import Path
 from famlink.contract import PLANS
 
 from .engine import describe, load_plan
-from .models import CompositeRule, Rule
+from .models import (
+    AttendanceRule,
+    CompositeRule,
+    CountRule,
+    EmploymentRule,
+    EpisodeRule,
+    EvidenceRule,
+    FamilyStarRule,
+    Plan,
+    Rule,
+    ScoreRule,
+)
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "outcome_rules.md"
 
@@ -78,6 +89,116 @@ def _evidence(rule: Rule) -> str:
     return e.extract
 
 
+def plan_words(rule: Rule) -> str:
+    """The plan's own words for a line, then the reading chosen (the doc and the audit pack)."""
+    words = " ".join(rule.text.split())
+    if rule.reading:
+        words += " — reading: " + " ".join(rule.reading.split())
+    return words
+
+
+MEASURE_WORDS = {
+    "proven_offences": "proven offences", "yot_offences": "YOT offences",
+    "adult_offences": "charged or cautioned adult offences", "asb_incidents": "ASB incidents",
+    "domestic_incidents": "domestic incidents", "police_callouts": "police call-outs",
+    "missing_episodes": "missing episodes", "sc_referrals": "social care referrals",
+}
+SCOPE_WORDS = {"family": "the family", "person": "the person with the problem",
+               "children": "the family's children", "adults": "the family's adults"}
+
+
+def words_list(items: list[str], last: str = "and") -> str:
+    """``['a', 'b', 'c']`` -> ``'a, b and c'``."""
+    items = [i for i in items if i]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {last} {items[-1]}"
+
+
+def measure_words(measures: list[str]) -> str:
+    """Event measures in plain words, joined with "or" (any one of them counts)."""
+    return words_list([MEASURE_WORDS.get(m, m.replace("_", " ")) for m in measures], "or")
+
+
+def _count_words(rule: CountRule) -> str:
+    what = measure_words(rule.measures)
+    window = (f"the {rule.after_months} months to the as-of date (wholly after attachment)"
+              if rule.after_months else
+              f"the time since attachment (at least {rule.sustain_months} months)")
+    if rule.kind == "count_zero":
+        cap = "no" if not rule.max_after else f"at most {rule.max_after}"
+        text = f"{cap} {what} in {window}"
+    else:
+        below = "strictly below" if rule.strict else "below"
+        text = (f"{what} per month in {window} at least {rule.min_reduction:.0%} {below} the "
+                f"rate in the {rule.before_months} months before attachment")
+        if rule.gravity_not_increased:
+            text += ", the highest gravity no higher than before"
+    if rule.person_age != "any":
+        text += f" (only while the person is {rule.person_age.replace('_', ' ')})"
+    return text + f", counting {SCOPE_WORDS[rule.scope]}"
+
+
+def how_judged(rule: Rule) -> str:
+    """What a rule checks, in plain words, from its parameters in the rule file."""
+    if isinstance(rule, CountRule):
+        return _count_words(rule)
+    if isinstance(rule, AttendanceRule):
+        text = (f"{rule.basis} attendance {'above' if rule.strictly_above else 'at least'} "
+                f"{rule.min_attendance:.0%} in each of the latest {rule.terms} consecutive terms "
+                f"after attachment")
+        if rule.no_permanent:
+            text += ", no permanent exclusion"
+        if rule.max_suspensions is not None:
+            text += f", at most {rule.max_suspensions} suspensions"
+        return text
+    if isinstance(rule, EpisodeRule):
+        parts = []
+        if rule.closed_types:
+            closed = [t.replace("_", " ") for t in rule.closed_types]
+            parts.append(f"{words_list(closed, 'or')} closed")
+        bad = [t.replace("_", " ") for t in (*rule.rereferral_types, *rule.escalation_types)]
+        if bad:
+            parts.append(f"no new {words_list(bad, 'or')} after attachment")
+        return (f"social care: {' and '.join(parts) or 'episodes judged'}, held for "
+                f"{rule.sustain_months} months")
+    if isinstance(rule, EvidenceRule):
+        kinds = [k.replace("_", " ") for k in rule.kinds]
+        text = (f"practitioner evidence ({words_list(kinds, 'or')}) recorded on or after "
+                "attachment")
+        if rule.domains:
+            text += f" naming {words_list(rule.domains, 'or')}"
+        if rule.require_completed:
+            text += ", completed"
+        if rule.min_duration_weeks:
+            text += f", standing {rule.min_duration_weeks} weeks"
+        if rule.sustain_months:
+            text += f", held {rule.sustain_months} months"
+        if rule.current:
+            text += ", still current at the as-of date"
+        return text
+    if isinstance(rule, FamilyStarRule):
+        n = rule.min_domains or len(rule.star_domains)
+        return (f"Family Star Plus readings at {rule.min_score} or above on {n} of domains "
+                f"{', '.join(str(d) for d in rule.star_domains)}, held "
+                f"{rule.sustain_months} months")
+    if isinstance(rule, ScoreRule):
+        return "the YOT drug and alcohol risk score lower after attachment than before"
+    if isinstance(rule, EmploymentRule):
+        return "continuous employment by one of the plan's routes (see continuous employment)"
+    if isinstance(rule, CompositeRule):
+        return "any one of the parts below" if rule.kind == "any_of" else "all the parts below"
+    return rule.kind
+
+
+def rule_tree(plan: Plan, rule_id: str, depth: int = 0) -> list[tuple[int, Rule]]:
+    """A line and, depth-first, every part it is made of (an any_of/all_of tree)."""
+    rule = plan.rule(rule_id)
+    out = [(depth, rule)]
+    if isinstance(rule, CompositeRule):
+        for part in rule.parts:
+            out += rule_tree(plan, part, depth + 1)
+    return out
+
+
 def plan_section(name: str) -> list[str]:
     """The doc's section for one plan: its outcome lines, then its CE routes."""
     plan = load_plan(name)
@@ -102,9 +223,7 @@ def plan_section(name: str) -> list[str]:
             how = ("applies_to" if code in r.applies_to else "interchangeable with " + ", ".join(
                 o.id for o in plan.outcome_lines()
                 if code in o.applies_to and rid in o.interchangeable))
-            words = " ".join(r.text.split())
-            if r.reading:
-                words += " — reading: " + " ".join(r.reading.split())
+            words = plan_words(r)
             out.append(f"| {code} ({_cell(what)}) | {rid} | {how} | {_cell(words)} |")
     ce = plan.ce
     out += ["", f"Continuous employment ({name}): {' '.join(ce.text.split())}", ""]

@@ -47,7 +47,7 @@ def test_explain_claimed_family(tmp_path: Path) -> None:
     pack, text = run(path, "CLAIMED", html)
     assert pack.decision == "claimed" and pack.as_of == d(AS_OF) and pack.plan == PLAN
     assert pack.claim is not None and pack.claim["claim_type"] == "SSP"
-    assert "frozen" in pack.source
+    assert "as recorded at claim time, run 1" in pack.source
     assert [m.person_ref for m in pack.members] == ["CLAIMED-P1", "CLAIMED-P2"]
     linked = {r["record_key"]: r for r in pack.members[0].records}
     assert linked["CLAIMED-nom"]["match_method"] == "nhs_number"

@@ -15,19 +15,22 @@ ledger froze when the claim was recorded, not the marts as later rebuilt.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 from rich.console import Console
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 
 from famlink.claims.eligibility import Assessment, _table_exists, assess
 from famlink.claims.ledger import has_ledger
 from famlink.claims.review import HELD, decisions_about, held_rows
+from rules.national import name_problems
 
 Row = dict[str, Any]
 
@@ -42,6 +45,19 @@ class MemberAudit:
 
 
 @dataclass
+class RuleStep:
+    """One node of an outcome line's rule tree: the plan's words, what was judged, the result."""
+
+    rule_id: str
+    depth: int                       # 0 for the line, 1 for its parts, ...
+    words: str                       # the plan's words (rules/<plan>.yaml text)
+    how: str                         # what the rule checks, from its parameters
+    status: str | None = None
+    achieved_on: date | None = None
+    found: str | None = None         # the window judged and what was found there
+
+
+@dataclass
 class OutcomeAudit:
     """One outcome the plan's rule evaluated for an indicator, with its evidence."""
 
@@ -51,6 +67,8 @@ class OutcomeAudit:
     achieved_on: date | None
     rule: str | None
     evidence: list[Row] = field(default_factory=list)
+    reading: str | None = None       # the plan's words and the reading chosen
+    steps: list[RuleStep] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +83,8 @@ class ProblemAudit:
     status: str
     achieved_on: date | None
     outcomes: list[OutcomeAudit] = field(default_factory=list)
+    indicator_name: str | None = None    # the plan's words for the indicator
+    problem_name: str | None = None      # the headline problem's name
 
 
 @dataclass
@@ -88,6 +108,8 @@ class FamilyAuditPack:
     notes: list[str] = field(default_factory=list)
     held: list[Row] = field(default_factory=list)          # doubtful pairs holding the claim
     review_decisions: list[Row] = field(default_factory=list)
+    snapshot: Row | None = None      # claim_id, run_id, recorded_at of the copy shown
+    changes: list[str] = field(default_factory=list)       # how the current data differ
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for templates and JSON."""
@@ -243,9 +265,211 @@ def _problems(con: duckdb.DuckDBPyConnection, family_id: str, plan: str | None,
     return problems, ce, source
 
 
+# ------------------------------------------------------------- the rules' reading
+
+def _minus_months(d: date, months: int) -> date:
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    m += 1
+    last = [31, 29 if y % 4 == 0 and (y % 100 or y % 400 == 0) else 28, 31, 30, 31, 30, 31, 31,
+            30, 31, 30, 31][m - 1]
+    return date(y, m, min(d.day, last))
+
+
+def _rule_extracts(rule: Any) -> list[str]:
+    """The extracts a rule reads (for "deliveries to YYYY-MM")."""
+    from rules.models import (
+        EVENT_MEASURES,
+        AttendanceRule,
+        CountRule,
+        EmploymentRule,
+        EpisodeRule,
+        EvidenceRule,
+        FamilyStarRule,
+        ScoreRule,
+    )
+
+    if isinstance(rule, CountRule):
+        return sorted({EVENT_MEASURES[m] for m in rule.measures})
+    if isinstance(rule, AttendanceRule):
+        return ["school_attendance", "school_exclusions"]
+    if isinstance(rule, EpisodeRule):
+        return ["social_care_episodes"]
+    if isinstance(rule, (EvidenceRule, FamilyStarRule)):
+        return ["practitioner_evidence"]
+    if isinstance(rule, ScoreRule):
+        return ["yot_offences"]
+    if isinstance(rule, EmploymentRule):
+        return ["dwp_benefits", "dwp_employment"]
+    return []
+
+
+def _delivered_to(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str]:
+    """Extract -> the latest month delivered up to the as-of month."""
+    if not _table_exists(con, "meta.deliveries"):
+        return {}
+    return dict(con.execute(
+        "SELECT extract, max(month) FROM meta.deliveries WHERE month <= ? GROUP BY extract",
+        [as_of.strftime("%Y-%m")]).fetchall())
+
+
+def _deliveries_words(extracts: list[str], delivered: dict[str, str]) -> str:
+    if not extracts:
+        return ""
+    months = {x: delivered.get(x) for x in extracts}
+    if not any(months.values()):
+        return f"no delivery of {', '.join(extracts)}"
+    if len(set(months.values())) == 1:
+        return f"deliveries to {next(iter(months.values()))}"
+    return "deliveries: " + ", ".join(f"{x} {'to ' + m if m else 'never'}"
+                                      for x, m in months.items())
+
+
+def _found(rule: Any, detail: str | None, attached: date | None, as_of: date,
+           delivered: dict[str, str]) -> str | None:
+    """The window a rule judged and what it found there, in words (from the run's detail)."""
+    import re
+
+    from rules.docs import measure_words
+    from rules.models import CompositeRule, CountRule
+
+    if isinstance(rule, CompositeRule):
+        return None
+    detail = (detail or "").strip()
+    since = f"{_fmt(attached) or 'attachment'}..{as_of}"
+    missing = ""
+    if " missing delivery: " in detail:
+        detail, gap = detail.split(" missing delivery: ", 1)
+        missing = f"; missing delivery: {gap}"
+    text = detail
+    if isinstance(rule, CountRule):
+        start = attached
+        if rule.after_months:
+            start = _minus_months(as_of, rule.after_months) + timedelta(days=1)
+            if attached is not None and attached > start:
+                start = attached
+        m = re.search(r"before=(\S+) after=(\S+)", detail)
+        after, before = (m.group(2), m.group(1)) if m else ("?", "?")
+        prefix = detail[:m.start()].strip(" ;") if m else detail
+        text = f"{after} {measure_words(rule.measures)} {_fmt(start) or '?'}..{as_of}"
+        if rule.kind == "count_reduction":
+            text += f" against {before} in the {rule.before_months} months before attachment"
+        if prefix:
+            text = f"{prefix}; {text}"
+    elif detail.startswith("evidence rows="):
+        n = detail.removeprefix("evidence rows=")
+        text = f"{n} practitioner evidence record(s) that count, {since}"
+    elif detail:
+        text = f"{detail}, {since}"
+    else:
+        text = since
+    words = _deliveries_words(_rule_extracts(rule), delivered)
+    return text + missing + (f", {words}" if words else "")
+
+
+def _judge(con: duckdb.DuckDBPyConnection, family_id: str, plan_name: str | None,
+           as_of: date | None, attached: date | None, problems: list[ProblemAudit],
+           notes: list[str]) -> None:
+    """Each outcome's rule in the plan's words, with what every part judged and found.
+
+    The findings (``intermediate.int_rules_results``) are the latest build's, so
+    they are shown only when that build is this pack's plan and as-of.
+    """
+    from rules.docs import how_judged, plan_words, rule_tree
+    from rules.engine import load_plan
+    from rules.models import RuleFileError
+    from rules.national import problem_names
+
+    if plan_name is None or as_of is None:
+        return
+    names = problem_names(plan_name)
+    try:
+        plan = load_plan(plan_name)
+    except RuleFileError as exc:
+        notes.append(f"rule file not readable: {exc}")
+        return
+    results: dict[tuple[str, str], Row] = {}
+    fresh = (_table_exists(con, "intermediate.int_rules_results")
+             and _table_exists(con, "marts.problem_status")
+             and con.execute("SELECT count(*) FROM marts.problem_status WHERE plan = ? AND "
+                             "as_of = ?", [plan_name, as_of]).fetchone()[0] > 0)
+    if fresh:
+        for r in _rows(con, "SELECT * FROM intermediate.int_rules_results WHERE family_id = ?",
+                       [family_id]):
+            results[(str(r["indicator"]).strip(), str(r["outcome_id"]))] = r
+    delivered = _delivered_to(con, as_of)
+    known = {r.id for r in plan.rules}
+    for p in problems:
+        p.indicator_name = plan.indicators.get(p.indicator)
+        p.problem_name = names.get(p.problem) if p.problem is not None else None
+        for o in p.outcomes:
+            if o.outcome_id not in known:
+                continue
+            o.reading = plan_words(plan.rule(o.outcome_id))
+            for depth, rule in rule_tree(plan, o.outcome_id):
+                res = results.get((p.indicator, rule.id))
+                o.steps.append(RuleStep(
+                    rule_id=rule.id, depth=depth, words=" ".join(rule.text.split()),
+                    how=how_judged(rule),
+                    status=res["status"] if res else (o.status if depth == 0 else None),
+                    achieved_on=res["achieved_on"] if res else (
+                        o.achieved_on if depth == 0 else None),
+                    found=_found(rule, res.get("detail"), attached, as_of, delivered)
+                    if res else None))
+    if problems and not results:
+        notes.append(f"what each rule found is kept only for the latest run's as-of (or in a "
+                     f"claim's snapshot); at {as_of} the rules are shown without findings")
+
+
+# ------------------------------------------------------------- event dates of records
+
+def _event_dates(con: duckdb.DuckDBPyConnection, records: list[Row]) -> None:
+    """Add each linked record's event date ('event') from its staging extract."""
+    from famlink.contract import load_contract
+
+    files = {spec.name: spec for spec in load_contract().files.values()}
+    by_extract: dict[str, list[Row]] = {}
+    for r in records:
+        by_extract.setdefault(str(r.get("extract")), []).append(r)
+    for extract, rows in by_extract.items():
+        spec = files.get(extract)
+        if spec is None or extract.startswith("cohort_"):
+            continue
+        key = " || '|' || ".join(f"coalesce(CAST(x.{k} AS VARCHAR), '')" for k in spec.key)
+        dated = [c for c, col in spec.columns.items()
+                 if col.type in ("date", "timestamp") and c != "dob"]
+        join = ""
+        if extract == "police_nominals":
+            join = ("LEFT JOIN (SELECT incident_ref, min(reported_at) AS reported_at FROM "
+                    "staging.police_incidents GROUP BY ALL) AS i USING (incident_ref)")
+            event = "strftime(CAST(i.reported_at AS DATE), '%Y-%m-%d')"
+        elif extract == "school_attendance":
+            event = "CAST(x.academic_year AS VARCHAR) || ' term ' || CAST(x.term AS VARCHAR)"
+        elif not dated:
+            continue
+        else:
+            first = f"strftime(CAST(x.{dated[0]} AS DATE), '%Y-%m-%d')"
+            ends = [c for c in dated[1:] if c.startswith("end")]
+            event = (f"{first} || '..' || coalesce(strftime(CAST(x.{ends[0]} AS DATE), "
+                     f"'%Y-%m-%d'), 'open')") if ends else first
+        try:
+            found = dict(con.execute(
+                f"SELECT {key} AS k, any_value({event}) FROM staging.{extract} AS x {join} "
+                f"WHERE {key} IN (SELECT unnest(?)) GROUP BY ALL",
+                [[str(r.get("record_key")) for r in rows]]).fetchall())
+        except duckdb.Error:
+            continue
+        for r in rows:
+            r["event"] = found.get(str(r.get("record_key")))
+
+
 def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
-               as_of: date | None) -> FamilyAuditPack:
-    """Assemble the audit pack from an open (read-only is enough) connection."""
+               as_of: date | None, *, use_snapshot: bool = True) -> FamilyAuditPack:
+    """Assemble the audit pack from an open (read-only is enough) connection.
+
+    For a claim explained at its own as-of, the members, links, problems and
+    findings shown are the snapshot taken when the claim was recorded
+    (``use_snapshot``), with a note wherever the current data differ.
+    """
     notes: list[str] = []
     claim: Row | None = None
     if has_ledger(con):
@@ -272,11 +496,14 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
             WHERE rl.person_ref = ?
             ORDER BY rl.extract, rl.record_key
             """, [m["person_ref"]], notes, f"linked records of {m['person_ref']}")
+        _event_dates(con, records)
         members.append(MemberAudit(person_ref=m["person_ref"], details=m, records=records))
     households = _safe_rows(con, "SELECT * FROM linkage.household_links WHERE family_id = ? "
                                  "ORDER BY incident_ref", [family_id], notes, "household links")
 
     problems, ce, source = _problems(con, family_id, plan, as_of, claim, notes)
+    _judge(con, family_id, plan, as_of, fam[0].get("attached_on") if fam else None, problems,
+           notes)
     if plan is not None and as_of is not None and _table_exists(con, "marts.unmatched_evidence"):
         for u in _safe_rows(con, "SELECT * FROM marts.unmatched_evidence WHERE family_id = ? "
                                  "AND plan = ? AND as_of = ? ORDER BY evidence_id",
@@ -309,7 +536,9 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
         claim_text = (f"{claim['claim_type']} claim {claim['claim_id']} recorded by run "
                       f"{claim['run_id']} ({claim['plan']}, as-of {claim['as_of']}), achieved on "
                       f"{claim['achieved_on']}"
-                      + (f", problems {claim['problems']}" if claim["problems"] else ""))
+                      + (f", problems {claim['problems']} ("
+                         f"{name_problems(claim['problems'], claim['plan'])})"
+                         if claim["problems"] else ""))
         if claim["status"] == "withdrawn":
             decision = "withdrawn"
             reason = (f"{claim_text}; WITHDRAWN on {claim['withdrawn_at']} by "
@@ -326,7 +555,7 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
         contradicted = ", ".join(sorted({f"{h['indicator']} ({h['pair_id']})" for h in held}))
         reason = (f"Held for review, not claimed: doubtful records would contradict "
                   f"{contradicted}; famlink review decide settles each pair. {reason}")
-    return FamilyAuditPack(
+    pack = FamilyAuditPack(
         held=held, review_decisions=review_decisions,
         family_id=family_id, plan=plan, as_of=as_of,
         produced_at=datetime.now().replace(microsecond=0), source=source,
@@ -334,6 +563,117 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
         problems=problems, ce=ce, claim=claim, assessment=assessment,
         decision=decision or "no_evaluation", reason=reason, notes=notes,
     )
+    if use_snapshot and claim is not None and claim["as_of"] == as_of:
+        _use_snapshot(con, pack, claim)
+    return pack
+
+
+# ------------------------------------------------------------- the claim-time snapshot
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    return str(value)
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$datetime" in obj:
+        return datetime.fromisoformat(obj["$datetime"])
+    if len(obj) == 1 and "$date" in obj:
+        return date.fromisoformat(obj["$date"])
+    return obj
+
+
+def pack_to_json(pack: FamilyAuditPack) -> str:
+    """The pack as JSON, dates tagged so that they come back as dates."""
+    return json.dumps(pack.as_dict(), default=_encode, sort_keys=True)
+
+
+def pack_from_json(text: str) -> FamilyAuditPack:
+    """A pack stored by ``pack_to_json`` (the claim-time snapshot)."""
+    raw = json.loads(text, object_hook=_decode)
+    raw["members"] = [MemberAudit(**m) for m in raw["members"]]
+    problems = []
+    for p in raw["problems"]:
+        outcomes = []
+        for o in p.pop("outcomes"):
+            o["steps"] = [RuleStep(**st) for st in o.get("steps", [])]
+            outcomes.append(OutcomeAudit(**o))
+        problems.append(ProblemAudit(**p, outcomes=outcomes))
+    raw["problems"] = problems
+    if raw.get("assessment") is not None:
+        raw["assessment"] = Assessment(**raw["assessment"])
+    return FamilyAuditPack(**raw)
+
+
+def _use_snapshot(con: duckdb.DuckDBPyConnection, pack: FamilyAuditPack, claim: Row) -> None:
+    """Show what the claim rested on when it was recorded; note where today's data differ."""
+    if not _table_exists(con, "claims.claim_snapshots"):
+        return
+    row = con.execute("SELECT run_id, recorded_at, pack FROM claims.claim_snapshots "
+                      "WHERE claim_id = ?", [claim["claim_id"]]).fetchone()
+    if row is None:
+        return
+    run_id, recorded_at, text = row
+    then = pack_from_json(text)
+    now = pack
+    pack.changes = _differences(con, then, now)
+    pack.snapshot = {"claim_id": claim["claim_id"], "run_id": run_id,
+                     "recorded_at": recorded_at}
+    pack.family, pack.members = then.family, then.members
+    pack.household_links = then.household_links
+    pack.problems, pack.ce, pack.assessment = then.problems, then.ce, then.assessment
+    pack.source = (f"as recorded at claim time, run {run_id} ({_fmt(recorded_at)}), "
+                   f"claim {claim['claim_id']}")
+    pack.notes = [*then.notes, *(n for n in now.notes if n not in then.notes
+                                 and n.startswith(("practitioner evidence",)))]
+    if pack.changes:
+        pack.notes.append("the current data differ from the claim-time record: "
+                          + "; ".join(pack.changes))
+    else:
+        pack.notes.append("the current linkage and latest outcomes agree with the "
+                          "claim-time record")
+
+
+def _differences(con: duckdb.DuckDBPyConnection, then: FamilyAuditPack,
+                 now: FamilyAuditPack) -> list[str]:
+    """How the linkage now and the latest run's statuses differ from the snapshot."""
+    out: list[str] = []
+    was = {m.person_ref: {(r.get("extract"), r.get("record_key")) for r in m.records}
+           for m in then.members}
+    is_ = {m.person_ref: {(r.get("extract"), r.get("record_key")) for r in m.records}
+           for m in now.members}
+    for ref in sorted(set(was) | set(is_)):
+        if ref not in is_:
+            out.append(f"member {ref} is no longer in the cohort")
+            continue
+        if ref not in was:
+            out.append(f"member {ref} joined the cohort after the claim")
+            continue
+        added, gone = sorted(is_[ref] - was[ref]), sorted(was[ref] - is_[ref])
+        if added:
+            out.append(f"{ref} now also linked to " + ", ".join(f"{x}:{k}" for x, k in added))
+        if gone:
+            out.append(f"{ref} no longer linked to " + ", ".join(f"{x}:{k}" for x, k in gone))
+    h_was = {h.get("incident_ref") for h in then.household_links}
+    h_now = {h.get("incident_ref") for h in now.household_links}
+    if h_was != h_now:
+        out.append(f"household incidents now {len(h_now)} (were {len(h_was)})")
+    if _table_exists(con, "marts.problem_status"):
+        latest = con.execute("SELECT plan, max(as_of) FROM marts.problem_status "
+                             "GROUP BY plan ORDER BY 2 DESC LIMIT 1").fetchone()
+        if latest:
+            current = dict(con.execute(
+                "SELECT trim(indicator), status FROM marts.problem_status WHERE family_id = ? "
+                "AND plan = ? AND as_of = ?", [then.family_id, latest[0], latest[1]]).fetchall())
+            for p in then.problems:
+                status = current.get(p.indicator)
+                if status is not None and status != p.status:
+                    out.append(f"{p.indicator} is {status} at the latest run ({latest[0]}, "
+                               f"as-of {latest[1]}); it was {p.status} when claimed")
+    return out
 
 
 def _held(con: duckdb.DuckDBPyConnection, family_id: str, plan: str | None,
@@ -367,13 +707,45 @@ def _how(rec: Row) -> str:
     return method if prob is None else f"{method} (p={prob:.3f})"
 
 
+def _table(title: str | None = None, **kw: Any) -> Table:
+    return Table(title=title, title_justify="left", show_lines=True, **kw)
+
+
+def _ids(t: Table, *names: str) -> None:
+    """Columns that hold ids: never wrapped, never cut."""
+    for name in names:
+        t.add_column(name, no_wrap=True, overflow="ignore")
+
+
+def _words(t: Table, *names: str) -> None:
+    """Columns of words: wrapped to fit (a long word folds rather than being cut)."""
+    for name in names:
+        t.add_column(name, overflow="fold")
+
+
+def _problem_label(p: ProblemAudit) -> str:
+    label = p.indicator + (f" {p.indicator_name}" if p.indicator_name else "")
+    if p.problem is not None:
+        label += f"\n(problem {p.problem}" + (f" {p.problem_name}" if p.problem_name else "") + ")"
+    return label
+
+
+def _step_text(st: RuleStep) -> str:
+    """One rule-tree node as a sentence: what it asks, the result, what was found."""
+    result = (f"{st.status or 'not judged'}"
+              + (f" on {_fmt(st.achieved_on)}" if st.achieved_on else ""))
+    asks = st.how if st.depth == 0 else f"{st.words}: {st.how}"
+    return (f"- {st.rule_id}: {asks}. [italic]{result}[/italic]"
+            + (f"; found {st.found}" if st.found else ""))
+
+
 def print_pack(pack: FamilyAuditPack, console: Console | None = None) -> None:
-    """The audit pack in the terminal."""
+    """The audit pack in the terminal; fits 100 columns with every id whole."""
     console = console or Console()
     colour = {"claimed": "green", "withdrawn": "red", "already_claimed": "yellow"}.get(
         pack.decision, "cyan")
     head = (f"plan {pack.plan or '?'} | as-of {_fmt(pack.as_of) or '?'} | "
-            f"produced {_fmt(pack.produced_at)}")
+            f"produced {_fmt(pack.produced_at)}\nproblems and evidence: {pack.source}")
     if pack.family:
         head += (f"\nattached {_fmt(pack.family.get('attached_on'))}, lead worker "
                  f"{_fmt(pack.family.get('lead_worker'))}, case closed "
@@ -382,83 +754,94 @@ def print_pack(pack: FamilyAuditPack, console: Console | None = None) -> None:
     console.print(Panel(pack.reason, title=f"Decision: {pack.decision}", style=colour,
                         expand=False))
 
-    t = Table(title="Members", show_lines=False)
-    for col in ("person_ref", "role", "name", "dob", "sex", "UPN", "NHS", "NI", "records"):
-        t.add_column(col)
+    t = _table("Members")
+    _ids(t, "person_ref")
+    _words(t, "role", "name")
+    _ids(t, "dob", "sex", "identifiers")
+    t.add_column("records", justify="right")
     for m in pack.members:
         d = m.details
         name = " ".join(_fmt(d.get(k)) for k in ("first_name", "middle_names", "last_name")
                         if d.get(k))
+        ids = "\n".join(f"{label} {d[k]}" for k, label in (("upn", "UPN"), ("nhs_number", "NHS"),
+                                                            ("ni_number", "NI")) if d.get(k))
         t.add_row(m.person_ref, _fmt(d.get("role")), name, _fmt(d.get("dob")),
-                  _fmt(d.get("sex")), _fmt(d.get("upn")), _fmt(d.get("nhs_number")),
-                  _fmt(d.get("ni_number")), str(len(m.records)))
+                  _fmt(d.get("sex")), ids, str(len(m.records)))
     console.print(t)
     for m in pack.members:
         if not m.records:
             continue
-        t = Table(title=f"Records linked to {m.person_ref}")
-        for col in ("extract", "record_key", "how linked", "name", "dob", "postcode"):
-            t.add_column(col)
+        t = _table(f"Records linked to {m.person_ref}")
+        _ids(t, "extract", "record_key", "event date")
+        _words(t, "how linked", "on the record")
         for r in m.records:
-            t.add_row(_fmt(r.get("extract")), _fmt(r.get("record_key")), _how(r),
-                      f"{_fmt(r.get('first_name'))} {_fmt(r.get('last_name'))}".strip(),
-                      _fmt(r.get("dob")), _fmt(r.get("postcode")))
+            who = ", ".join(x for x in (
+                f"{_fmt(r.get('first_name'))} {_fmt(r.get('last_name'))}".strip(),
+                _fmt(r.get("dob")), _fmt(r.get("postcode"))) if x)
+            t.add_row(_fmt(r.get("extract")), _fmt(r.get("record_key")), _fmt(r.get("event")),
+                      _how(r), who)
         console.print(t)
     if pack.household_links:
-        t = Table(title="Police incidents linked to the household")
-        for col in ("incident_ref", "match_method", "address_from", "address_to"):
-            t.add_column(col)
+        t = _table("Police incidents linked to the household")
+        _ids(t, "incident_ref")
+        _words(t, "match_method", "address_from", "address_to")
         for h in pack.household_links:
             t.add_row(*(_fmt(h.get(c)) for c in ("incident_ref", "match_method", "address_from",
                                                  "address_to")))
         console.print(t)
 
-    t = Table(title=f"Problems ({pack.source})")
-    for col in ("indicator", "problem", "person", "identified", "at attachment", "status",
-                "achieved"):
-        t.add_column(col)
+    t = _table(f"Problems ({pack.source})")
+    _words(t, "indicator (problem)")
+    _ids(t, "person", "identified")
+    _words(t, "at attachment", "status")
+    _ids(t, "achieved")
     for p in pack.problems:
-        t.add_row(p.indicator, _fmt(p.problem), _fmt(p.person_ref), _fmt(p.identified_on),
+        t.add_row(_problem_label(p), _fmt(p.person_ref), _fmt(p.identified_on),
                   "yes" if p.at_attachment else "no (later)", p.status, _fmt(p.achieved_on))
     console.print(t)
     for p in pack.problems:
         for o in p.outcomes:
-            title = (f"{p.indicator} outcome {o.outcome_id or '?'}: {o.status or '?'}"
+            title = (f"{p.indicator} outcome line {o.outcome_id or '?'}: {o.status or '?'}"
                      f"{' on ' + _fmt(o.achieved_on) if o.achieved_on else ''}")
-            console.print(f"[bold]{title}[/bold]  rule: {o.rule or '(not recorded)'}")
+            console.print(f"\n[bold]{title}[/bold]")
+            console.print(f"The plan: {o.reading or o.rule or '(not recorded)'}")
+            for st in o.steps:
+                console.print(Padding(_step_text(st), (0, 0, 0, 2 * st.depth + 2)))
             if o.evidence:
-                t = Table()
-                for col in ("extract", "file", "delivery", "month", "record_key", "person",
-                            "how linked", "detail"):
-                    t.add_column(col)
+                t = _table()
+                _ids(t, "source", "record_key", "person")
+                _words(t, "how linked", "detail")
                 for e in o.evidence:
-                    t.add_row(_fmt(e.get("extract")), _fmt(e.get("file")),
-                              _fmt(e.get("delivery_id")), _fmt(e.get("month")),
-                              _fmt(e.get("record_key")), _fmt(e.get("person_ref")), _how(e),
-                              _fmt(e.get("detail")))
+                    source = (f"{_fmt(e.get('extract'))}\n{_fmt(e.get('file'))}\n"
+                              f"delivery {_fmt(e.get('delivery_id'))} ({_fmt(e.get('month'))})")
+                    t.add_row(source, _fmt(e.get("record_key")), _fmt(e.get("person_ref")),
+                              _how(e), _fmt(e.get("detail")))
                 console.print(t)
     if pack.ce:
-        t = Table(title="Continuous employment")
-        for col in ("person_ref", "route", "off_benefit_on", "qualifies_on", "status"):
-            t.add_column(col)
+        t = _table("Continuous employment")
+        _ids(t, "person_ref")
+        _words(t, "route")
+        _ids(t, "off_benefit_on", "qualifies_on")
+        _words(t, "status")
         for c in pack.ce:
             t.add_row(*(_fmt(c.get(k)) for k in ("person_ref", "route", "off_benefit_on",
                                                  "qualifies_on", "status")))
         console.print(t)
     if pack.held:
-        t = Table(title="Held for review: doubtful records and the outcome each would contradict")
-        for col in ("pair", "member", "extract", "record_key", "p", "reason", "contradicts",
-                    "if same", "decision"):
-            t.add_column(col)
+        t = _table("Held for review: doubtful records and the outcome each would contradict")
+        _ids(t, "pair", "member", "record")
+        _words(t, "p", "reason", "contradicts", "decision")
         for h in pack.held:
-            t.add_row(*(_fmt(h.get(k)) for k in ("pair_id", "person_ref", "extract", "record_key",
-                                                 "match_probability", "reason", "indicator",
-                                                 "status_if_same", "decision")))
+            t.add_row(_fmt(h.get("pair_id")), _fmt(h.get("person_ref")),
+                      f"{_fmt(h.get('extract'))}\n{_fmt(h.get('record_key'))}",
+                      _fmt(h.get("match_probability")), _fmt(h.get("reason")),
+                      f"{_fmt(h.get('indicator'))} (if same: {_fmt(h.get('status_if_same'))})",
+                      _fmt(h.get("decision")))
         console.print(t)
     if pack.review_decisions:
-        t = Table(title="Review decisions")
-        for col in ("pair", "member", "decision", "by", "at", "reason"):
-            t.add_column(col)
+        t = _table("Review decisions")
+        _ids(t, "pair", "member")
+        _words(t, "decision", "by", "at", "reason")
         for r in pack.review_decisions:
             t.add_row(*(_fmt(r.get(k)) for k in ("pair_id", "person_ref", "decision",
                                                  "decided_by", "decided_at", "reason")))

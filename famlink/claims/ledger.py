@@ -16,8 +16,10 @@ not linked) would undo an outcome is not claimed: its assessment is
 (``famlink.claims.review``).
 
 Each claim also freezes the evidence it was made on (indicator statuses,
-outcomes, evidence records, CE status), because the marts are rebuilt by every
-run and an auditor asking about a claim a year later must see what it rested on.
+outcomes, evidence records, CE status) and a snapshot of its whole audit pack
+(``claims.claim_snapshots``: members, linked records, each rule's findings and
+window), because the marts and the linkage are rebuilt by every run and an
+auditor asking about a claim a year later must see what it rested on.
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ CREATE TABLE IF NOT EXISTS claims.claim_evidence (
 CREATE TABLE IF NOT EXISTS claims.claim_ce (
     claim_id BIGINT, family_id VARCHAR, person_ref VARCHAR, route VARCHAR,
     off_benefit_on DATE, qualifies_on DATE, status VARCHAR
+);
+CREATE TABLE IF NOT EXISTS claims.claim_snapshots (
+    claim_id BIGINT, family_id VARCHAR, run_id BIGINT, recorded_at TIMESTAMP,
+    famlink_version VARCHAR,
+    pack VARCHAR                     -- JSON: the family's audit pack as built at claim time
 );
 CREATE OR REPLACE VIEW claims.ledger AS
 SELECT c.claim_id, c.family_id, c.claim_type, c.achieved_on, c.problems,
@@ -271,6 +278,7 @@ def record_due_claims(con: duckdb.DuckDBPyConnection, plan: str, as_of: date) ->
          summary.new_ssp, summary.new_ce, summary.already_claimed, __version__,
          summary.held_for_review],
     )
+    _snapshot_claims(con, run_id, as_of, recorded_at)
     con.execute("DROP TABLE IF EXISTS _claims_new")
     con.execute("DROP TABLE IF EXISTS _claims_due")
     con.execute("DROP TABLE IF EXISTS _claims_held")
@@ -336,6 +344,24 @@ def _freeze_evidence(con: duckdb.DuckDBPyConnection, run_id: int, plan: str,
             """,
             [run_id, plan, as_of],
         )
+
+
+def _snapshot_claims(con: duckdb.DuckDBPyConnection, run_id: int, as_of: date,
+                     recorded_at: datetime) -> None:
+    """Keep each new claim's whole audit pack as built now (links, rule findings, windows).
+
+    ``famlink explain`` shows this copy for the claim, whatever later runs do to
+    the linkage or the marts, and says where the current data differ.
+    """
+    from famlink.claims.explain import build_pack, pack_to_json
+
+    claims = con.execute("SELECT claim_id, family_id FROM claims.events WHERE event = 'claimed' "
+                         "AND run_id = ? ORDER BY family_id", [run_id]).fetchall()
+    rows = [[claim_id, family_id, run_id, recorded_at, __version__,
+             pack_to_json(build_pack(con, family_id, as_of, use_snapshot=False))]
+            for claim_id, family_id in claims]
+    if rows:
+        con.executemany("INSERT INTO claims.claim_snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 class WithdrawalError(ValueError):

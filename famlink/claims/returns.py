@@ -157,7 +157,7 @@ def _withdrawn_since(con: duckdb.DuckDBPyConnection,
                withdrawn_reason
         FROM claims.ledger
         WHERE status = 'withdrawn' AND as_of <= ?
-          AND (CAST(? AS TIMESTAMP) IS NULL OR withdrawn_at > ?)
+          AND (CAST(? AS TIMESTAMP) IS NULL OR withdrawn_at >= ?)
         ORDER BY withdrawn_at, family_id
         """,
         [as_of, since, since],
