@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import importlib.util
 import io
+import json
 import os
 import sys
 import tempfile
@@ -57,3 +59,32 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def held_and_claimed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """test_review's drop run once for the whole session (all workers): FAM1 held, FAM2
+    claimed (countywide, as-of 2024-06-30). Read it only; copy it to change it."""
+    from typer.testing import CliRunner
+
+    from famlink.cli import app
+
+    base = tmp_path_factory.getbasetemp()
+    # under xdist each worker's base is a folder of this session's: share its parent
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "held-and-claimed"
+    root.mkdir(exist_ok=True)
+    drop, warehouse = root / "drop", root / "wh.duckdb"
+    with open(root / ".lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not (root / "done.json").exists():
+            from test_review import write_drop
+
+            write_drop(drop)
+            result = CliRunner().invoke(app, [
+                "run", "--extracts", str(drop), "--warehouse", str(warehouse), "--plan",
+                "countywide", "--as-of", "2024-06-30", "--no-prefect"])
+            (root / "done.json").write_text(json.dumps({"exit_code": result.exit_code,
+                                                        "output": result.output}))
+    done = json.loads((root / "done.json").read_text())
+    assert done["exit_code"] == 0, done["output"]
+    return drop, warehouse

@@ -112,3 +112,145 @@ def test_explain_on_a_warehouse_without_runs(tmp_path: Path) -> None:
     pack, _ = run(path, "FAM000001", html)
     assert pack.decision == "no_evaluation" and pack.claim is None and pack.notes
     assert "FAM000001" in html.read_text(encoding="utf-8")
+
+
+# ------------------------------------------------ against a real warehouse (one session build)
+
+def _cli_explain(warehouse: Path, family: str, *extra: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "famlink", "explain", family, "--warehouse",
+                             str(warehouse), *extra], capture_output=True, text=True,
+                            check=False, timeout=120, env={**os.environ, "COLUMNS": "100"})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _ids_of(warehouse: Path, family: str) -> set[str]:
+    """Every id an auditor would look up for the family: members, records, evidence, pairs."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        ids = {family}
+        for sql in ("SELECT person_ref FROM staging.cohort_members WHERE family_id = ?",
+                    "SELECT rl.record_key FROM linkage.record_links AS rl JOIN "
+                    "staging.cohort_members AS m USING (person_ref) WHERE m.family_id = ?",
+                    "SELECT record_key FROM marts.outcome_evidence WHERE family_id = ?",
+                    "SELECT pair_id FROM claims.held_pairs WHERE family_id = ?"):
+            ids |= {str(r[0]) for r in con.execute(sql, [family]).fetchall()}
+    finally:
+        con.close()
+    return ids
+
+
+def _fits(text: str, ids: set[str]) -> None:
+    too_long = [line for line in text.splitlines() if len(line) > 100]
+    assert not too_long, too_long
+    cut = sorted(i for i in ids if i not in text)
+    assert not cut, f"ids cut or missing: {cut}"
+
+
+def test_claimed_family_reads_like_an_audit_pack(held_and_claimed, tmp_path: Path) -> None:
+    _, warehouse = held_and_claimed
+    html = tmp_path / "fam2.html"
+    text = _cli_explain(warehouse, "FAM2", "--html", str(html))
+    ids = _ids_of(warehouse, "FAM2")
+    assert {"FAM2-P1", "FAM2-P2", "FAM2-EP1", "FAM2-1A", "FAM2-3A"} <= ids
+    _fits(text, ids)
+    flat = " ".join(text.split())            # the terminal wraps sentences: read them whole
+    assert "[kind=" not in flat and "parts=[" not in flat        # no Python repr of the rule
+    assert "as recorded at claim time, run 1" in flat
+    # the plan's words and reading, then each part of the rule tree with its finding
+    assert "The plan: No offences for six months" in flat and "reading:" in flat
+    assert "- 1: any one of the parts below. achieved on 2023-07-01" in flat
+    assert ("1.no_offences: No offences (or ASB) for six months: no proven offences, charged or "
+            "cautioned adult offences or ASB incidents in the 6 months to the as-of date") in flat
+    # the window judged and what was found there, with how far the data reached
+    assert ("found 0 proven offences, charged or cautioned adult offences or ASB incidents "
+            "2023-12-31..2024-06-30, no delivery of police_incidents, police_nominals, "
+            "yot_offences") in flat
+    assert ("found 1 practitioner evidence record(s) that count, 2023-06-01..2024-06-30, "
+            "deliveries to 2024-06") in flat
+    assert "2022-01-10..2023-03-01" in flat          # the linked episode's own dates
+    assert "(problem 1 crime or anti-social" in text      # names beside digits (a table cell)
+    assert [p.problem_name for p in explain_family(warehouse, "FAM2", None, None, quiet=True)
+            .problems] == ["crime or anti-social behaviour", "children who need help"]
+    assert "problems 1;3 (1 crime or anti-social behaviour; 3 children who need help)" in flat
+    page = html.read_text(encoding="utf-8")
+    assert "[kind=" not in page and "as recorded at claim time" in page
+    assert "2023-12-31..2024-06-30" in page and "2022-01-10..2023-03-01" in page
+    assert "1 crime or anti-social behaviour" in page
+
+
+def test_held_family_fits_100_columns_with_its_pair_whole(held_and_claimed) -> None:
+    _, warehouse = held_and_claimed
+    text = _cli_explain(warehouse, "FAM1")
+    ids = _ids_of(warehouse, "FAM1")
+    assert any(i.startswith("DL-") for i in ids)           # the doubtful pair's id
+    _fits(text, ids)
+    assert "Decision: held_for_review" in text
+
+
+def test_a_claim_keeps_its_claim_time_record_whatever_later_runs_do(
+        held_and_claimed, tmp_path: Path) -> None:
+    """Later runs relink and rebuild the marts: the pack still shows what the claim rested on,
+    and says what differs now."""
+    import shutil
+
+    import duckdb
+
+    _, built = held_and_claimed
+    warehouse = tmp_path / "wh.duckdb"
+    shutil.copy2(built, warehouse)
+    con = duckdb.connect(str(warehouse))
+    # what a later run could do: the episode unlinked, 3A judged not achieved
+    con.execute("DELETE FROM linkage.record_links WHERE record_key = 'FAM2-EP1'")
+    con.execute("UPDATE marts.problem_status SET status = 'not_achieved', achieved_on = NULL "
+                "WHERE family_id = 'FAM2' AND indicator = '3A'")
+    con.execute("DELETE FROM claims.claim_evidence")     # even the per-table copies
+    con.close()
+    pack, text = run(warehouse, "FAM2")
+    assert pack.snapshot is not None and pack.snapshot["run_id"] == 1
+    assert pack.decision == "claimed"
+    linked = {r["record_key"] for m in pack.members for r in m.records}
+    assert "FAM2-EP1" in linked                              # as at claim time
+    assert {p.indicator: p.status for p in pack.problems} == {"1A": "achieved",
+                                                             "3A": "achieved"}
+    assert pack.problems[1].outcomes[0].evidence[0]["record_key"] == "FAM2-3A"
+    assert any("no longer linked to social_care_episodes:FAM2-EP1" in c for c in pack.changes)
+    assert any(c.startswith("3A is not_achieved at the latest run") for c in pack.changes)
+    assert "the current data differ from the claim-time record" in " ".join(text.split())
+
+
+def test_a_count_rule_names_its_window_and_the_data_it_had() -> None:
+    from datetime import date
+
+    from famlink.claims.explain import _found
+    from rules.engine import load_plan
+
+    rule = load_plan(PLAN).rule("1.no_offences")
+    delivered = {"yot_offences": "2024-12", "police_nominals": "2024-12",
+                 "police_incidents": "2024-12"}
+    assert _found(rule, "before=2 after=0", date(2023, 1, 10), date(2024, 12, 31),
+                  delivered) == ("0 proven offences, charged or cautioned adult offences or ASB "
+                                 "incidents 2024-07-01..2024-12-31, deliveries to 2024-12")
+    late = _found(rule, "before=0 after=0 missing delivery: yot_offences.csv for 2024-11",
+                  date(2024, 9, 1), date(2024, 12, 31), {**delivered, "yot_offences": "2024-10"})
+    assert late == ("0 proven offences, charged or cautioned adult offences or ASB incidents "
+                    "2024-09-01..2024-12-31; missing delivery: yot_offences.csv for 2024-11, "
+                    "deliveries: police_incidents to 2024-12, police_nominals to 2024-12, "
+                    "yot_offences to 2024-10")
+
+
+def test_the_pack_at_rich_width_100_keeps_ids_whole(held_and_claimed) -> None:
+    from famlink.claims.explain import print_pack
+
+    _, warehouse = held_and_claimed
+    for family in ("FAM1", "FAM2"):
+        pack = explain_family(warehouse, family, None, None, quiet=True)
+        buf = io.StringIO()
+        print_pack(pack, Console(file=buf, width=100, color_system=None))
+        _fits(buf.getvalue(), _ids_of(warehouse, family))

@@ -11,6 +11,7 @@ or CP") is achieved: without the hold, FAM1 would be claimed.
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -104,15 +105,11 @@ def review_list(warehouse: Path, out: Path) -> tuple[str, list[dict[str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+def built(held_and_claimed: tuple[Path, Path]) -> tuple[Path, Path, str]:
     """The drop run once: FAM1 held, FAM2 claimed; returns (drop, warehouse, pair_id)."""
-    tmp_path = tmp_path_factory.mktemp("held")
-    drop, warehouse = tmp_path / "drop", tmp_path / "wh.duckdb"
-    write_drop(drop)
-    result = runner.invoke(app, ["run", "--extracts", str(drop), "--warehouse", str(warehouse),
-                                 "--plan", PLAN, "--as-of", AS_OF.isoformat(), "--no-prefect"])
-    assert result.exit_code == 0, result.output
-    assert "held for review: 1 families (GBP 800 held back)" in result.output
+    drop, warehouse = held_and_claimed          # built once per session (conftest.py)
+    output = json.loads((warehouse.parent / "done.json").read_text())["output"]
+    assert "held for review: 1 families (GBP 800 held back)" in output
     assert decisions(warehouse) == {"FAM1": "held_for_review", "FAM2": "claimed"}
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
