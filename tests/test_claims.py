@@ -409,3 +409,20 @@ def test_national_rules_come_from_rules_national_yaml(wh, tmp_path: Path) -> Non
 
     with pytest.raises(RuleFileError, match=r"national\.yaml: min_problems"):
         load_national(bad)
+
+
+def test_a_return_with_no_claims_is_named_for_the_runs_plan(wh) -> None:
+    path, con, m = wh
+    m.family("S", "2023-01-10", {"6A": None})
+    record_due_claims(con, PLAN, d(AS_OF))
+    con.close()
+    csv_path, xlsx_path, totals_path = write_return(path, d(AS_OF), path.parent / "return")
+    assert csv_path.name == f"claims_return_{PLAN}_{AS_OF}.csv"
+    assert csv_path.read_text(encoding="utf-8").splitlines() == [",".join(
+        ["family_id", "claim_type", "achieved_on", "problems", "payment_gbp", "run_id", "plan",
+         "as_of", "run_recorded_at", "produced_at", "problem_names"])]
+    totals = {r["item"]: r["value"] for r in read_csv(totals_path)}
+    assert totals["claims"] == "0" and totals["total_claimed_gbp"] == "0"
+    ws = load_workbook(xlsx_path)["Summary"]
+    cells = {r[0].value: r[1].value for r in ws.iter_rows() if r[0].value}
+    assert cells["Total claimed"] == "=SUM(Claims!F2:F2)"      # an empty range sums to 0

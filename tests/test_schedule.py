@@ -192,8 +192,8 @@ def test_served_deployment_has_its_schedule_and_back_runs_a_past_month(
         report = council / "reports" / "linkage_2023-03-31.html"
         assert report.is_file() and "<html" in report.read_text()[:2000].lower()
         returns = sorted(p.name for p in (council / "returns").iterdir())
-        assert [Path(name).suffix for name in returns] == [".csv", ".xlsx"]
-        assert all(Path(name).stem.endswith("_2023-03-31") for name in returns), returns
+        assert returns == [f"claims_return_countywide_2023-03-31{end}"
+                           for end in (".csv", ".xlsx", "_totals.csv")], returns
 
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
         from prefect.client.schemas.sorting import TaskRunSort

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -366,6 +367,21 @@ def _found(rule: Any, detail: str | None, attached: date | None, as_of: date,
     return text + missing + (f", {words}" if words else "")
 
 
+def _load_plan(plan_name: str) -> Any:
+    """The plan's rules, read again only when the file changes (a run snapshots every claim)."""
+    from rules.engine import RULES_DIR
+
+    path = RULES_DIR / f"{plan_name}.yaml"
+    return _load_plan_at(plan_name, path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@cache
+def _load_plan_at(plan_name: str, mtime_ns: int) -> Any:
+    from rules.engine import load_plan
+
+    return load_plan(plan_name)
+
+
 def _judge(con: duckdb.DuckDBPyConnection, family_id: str, plan_name: str | None,
            as_of: date | None, attached: date | None, problems: list[ProblemAudit],
            notes: list[str]) -> None:
@@ -375,7 +391,6 @@ def _judge(con: duckdb.DuckDBPyConnection, family_id: str, plan_name: str | None
     they are shown only when that build is this pack's plan and as-of.
     """
     from rules.docs import how_judged, plan_words, rule_tree
-    from rules.engine import load_plan
     from rules.models import RuleFileError
     from rules.national import problem_names
 
@@ -383,7 +398,7 @@ def _judge(con: duckdb.DuckDBPyConnection, family_id: str, plan_name: str | None
         return
     names = problem_names(plan_name)
     try:
-        plan = load_plan(plan_name)
+        plan = _load_plan(plan_name)
     except RuleFileError as exc:
         notes.append(f"rule file not readable: {exc}")
         return

@@ -197,12 +197,14 @@ def write_return(warehouse: Path, as_of: date, out_dir: Path) -> list[Path]:
         rows = _claims_at(con, as_of)
         held = _held_at(con, as_of)
         since, withdrawn = _withdrawn_since(con, as_of)
+        run_plans = sorted(r[0] for r in con.execute(
+            "SELECT DISTINCT plan FROM claims.runs WHERE as_of = ?", [as_of]).fetchall())
     finally:
         con.close()
     from rules.national import name_problems
 
     produced_at = datetime.now().replace(microsecond=0)
-    plans = sorted({r[5] for r in rows}) or sorted({h[3] for h in held}) or ["none"]
+    plans = sorted({r[5] for r in rows}) or run_plans or ["none"]  # no claims: the run's plan
     run_ids = sorted({int(r[4]) for r in rows})
     n_ssp = sum(1 for r in rows if r[1] == "SSP")
     n_ce = sum(1 for r in rows if r[1] == "CE")
