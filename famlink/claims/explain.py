@@ -499,20 +499,22 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
                      [family_id], notes, "cohort family")
     member_rows = _safe_rows(con, "SELECT * FROM staging.cohort_members WHERE family_id = ? "
                                   "ORDER BY person_ref", [family_id], notes, "cohort members")
-    members: list[MemberAudit] = []
-    for m in member_rows:
-        records = _safe_rows(con, """
-            SELECT rl.extract, rl.record_key, rl.record_id, rl.match_method,
-                   rl.match_probability, rl.matched_to_record_id,
-                   pr.first_name, pr.last_name, pr.dob, pr.sex, pr.postcode,
-                   pr.upn, pr.nhs_number, pr.ni_number
-            FROM linkage.record_links AS rl
-            LEFT JOIN linkage.person_records AS pr ON pr.record_id = rl.record_id
-            WHERE rl.person_ref = ?
-            ORDER BY rl.extract, rl.record_key
-            """, [m["person_ref"]], notes, f"linked records of {m['person_ref']}")
-        _event_dates(con, records)
-        members.append(MemberAudit(person_ref=m["person_ref"], details=m, records=records))
+    refs = [m["person_ref"] for m in member_rows]
+    linked = _safe_rows(con, """
+        SELECT rl.person_ref AS _member, rl.extract, rl.record_key, rl.record_id,
+               rl.match_method, rl.match_probability, rl.matched_to_record_id,
+               pr.first_name, pr.last_name, pr.dob, pr.sex, pr.postcode,
+               pr.upn, pr.nhs_number, pr.ni_number
+        FROM linkage.record_links AS rl
+        LEFT JOIN linkage.person_records AS pr ON pr.record_id = rl.record_id
+        WHERE rl.person_ref IN (SELECT unnest(?))
+        ORDER BY rl.extract, rl.record_key
+        """, [refs], notes, "linked records") if refs else []
+    _event_dates(con, linked)
+    members = [MemberAudit(person_ref=m["person_ref"], details=m,
+                           records=[{k: v for k, v in r.items() if k != "_member"}
+                                    for r in linked if r["_member"] == m["person_ref"]])
+               for m in member_rows]
     households = _safe_rows(con, "SELECT * FROM linkage.household_links WHERE family_id = ? "
                                  "ORDER BY incident_ref", [family_id], notes, "household links")
 
