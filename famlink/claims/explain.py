@@ -325,13 +325,19 @@ def _deliveries_words(extracts: list[str], delivered: dict[str, str]) -> str:
                                       for x, m in months.items())
 
 
+def _term(index: str) -> str:
+    """A term as the rules number it (academic year x 3 + term) -> 'autumn 2023/24'."""
+    year, term = divmod(int(index), 3)
+    return f"{('autumn', 'spring', 'summer')[term]} {year}/{(year + 1) % 100:02d}"
+
+
 def _found(rule: Any, detail: str | None, attached: date | None, as_of: date,
            delivered: dict[str, str]) -> str | None:
     """The window a rule judged and what it found there, in words (from the run's detail)."""
     import re
 
     from rules.docs import measure_words
-    from rules.models import CompositeRule, CountRule
+    from rules.models import AttendanceRule, CompositeRule, CountRule
 
     if isinstance(rule, CompositeRule):
         return None
@@ -356,6 +362,12 @@ def _found(rule: Any, detail: str | None, attached: date | None, as_of: date,
             text += f" against {before} in the {rule.before_months} months before attachment"
         if prefix:
             text = f"{prefix}; {text}"
+    elif isinstance(rule, AttendanceRule) and (m := re.match(
+            r"terms (\d+)\.\.(\S+) worst attendance (\S+)", detail)):
+        last = _term(m.group(2)) if m.group(2).isdigit() else "-"
+        worst = m.group(3)
+        worst = f"{float(worst):.1%}" if worst.replace(".", "", 1).isdigit() else worst
+        text = f"terms {_term(m.group(1))}..{last}: worst attendance {worst}"
     elif detail.startswith("evidence rows="):
         n = detail.removeprefix("evidence rows=")
         text = f"{n} practitioner evidence record(s) that count, {since}"
@@ -789,14 +801,15 @@ def print_pack(pack: FamilyAuditPack, console: Console | None = None) -> None:
         if not m.records:
             continue
         t = _table(f"Records linked to {m.person_ref}")
-        _ids(t, "extract", "record_key", "event date")
-        _words(t, "how linked", "on the record")
+        _ids(t, "extract / record_key", "event date")
+        _words(t, "how linked")
+        t.add_column("on the record", overflow="fold", min_width=10)
         for r in m.records:
-            who = ", ".join(x for x in (
+            who = "\n".join(x for x in (
                 f"{_fmt(r.get('first_name'))} {_fmt(r.get('last_name'))}".strip(),
                 _fmt(r.get("dob")), _fmt(r.get("postcode"))) if x)
-            t.add_row(_fmt(r.get("extract")), _fmt(r.get("record_key")), _fmt(r.get("event")),
-                      _how(r), who)
+            t.add_row(f"{_fmt(r.get('extract'))}\n{_fmt(r.get('record_key'))}",
+                      _fmt(r.get("event")), _how(r), who)
         console.print(t)
     if pack.household_links:
         t = _table("Police incidents linked to the household")
