@@ -254,3 +254,16 @@ def test_the_pack_at_rich_width_100_keeps_ids_whole(held_and_claimed) -> None:
         buf = io.StringIO()
         print_pack(pack, Console(file=buf, width=100, color_system=None))
         _fits(buf.getvalue(), _ids_of(warehouse, family))
+
+
+def test_attendance_terms_are_named_and_attendance_is_a_percentage() -> None:
+    from datetime import date
+
+    from famlink.claims.explain import _found
+    from rules.engine import load_plan
+
+    rule = load_plan(PLAN).rule("2.attendance")
+    assert _found(rule, "terms 6068..6071 worst attendance 0.974", date(2023, 2, 27),
+                  date(2024, 12, 31), {"school_attendance": "2024-12",
+                                       "school_exclusions": "2024-12"}) == (
+        "terms summer 2022/23..summer 2023/24: worst attendance 97.4%, deliveries to 2024-12")
