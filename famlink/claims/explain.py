@@ -16,7 +16,7 @@ ledger froze when the claim was recorded, not the marts as later rebuilt.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -620,21 +620,27 @@ def pack_to_json(pack: FamilyAuditPack) -> str:
     return json.dumps(pack.as_dict(), default=_encode, sort_keys=True)
 
 
+def _make(cls: Any, raw: dict[str, Any]) -> Any:
+    """A dataclass from stored fields; a field another version added or dropped is ignored."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in raw.items() if k in known})
+
+
 def pack_from_json(text: str) -> FamilyAuditPack:
     """A pack stored by ``pack_to_json`` (the claim-time snapshot)."""
     raw = json.loads(text, object_hook=_decode)
-    raw["members"] = [MemberAudit(**m) for m in raw["members"]]
+    raw["members"] = [_make(MemberAudit, m) for m in raw.get("members", [])]
     problems = []
-    for p in raw["problems"]:
+    for p in raw.get("problems", []):
         outcomes = []
-        for o in p.pop("outcomes"):
-            o["steps"] = [RuleStep(**st) for st in o.get("steps", [])]
-            outcomes.append(OutcomeAudit(**o))
-        problems.append(ProblemAudit(**p, outcomes=outcomes))
+        for o in p.pop("outcomes", []):
+            o["steps"] = [_make(RuleStep, st) for st in o.get("steps", [])]
+            outcomes.append(_make(OutcomeAudit, o))
+        problems.append(_make(ProblemAudit, {**p, "outcomes": outcomes}))
     raw["problems"] = problems
     if raw.get("assessment") is not None:
-        raw["assessment"] = Assessment(**raw["assessment"])
-    return FamilyAuditPack(**raw)
+        raw["assessment"] = _make(Assessment, raw["assessment"])
+    return _make(FamilyAuditPack, raw)
 
 
 def _use_snapshot(con: duckdb.DuckDBPyConnection, pack: FamilyAuditPack, claim: Row) -> None:
