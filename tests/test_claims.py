@@ -34,6 +34,23 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def evaluate(wb, formula: str) -> float:
+    """The Summary's formulas (SUM, COUNTA, COUNTIF over one range) computed as a spreadsheet
+    would, so a test can check they add up to the totals CSV."""
+    import re
+
+    m = re.fullmatch(r"=(SUM|COUNTA|COUNTIF)\((?:'([^']+)'|(\w+))!([A-Z]+\d+:[A-Z]+\d+)"
+                     r"(?:,\"([^\"]*)\")?\)", formula)
+    assert m, formula
+    fn, quoted, bare, ref, crit = m.groups()
+    values = [c.value for row in wb[quoted or bare][ref] for c in row]
+    if fn == "SUM":
+        return sum(v for v in values if isinstance(v, (int, float)))
+    if fn == "COUNTA":
+        return sum(1 for v in values if v not in (None, ""))
+    return sum(1 for v in values if v == crit)
+
+
 @pytest.fixture
 def wh(tmp_path: Path):
     con, marts = new_warehouse(tmp_path / "wh.duckdb")
@@ -340,6 +357,13 @@ def test_return_has_one_row_per_claim_totals_and_the_run(wh) -> None:
     assert cells["Claims (total)"].value == "=COUNTA(Claims!A2:A3)"
     assert isinstance(cells["As-of"].value, datetime)
     assert cells["Run id(s)"].value == str(summary.run_id)
+    computed = {label: evaluate(wb, cell.value) for label, cell in cells.items()
+                if isinstance(cell.value, str) and cell.value.startswith("=")}
+    assert computed == {"Claims (SSP)": 1, "Claims (CE)": 1, "Claims (total)": 2,
+                        "Total claimed": int(totals["total_claimed_gbp"]),
+                        "Held for review (families, not claimed)": 0,
+                        "Held back (not claimed)": 0, "Withdrawals (claims)": 1,
+                        "Repayable (claimed in an earlier return)": 0}
     withdrawals = wb["Withdrawals"]
     assert [c.value for c in withdrawals[2]][:2] == ["C", "SSP"]
     assert withdrawals.freeze_panes == "A2" and withdrawals.auto_filter.ref
@@ -383,6 +407,9 @@ def test_return_lists_withdrawals_since_the_last_return_and_held_families(wh) ->
     cells = {r[0].value: r[1].value for r in wb["Summary"].iter_rows() if r[0].value}
     assert cells["Held back (not claimed)"] == "=SUM('Held for review'!C2:C2)"
     assert cells["Repayable (claimed in an earlier return)"] == "=SUM(Withdrawals!I2:I2)"
+    assert evaluate(wb, cells["Held back (not claimed)"]) == int(totals["held_back_gbp"])
+    assert evaluate(wb, cells["Repayable (claimed in an earlier return)"]) == int(
+        totals["repayable_gbp"])
     assert [r["family_id"] for r in read_csv(path.parent / "july" / f"claims_return_{PLAN}_"
                                               "2024-07-31.csv")] == ["D"]
 
