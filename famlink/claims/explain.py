@@ -896,6 +896,8 @@ def render_html(pack: FamilyAuditPack) -> str:
     )
     env.filters["fmt"] = _fmt
     env.filters["how"] = _how
+    env.filters["named"] = lambda problems, plan: name_problems(
+        ";".join(str(x) for x in problems) if isinstance(problems, list) else problems, plan)
     return env.get_template("explain.html").render(pack=pack)
 
 
