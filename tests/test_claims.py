@@ -453,3 +453,22 @@ def test_a_return_with_no_claims_is_named_for_the_runs_plan(wh) -> None:
     ws = load_workbook(xlsx_path)["Summary"]
     cells = {r[0].value: r[1].value for r in ws.iter_rows() if r[0].value}
     assert cells["Total claimed"] == "=SUM(Claims!F2:F2)"      # an empty range sums to 0
+
+
+def test_headline_problem_names_are_declared_once(tmp_path: Path) -> None:
+    """The return and the audit pack name problems from rules/national.yaml (and a plan's own
+    local_problems); a national problem with no name stops the load, naming the field."""
+    import yaml
+
+    from rules.models import RuleFileError
+    from rules.national import NATIONAL_PATH, load_national, name_problems
+
+    assert name_problems("1;7", "thurrock") == ("1 crime or anti-social behaviour; "
+                                                "7 demand management (avoidable police call-outs)")
+    assert name_problems("1;7", "countywide") == "1 crime or anti-social behaviour; 7"
+    raw = yaml.safe_load(NATIONAL_PATH.read_text(encoding="utf-8"))
+    del raw["headline_problems"][6]
+    bad = tmp_path / "national.yaml"
+    bad.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(RuleFileError, match=r"headline_problems names no problem \[6\]"):
+        load_national(bad)
