@@ -12,8 +12,12 @@ when nothing contradicts it:
 
 - the row was not linked to anyone else (its NI number is no one else's);
 - the case system's NI number for the person, if any, is the row's;
-- no named DWP row for the same DWP person (same reference and NI number; for
-  rows without an NI number, any row under the reference) failed the check;
+- no named DWP row for the same DWP person failed the check. A DWP person is
+  a reference and an NI number; DWP returns one found person's rows with one NI
+  field, so a row without an NI number is blocked by a failed row without one,
+  and by any failed row unless the verified rows under the reference carry no
+  NI number either (then it goes with them: a stranger DWP returned under the
+  reference is told apart by his NI number);
 - no other NI number under the reference was verified as the person's.
 
 Where DWP's named rows for the same reference (and the same NI number, when
@@ -74,7 +78,10 @@ WITH p AS (
            OR list_contains(cx.nis, d.ni_number))
       AND NOT EXISTS (
           SELECT 1 FROM persons x WHERE x.match_ref = d.match_ref AND NOT x.verified
-             AND (d.ni_number IS NULL OR x.ni_number = d.ni_number))
+             AND (x.ni_number = d.ni_number
+                  OR (d.ni_number IS NULL AND (x.ni_number IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM persons y WHERE y.match_ref = d.match_ref
+                         AND y.verified AND y.ni_number IS NULL)))))
       AND NOT EXISTS (
           SELECT 1 FROM persons x WHERE x.match_ref = d.match_ref AND x.verified
              AND d.ni_number IS NOT NULL AND x.ni_number IS NOT NULL

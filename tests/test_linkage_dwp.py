@@ -87,3 +87,35 @@ def test_employment_of_a_verified_dwp_person_is_vouched_even_when_dwp_is_often_w
     assert links["E1|EMP1|2023-01-01"][0] is None      # nothing vouches for E1's row
     assert links["E3|EMP3|2023-01-01"][0] is None      # E3's DWP person is someone else
     assert links["R01|EMP8|2023-02-01"][0] is None     # another NI than the verified one
+
+
+def _two_people_under_one_reference(stranger_ni: str | None) -> duckdb.DuckDBPyConnection:
+    """W1 is returned twice: her own benefit row (no NI number, name and DOB check
+    out) and a stranger's (another name, DOB and, when given, NI number); then an
+    employment row with no NI number under W1."""
+    con = _con(20)
+    con.execute("INSERT INTO staging.cohort_members VALUES ('W1', 'G9', 'parent_carer', "
+                "'Wendy', NULL, 'Hale', DATE '1984-08-22', 'F', NULL, NULL, NULL)")
+    ni = "NULL" if stranger_ni is None else f"'{stranger_ni}'"
+    con.execute("INSERT INTO staging.dwp_benefits VALUES "
+                "('W1', NULL, 'WENDY', 'HALE', DATE '1984-08-22', NULL, 'JSA', "
+                "DATE '2020-12-07'), "
+                f"('W1', {ni}, 'OSCAR', 'DEAN', DATE '1989-09-26', NULL, 'ESA', "
+                "DATE '2022-09-07')")
+    con.execute("INSERT INTO staging.dwp_employment VALUES "
+                "('W1', NULL, 'EMP7', DATE '2023-05-23')")
+    return con
+
+
+def test_a_stranger_with_an_ni_number_does_not_take_the_persons_employment():
+    # DWP's rows for one found person share the NI field: the stranger's carry
+    # his NI number, so the row without one goes with the verified rows without one.
+    con = _two_people_under_one_reference("YE290799B")
+    link_warehouse(con)
+    assert _links(con)["W1|EMP7|2023-05-23"][:2] == ("W1", "dwp_match_ref_vouched")
+
+
+def test_a_stranger_without_an_ni_number_leaves_the_employment_unlinked():
+    con = _two_people_under_one_reference(None)
+    link_warehouse(con)
+    assert _links(con)["W1|EMP7|2023-05-23"][0] is None  # could be either of them

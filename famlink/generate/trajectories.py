@@ -105,6 +105,7 @@ class Planner:
         self.heads = headline_plan(plan)
         self.kinds = indicator_kinds()["plans"][plan]
         self.ce_weeks = dict(indicator_kinds().get("ce_weeks", {}).get(plan) or {})
+        self.cohort_people: set[int] = set()
 
     # ----------------------------------------------------------- selection
     def assign(self, fam: Family) -> None:
@@ -711,6 +712,13 @@ class Planner:
             if pr.trajectory == "improving":
                 self.star(fam, pr, c + 100, ("Home and money",), 7, 9, rnd)
 
+    def _outsider(self, rnd: random.Random) -> int:
+        """A resident who is in no cohort family (DWP's false matches are drawn alike)."""
+        while True:
+            p = rnd.randrange(self.c.n)
+            if p not in self.cohort_people:
+                return p
+
     # ---- domestic abuse and relationships
     def _domestic(self, fam: Family, pr: Problem, rnd: random.Random,
                   victim: int | None = None, perpetrator: int | None = None) -> None:
@@ -725,7 +733,9 @@ class Planner:
                          and o.kind in OFFENDING_KINDS and o.trajectory != pr.trajectory}
             men = [p for p in adults if p != victim and self.c.sex[p] == 0
                    and p not in offenders]
-            perpetrator = men[0] if men else rnd.randrange(self.c.n)
+            # with no man in the family, an outsider: never a member of another cohort
+            # family, whose own domestic-abuse outcome his incidents would then be
+            perpetrator = men[0] if men else self._outsider(rnd)
         for day in self._windows(fam, pr, rnd, (2, 4)):
             self.incident(day, "DOMESTIC", fam, fam.household, True,
                           [(victim, "VICTIM", ""),
@@ -798,6 +808,7 @@ def plan_cohort(c: County, fams: list[Family], plan: str, seed: int, tl: Timelin
     """Assign problems and plant every family's data; DWP matching quirks too."""
     store = Planted()
     pl = Planner(c, plan, seed, tl, store)
+    cohort_people = pl.cohort_people = {p for f in fams for p in f.members}
     at_change = set(indicator_kinds().get("achieved_at_change", {}).get(plan) or ())
     for fam in fams:
         pl.assign(fam)
@@ -808,9 +819,17 @@ def plan_cohort(c: County, fams: list[Family], plan: str, seed: int, tl: Timelin
             if pr.kind in at_change and pr.trajectory == "too_early" \
                     and pr.change_on <= tl.end:
                 pr.trajectory = "improving"
+    also = indicator_kinds().get("also_achieved_by", {}).get(plan) or {}
+    for fam in fams:
+        for pr in fam.problems:
+            # another outcome line the plan gives this indicator, met by what another
+            # of the family's problems plants: one outcome is enough (DOMAIN.md)
+            alts = [o.change_on for o in fam.problems if o is not pr
+                    and o.kind in also.get(pr.indicator, ()) and o.trajectory == "improving"]
+            if alts and pr.trajectory != "improving":
+                pr.trajectory, pr.change_on = "improving", min(alts)
     rnd = random.Random(seed * 977 + 1)
     protected = {pr.person for f in fams for pr in f.problems if pr.kind in EMP_KINDS}
-    cohort_people = {p for f in fams for p in f.members}
     adults = [p for f in fams for p in f.members if c.role[p] != ROLE_CHILD]
     for p in adults:
         r = rnd.random()
