@@ -97,7 +97,9 @@ QUERY_ERRORS = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogEx
 # errors that quote the value they could not convert: shown with the quotes emptied
 VALUE_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException)
 QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
-LOCKED = "configuration has been locked"   # DuckDB's refusal of SET in a locked session
+# DuckDB's refusals of a write or a SET in famlink's read-only, locked session (the message
+# names the statement, the database or the option: never data)
+REFUSALS = ("which is attached in read-only mode", "the configuration has been locked")
 LINE_MARK = re.compile(r"LINE (\d+): ")
 
 
@@ -107,19 +109,18 @@ def duckdb_line(exc: duckdb.Error) -> str:
     Parser, binder and catalogue errors are about the query and are shown as
     DuckDB words them; a conversion error has its quoted literals replaced
     (``Could not convert string '...' to INT32``); any other error (an
-    invalid-input error can be a cell's whole value) is named by its class. The
-    position in the query is kept where DuckDB gives one.
+    invalid-input error can be a cell's whole value) is named by its class. An
+    error about the query's text says where in it (``at line 2, column 6``); one
+    raised while reading rows has no position in the text the user typed.
     """
     lines = str(exc).strip().splitlines()
     first = lines[0] if lines else type(exc).__name__
     kind = first.split(":", 1)[0] if ":" in first else type(exc).__name__
-    if isinstance(exc, QUERY_ERRORS):
-        text = first
-    elif isinstance(exc, VALUE_ERRORS):
-        text = QUOTED.sub("'...'", first)
-    else:
-        text = f"{kind} (its message is not shown: it can quote a value from the data)"
-    return text + _position(lines)
+    if isinstance(exc, QUERY_ERRORS):     # raised on the query's own text: where in it
+        return first + _position(lines)
+    if isinstance(exc, VALUE_ERRORS):
+        return QUOTED.sub("'...'", first)
+    return f"{kind} (its message is not shown: it can quote a value from the data)"
 
 
 def _position(lines: list[str]) -> str:
@@ -194,6 +195,15 @@ def _check_warehouse_folder(warehouse: Path) -> None:
         raise _error(f"the folder of --warehouse {warehouse} does not exist: create it first "
                      "(a new warehouse has an empty ledger, so a typo would claim families "
                      "again)")
+
+
+def _check_extracts_folder(extracts: Path) -> None:
+    """The drop folder exists and is a folder: said before any step starts."""
+    if not extracts.exists():
+        raise _error(f"--extracts {extracts} does not exist")
+    if not extracts.is_dir():
+        raise _error(f"--extracts {extracts} is not a folder (the drop folder holds "
+                     "YYYY-MM/ months)")
 
 
 def _announce_new_warehouse(warehouse: Path) -> None:
@@ -302,6 +312,7 @@ def run(
                          as_of=_parse_date(as_of, "--as-of"), progress=progress,
                          accept_shrink=tuple(accept_shrink or ()))
     _check_warehouse_folder(warehouse)
+    _check_extracts_folder(extracts)
     _check_rule_files(request.plan)
     use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
     from famlink.warehouse import check_run, writer_lock
@@ -352,8 +363,7 @@ def serve(
 
     _check_plan(plan)
     _check_warehouse_folder(warehouse)
-    if not extracts.is_dir():
-        raise _error(f"--extracts {extracts} is not a folder")
+    _check_extracts_folder(extracts)
     from prefect.client.schemas.schedules import CronSchedule
 
     try:
@@ -388,6 +398,7 @@ def ingest(
                          as_of=_parse_date(as_of, "--as-of"), progress=progress,
                          accept_shrink=tuple(accept_shrink or ()))
     _check_warehouse_folder(warehouse)
+    _check_extracts_folder(extracts)
     _announce_new_warehouse(warehouse)
     try:
         with _writer_errors(), build_then_publish(warehouse) as con, progress:
@@ -651,8 +662,8 @@ def query(
     except duckdb.PermissionException as exc:
         raise _error(f"query refused: {duckdb_line(exc)}") from None
     except duckdb.InvalidInputException as exc:
-        if LOCKED in str(exc):
-            raise _error(f"query refused: {QUOTED.sub('', _first_line(exc))}") from None
+        if any(refusal in str(exc) for refusal in REFUSALS):
+            raise _error(f"query refused: {_first_line(exc)}") from None
         raise _error(f"query failed: {duckdb_line(exc)}", code=1) from None
     except duckdb.Error as exc:
         raise _error(f"query failed: {duckdb_line(exc)}", code=1) from None
