@@ -702,6 +702,8 @@ def _stages(progress: RunProgress) -> Any:
     current: list[str] = []
 
     def tick(stage: str, done: int, total: int) -> None:
+        if stage == "done":          # the generator's last word: the display closes anyway
+            return
         if current != [stage]:
             current[:] = [stage]
             progress.step(stage)
