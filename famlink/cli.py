@@ -283,10 +283,7 @@ def _writer_errors() -> Iterator[None]:
 
 
 def _fatal(exc: FatalExtractError) -> None:
-    err.print(f"[red]error:[/] {escape(str(exc.path))}: {escape(exc.fault)}", highlight=False,
-              soft_wrap=True)
-    err.print("The warehouse was left exactly as it was before this run.")
-    raise typer.Exit(1)
+    raise _error(failure_line(exc)[0], code=1)
 
 
 @app.command()

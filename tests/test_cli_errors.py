@@ -9,6 +9,7 @@ error about a surname must not print the surname.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,8 +19,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import write_delivery
 from safety_support import run_args, write_drop
 
+STEP_LINE = re.compile(r"^\d\d:\d\d:\d\d step \d+: [a-z ]+$")   # progress in a log
 Case = Callable[[Path, Path, Path], list[str]]   # (tmp, drop, warehouse) -> the arguments
 
 
@@ -54,6 +57,13 @@ def not_duckdb(tmp: Path) -> Path:
     return path
 
 
+def bad_header(tmp: Path) -> Path:
+    """A drop whose offences file has not the contract's header (a fatal extract)."""
+    drop = tmp / "drop_bad"
+    write_delivery(drop, "2024-01", "yot_offences.csv", [], header=["offence_id", "person"])
+    return drop
+
+
 def a_file(tmp: Path) -> Path:
     path = tmp / "plain.txt"
     path.write_text("x\n")
@@ -74,6 +84,7 @@ CASES: dict[str, Case] = {
     "run/extracts is a file": lambda t, d, w: run(a_file(t), t / "w.duckdb"),
     "run/warehouse is a folder": lambda t, d, w: run(d, t),
     "run/warehouse not DuckDB": lambda t, d, w: run(d, not_duckdb(t)),
+    "run/fatal extract": lambda t, d, w: run(bad_header(t), t / "w.duckdb", as_of="2024-01-31"),
     "run/plan other than the warehouse's": lambda t, d, w: run(d, w, plan="thurrock"),
     "run/missing option": lambda t, d, w: ["run", "--extracts", str(d), "--warehouse",
                                            str(w)],
@@ -165,9 +176,11 @@ CASES: dict[str, Case] = {
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The error line; the only other lines allowed are a run's step lines before it."""
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines()
+             if line.strip() and not STEP_LINE.match(line)]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), lines[0]
     assert "internal error" not in lines[0], lines[0]       # a user error, named as one
@@ -184,6 +197,9 @@ def test_a_user_error_is_one_line(name: str, base: tuple[Path, Path], tmp_path: 
     line = one_error_line(result)
     assert "Wolstenholme" not in result.stdout + result.stderr
     assert "1985-13-45" not in result.stdout + result.stderr
+    if name == "run/fatal extract":
+        assert "yot_offences.csv" in line and "header" in line, line
+        assert result.returncode == 1
     if name.startswith("query/") and "value" in name:
         assert line.startswith("error: query failed: "), line
 
