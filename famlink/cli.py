@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import duckdb
 import typer
@@ -23,12 +23,14 @@ from typer.exceptions import TyperException
 
 from famlink import __version__
 from famlink.contract import PLANS
-from famlink.ingest.loading import IngestSummary
-from famlink.ingest.reading import FatalExtractError
 from famlink.progress import RunProgress, announce_step, for_console
 from famlink.review_cli import LOGIN_NAME, review_app
 from famlink.terminal import console, err
 from famlink.terminal import error as _error
+
+if TYPE_CHECKING:         # the ingest modules load pyarrow: only the commands that read need it
+    from famlink.ingest.loading import IngestSummary
+    from famlink.ingest.reading import FatalExtractError
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEBUG_VARIABLE = "FAMLINK_DEBUG"
@@ -135,6 +137,7 @@ def _position(lines: list[str]) -> str:
 
 def failure_line(exc: BaseException) -> tuple[str, int]:
     """What to print for a failure no command caught, and the exit code."""
+    from famlink.ingest.reading import FatalExtractError
     from famlink.warehouse import WarehouseError
 
     if isinstance(exc, FatalExtractError):
@@ -301,6 +304,7 @@ def run(
     accept_shrink: AcceptShrinkOpt = None,
 ) -> None:
     """The monthly run: ingest, link, outcomes under PLAN at AS_OF, record claims."""
+    from famlink.ingest.reading import FatalExtractError
     from famlink.pipeline import RunRequest
     from famlink.report import print_run_summary
 
@@ -387,6 +391,7 @@ def ingest(
     accept_shrink: AcceptShrinkOpt = None,
 ) -> None:
     """Load and validate deliveries only (no linkage or outcomes)."""
+    from famlink.ingest.reading import FatalExtractError
     from famlink.pipeline import RunRequest, build_staging, ingest_extracts
     from famlink.warehouse import build_then_publish
 
