@@ -102,6 +102,7 @@ QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 # DuckDB's refusals of a write or a SET in famlink's read-only, locked session (the message
 # names the statement, the database or the option: never data)
 REFUSALS = ("which is attached in read-only mode", "the configuration has been locked")
+HELD_OPEN = re.compile(r'Could not set lock on file "([^"]+)"')   # another session has it open
 LINE_MARK = re.compile(r"LINE (\d+): ")
 
 
@@ -145,6 +146,10 @@ def failure_line(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, OSError) and exc.strerror:
         names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
         return f"{' -> '.join(names) or type(exc).__name__}: {exc.strerror}", 2
+    if isinstance(exc, duckdb.IOException) and (held := HELD_OPEN.search(str(exc))):
+        from famlink.warehouse import open_elsewhere_message
+
+        return open_elsewhere_message(Path(held.group(1)), exc), 1
     if isinstance(exc, duckdb.Error):
         return duckdb_line(exc), 1
     if isinstance(exc, WarehouseError) or (
@@ -644,7 +649,8 @@ def query(
     try:
         con = connect(warehouse, locked=True) if identifiable else connect_analyst(warehouse)
     except duckdb.Error as exc:
-        raise _error(f"cannot open {warehouse} read-only: {duckdb_line(exc)}", code=1) from None
+        raise _error(failure_line(exc)[0] if HELD_OPEN.search(str(exc)) else
+                     f"cannot open {warehouse} read-only: {duckdb_line(exc)}", code=1) from None
     try:
         if not identifiable:
             refuse_outside_analyst(con, sql)

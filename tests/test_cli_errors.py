@@ -274,3 +274,33 @@ def test_version_prints_and_exits_zero() -> None:
     result = famlink("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"famlink {__version__}"
+
+
+@pytest.fixture
+def open_elsewhere(base: tuple[Path, Path], tmp_path: Path) -> Iterator[Path]:
+    """A copy of the warehouse another process holds open read-write (a DuckDB session)."""
+    copy = tmp_path / "open" / base[1].name
+    copy.parent.mkdir()
+    shutil.copyfile(base[1], copy)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time, duckdb; con = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); time.sleep(120)", str(copy)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        yield copy
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("command", ["rejects", "query", "review", "withdraw"])
+def test_a_warehouse_open_elsewhere_is_one_line(command: str, open_elsewhere: Path,
+                                                tmp_path: Path) -> None:
+    wh = str(open_elsewhere)
+    args = {"rejects": ["rejects", "--warehouse", wh, "--out", str(tmp_path / "r.csv")],
+            "query": ["query", "FROM families", "--warehouse", wh],
+            "review": ["review", "--warehouse", wh],
+            "withdraw": ["withdraw", "FAM000001", "--warehouse", wh, "--reason", "audit"]}
+    line = one_error_line(famlink(*args[command]))
+    assert "is open read-write in another session (pid " in line, line
