@@ -152,6 +152,10 @@ def failure_line(exc: BaseException) -> tuple[str, int]:
         return open_elsewhere_message(Path(held.group(1)), exc), 1
     if isinstance(exc, duckdb.Error):
         return duckdb_line(exc), 1
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return validation_line(exc), 2
     if isinstance(exc, WarehouseError) or (
             isinstance(exc, ValueError) and _ours(type(exc).__module__)):
         return str(exc), 2
@@ -273,10 +277,22 @@ def print_ingest(summary: IngestSummary) -> None:
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """A missing file or a refused request is the user's to fix: say so, no traceback."""
+    from pydantic import ValidationError
+
     try:
         yield
+    except ValidationError as exc:
+        raise _error(validation_line(exc)) from None
     except (FileNotFoundError, ValueError) as exc:
         raise _error(str(exc)) from None
+
+
+def validation_line(exc: Any, option: bool = False) -> str:
+    """A pydantic error as ``field: what is wrong``, never the input it was given."""
+    def name(loc: tuple) -> str:
+        field = ".".join(map(str, loc))
+        return f"--{field.replace('_', '-')}" if option else field
+    return "; ".join(f"{name(e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 @contextmanager
@@ -607,8 +623,7 @@ def generate(
                                  start_month=start_month, months=months, residents=residents,
                                  cohort_families=families, conventions=conventions)
     except ValidationError as exc:
-        raise _error("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
-                               for e in exc.errors())) from None
+        raise _error(validation_line(exc, option=True)) from None
     with for_console(err) as progress:
         summary = generate_county(config, progress=_stages(progress))
     console.print(f"{summary.out_dir}: plan {summary.plan}, seed {summary.seed}, "
