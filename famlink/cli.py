@@ -150,8 +150,10 @@ def failure_line(exc: BaseException) -> tuple[str, int]:
         from famlink.warehouse import open_elsewhere_message
 
         return open_elsewhere_message(Path(held.group(1)), exc), 1
-    if isinstance(exc, duckdb.Error):
+    if isinstance(exc, duckdb.IOException):      # a file that is not a warehouse, a full disk
         return duckdb_line(exc), 1
+    if isinstance(exc, duckdb.Error):     # famlink's own SQL failed: say where, for a ticket
+        return f"{duckdb_line(exc)} (in {_where(exc)})", 1
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
