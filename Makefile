@@ -1,5 +1,6 @@
 # famlink: two commands do everything from a fresh clone.
 #   make demo   creates .venv, installs, runs the monthly job on data/sample
+#               (PLAN=thurrock: on a sample generated for that plan)
 #   make test   creates .venv if missing and runs the whole suite
 PYTHON ?= python3.11
 VENV := .venv
@@ -8,6 +9,8 @@ STAMP := $(VENV)/.installed
 OUT := out/demo
 PLAN ?= countywide
 AS_OF ?= 2024-12-31
+# the shipped sample is made for countywide; another plan's demo runs on one generated for it
+SAMPLE := $(if $(filter countywide,$(PLAN)),data/sample,out/sample_$(PLAN))
 
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := False
@@ -26,7 +29,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	@rm -rf $(OUT) && mkdir -p $(OUT)
-	$(BIN)/famlink run --extracts data/sample --warehouse $(OUT)/warehouse.duckdb \
+	@if [ "$(PLAN)" != countywide ]; then \
+		echo "data/sample is made for countywide: generating a sample for $(PLAN) in $(SAMPLE)"; \
+		$(BIN)/famlink generate --plan $(PLAN) --seed 1 --out $(SAMPLE) >/dev/null; fi
+	$(BIN)/famlink run --extracts $(SAMPLE) --warehouse $(OUT)/warehouse.duckdb \
 		--plan $(PLAN) --as-of $(AS_OF)
 	$(BIN)/famlink rejects --warehouse $(OUT)/warehouse.duckdb --out $(OUT)/rejects.csv
 	$(BIN)/famlink return --warehouse $(OUT)/warehouse.duckdb --as-of $(AS_OF) --out-dir $(OUT)

@@ -4,31 +4,73 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
-import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import duckdb
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer._click.exceptions import UsageError as TyperUsageError  # typer vendors click
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from famlink import __version__
 from famlink.contract import PLANS
-from famlink.ingest.loading import IngestSummary
-from famlink.ingest.reading import FatalExtractError
-from famlink.review_cli import review_app
+from famlink.progress import RunProgress, announce_step, for_console
+from famlink.review_cli import LOGIN_NAME, review_app
+from famlink.terminal import console, err
+from famlink.terminal import error as _error
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+if TYPE_CHECKING:         # the ingest modules load pyarrow: only the commands that read need it
+    from famlink.ingest.loading import IngestSummary
+    from famlink.ingest.reading import FatalExtractError
+
+PROJECT = Path(__file__).resolve().parents[1]
+DEBUG_VARIABLE = "FAMLINK_DEBUG"
+
+
+class FamlinkGroup(TyperGroup):
+    """Every failure of every command ends in one line on stderr and a non-zero exit.
+
+    A usage mistake (a missing option, a mistyped one) exits 2 in one line, not
+    a help panel; a refused request or an unreadable file exits 2 naming the
+    file; a DuckDB error exits 1 with its class and position but never a value
+    from the data; anything else is an internal error: its class and where it
+    happened, the traceback only with FAMLINK_DEBUG=1 (a traceback's messages
+    can quote personal data).
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TyperUsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise
+            where = exc.ctx.command_path if exc.ctx is not None else "famlink"
+            raise _error(f"{exc.format_message()} ({where} --help lists the options)",
+                         code=exc.exit_code) from None
+        except (typer.Exit, typer.Abort, TyperException, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001  (one line for whatever went wrong)
+            if os.environ.get(DEBUG_VARIABLE):
+                raise
+            line, code = failure_line(exc)
+            raise _error(line, code=code) from None
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=FamlinkGroup,
+                  pretty_exceptions_show_locals=False,
                   help="famlink: monthly data matching for the Supporting Families programme.")
-console = Console(stderr=False)
-err = Console(stderr=True)
 app.add_typer(review_app, name="review")
 
+DATE = "YYYY-MM-DD"
 ExtractsOpt = Annotated[Path, typer.Option("--extracts", help="Drop folder with YYYY-MM/ months.")]
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", help="DuckDB warehouse file.")]
 AcceptShrinkOpt = Annotated[list[str] | None, typer.Option(
@@ -51,17 +93,97 @@ def _famlink(
     """famlink: monthly data matching for the Supporting Families programme."""
 
 
-def _error(message: str, code: int = 2) -> typer.Exit:
-    """Print one unwrapped ``error:`` line (message escaped for rich); the Exit to raise."""
-    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
+# DuckDB errors whose message comes from the query and the catalogue only (never a value)
+QUERY_ERRORS = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+                duckdb.PermissionException, duckdb.IOException)
+# errors that quote the value they could not convert: shown with the quotes emptied
+VALUE_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException)
+QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+# DuckDB's refusals of a write or a SET in famlink's read-only, locked session (the message
+# names the statement, the database or the option: never data)
+REFUSALS = ("which is attached in read-only mode", "the configuration has been locked")
+HELD_OPEN = re.compile(r'Could not set lock on file "([^"]+)"')   # another session has it open
+LINE_MARK = re.compile(r"LINE (\d+): ")
+
+
+def duckdb_line(exc: duckdb.Error) -> str:
+    """A DuckDB error in one line that never quotes a value from the data.
+
+    Parser, binder and catalogue errors are about the query and are shown as
+    DuckDB words them; a conversion error has its quoted literals replaced
+    (``Could not convert string '...' to INT32``); any other error (an
+    invalid-input error can be a cell's whole value) is named by its class. An
+    error about the query's text says where in it (``at line 2, column 6``); one
+    raised while reading rows has no position in the text the user typed.
+    """
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    kind = first.split(":", 1)[0] if ":" in first else type(exc).__name__
+    if isinstance(exc, QUERY_ERRORS):     # raised on the query's own text: where in it
+        return first + _position(lines)
+    if isinstance(exc, VALUE_ERRORS):
+        return QUOTED.sub("'...'", first)
+    return f"{kind} (its message is not shown: it can quote a value from the data)"
+
+
+def _position(lines: list[str]) -> str:
+    """`` at line 1, column 8`` from DuckDB's ``LINE 1: ...`` and caret lines."""
+    for i, line in enumerate(lines[:-1]):
+        mark = LINE_MARK.match(line)
+        if mark and "^" in lines[i + 1]:
+            column = lines[i + 1].index("^") - mark.end() + 1
+            return f" at line {mark.group(1)}, column {max(column, 1)}"
+    return ""
+
+
+def failure_line(exc: BaseException) -> tuple[str, int]:
+    """What to print for a failure no command caught, and the exit code."""
+    from famlink.ingest.reading import FatalExtractError
+    from famlink.warehouse import WarehouseError
+
+    if isinstance(exc, FatalExtractError):
+        return f"{exc.path}: {exc.fault}; the warehouse was left exactly as it was", 1
+    if isinstance(exc, OSError) and exc.strerror:
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        return f"{' -> '.join(names) or type(exc).__name__}: {exc.strerror}", 2
+    if isinstance(exc, duckdb.IOException) and (held := HELD_OPEN.search(str(exc))):
+        from famlink.warehouse import open_elsewhere_message
+
+        return open_elsewhere_message(Path(held.group(1)), exc), 1
+    if isinstance(exc, duckdb.IOException):      # a file that is not a warehouse, a full disk
+        return duckdb_line(exc), 1
+    if isinstance(exc, duckdb.Error):     # famlink's own SQL failed: say where, for a ticket
+        return f"{duckdb_line(exc)} (in {_where(exc)})", 1
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return validation_line(exc), 2
+    if isinstance(exc, WarehouseError) or (
+            isinstance(exc, ValueError) and _ours(type(exc).__module__)):
+        return str(exc), 2
+    return (f"internal error: {type(exc).__name__} at {_where(exc)} ({DEBUG_VARIABLE}=1 "
+            "shows the traceback)"), 1
+
+
+def _ours(module: str) -> bool:
+    return module.split(".")[0] in {"famlink", "rules", "matchers", "transforms", "flows"}
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of famlink's own code: ``matchers/linkage.py:120``."""
+    where = "?"
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = Path(frame.filename)
+        if path.is_relative_to(PROJECT) and ".venv" not in path.parts:
+            where = f"{path.relative_to(PROJECT)}:{frame.lineno}"
+    return where
 
 
 def _parse_date(value: str, option: str) -> date:
     try:
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
-        raise _error(f"{option} must be a date YYYY-MM-DD, got {value!r}") from None
+        raise _error(f"{option} must be a date {DATE}, got {value!r}") from None
 
 
 def _check_plan(plan: str) -> str:
@@ -89,6 +211,15 @@ def _check_warehouse_folder(warehouse: Path) -> None:
                      "again)")
 
 
+def _check_extracts_folder(extracts: Path) -> None:
+    """The drop folder exists and is a folder: said before any step starts."""
+    if not extracts.exists():
+        raise _error(f"--extracts {extracts} does not exist")
+    if not extracts.is_dir():
+        raise _error(f"--extracts {extracts} is not a folder (the drop folder holds "
+                     "YYYY-MM/ months)")
+
+
 def _announce_new_warehouse(warehouse: Path) -> None:
     if not warehouse.exists():
         console.print(f"creating a new warehouse: {escape(str(warehouse.resolve()))}",
@@ -103,10 +234,6 @@ def _printing_after_publish() -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001  (the run is published whatever went wrong here)
         err.print(f"[yellow]warning:[/] the run was published but its summary could not be "
                   f"printed in full ({type(exc).__name__})", soft_wrap=True, highlight=False)
-
-
-def _progress(message: str) -> None:
-    err.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
 
 
 def print_ingest(summary: IngestSummary) -> None:
@@ -152,10 +279,22 @@ def print_ingest(summary: IngestSummary) -> None:
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """A missing file or a refused request is the user's to fix: say so, no traceback."""
+    from pydantic import ValidationError
+
     try:
         yield
+    except ValidationError as exc:
+        raise _error(validation_line(exc)) from None
     except (FileNotFoundError, ValueError) as exc:
         raise _error(str(exc)) from None
+
+
+def validation_line(exc: Any, option: bool = False) -> str:
+    """A pydantic error as ``field: what is wrong``, never the input it was given."""
+    def name(loc: tuple) -> str:
+        field = ".".join(map(str, loc))
+        return f"--{field.replace('_', '-')}" if option else field
+    return "; ".join(f"{name(e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 @contextmanager
@@ -170,10 +309,7 @@ def _writer_errors() -> Iterator[None]:
 
 
 def _fatal(exc: FatalExtractError) -> None:
-    err.print(f"[red]error:[/] {escape(str(exc.path))}: {escape(exc.fault)}", highlight=False,
-              soft_wrap=True)
-    err.print("The warehouse was left exactly as it was before this run.")
-    raise typer.Exit(1)
+    raise _error(failure_line(exc)[0], code=1)
 
 
 @app.command()
@@ -181,7 +317,7 @@ def run(
     extracts: ExtractsOpt,
     warehouse: WarehouseOpt,
     plan: Annotated[str, typer.Option("--plan", help=f"One of: {', '.join(PLANS)}.")],
-    as_of: Annotated[str, typer.Option("--as-of", help="Run date YYYY-MM-DD.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Run date.", metavar=DATE)],
     prefect: Annotated[bool | None, typer.Option(
         "--prefect/--no-prefect",
         help="Run as a Prefect flow (default: when PREFECT_API_URL is set).")] = None,
@@ -191,13 +327,16 @@ def run(
     accept_shrink: AcceptShrinkOpt = None,
 ) -> None:
     """The monthly run: ingest, link, outcomes under PLAN at AS_OF, record claims."""
+    from famlink.ingest.reading import FatalExtractError
     from famlink.pipeline import RunRequest
     from famlink.report import print_run_summary
 
+    progress = for_console(err)
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=_check_plan(plan),
-                         as_of=_parse_date(as_of, "--as-of"), progress=_progress,
+                         as_of=_parse_date(as_of, "--as-of"), progress=progress,
                          accept_shrink=tuple(accept_shrink or ()))
     _check_warehouse_folder(warehouse)
+    _check_extracts_folder(extracts)
     _check_rule_files(request.plan)
     use_prefect = bool(os.environ.get("PREFECT_API_URL")) if prefect is None else prefect
     from famlink.warehouse import check_run, writer_lock
@@ -216,7 +355,8 @@ def run(
             else:
                 from flows.monthly import run_monthly_local
 
-                summary = run_monthly_local(request, back_run=back_run)
+                with progress:
+                    summary = run_monthly_local(request, back_run=back_run)
     except FatalExtractError as exc:
         _fatal(exc)
     with _printing_after_publish():
@@ -247,8 +387,7 @@ def serve(
 
     _check_plan(plan)
     _check_warehouse_folder(warehouse)
-    if not extracts.is_dir():
-        raise _error(f"--extracts {extracts} is not a folder")
+    _check_extracts_folder(extracts)
     from prefect.client.schemas.schedules import CronSchedule
 
     try:
@@ -270,21 +409,27 @@ def serve(
 def ingest(
     extracts: ExtractsOpt,
     warehouse: WarehouseOpt,
-    as_of: Annotated[str, typer.Option("--as-of", help="Load months up to this date's month.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Load months up to this date's month.",
+                                       metavar=DATE)],
     accept_shrink: AcceptShrinkOpt = None,
 ) -> None:
     """Load and validate deliveries only (no linkage or outcomes)."""
+    from famlink.ingest.reading import FatalExtractError
     from famlink.pipeline import RunRequest, build_staging, ingest_extracts
     from famlink.warehouse import build_then_publish
 
+    progress = for_console(err)
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=PLANS[0],
-                         as_of=_parse_date(as_of, "--as-of"), progress=_progress,
+                         as_of=_parse_date(as_of, "--as-of"), progress=progress,
                          accept_shrink=tuple(accept_shrink or ()))
     _check_warehouse_folder(warehouse)
+    _check_extracts_folder(extracts)
     _announce_new_warehouse(warehouse)
     try:
-        with _writer_errors(), build_then_publish(warehouse) as con:
+        with _writer_errors(), build_then_publish(warehouse) as con, progress:
+            announce_step(progress, "ingest extracts")
             summary = ingest_extracts(con, request)
+            announce_step(progress, "build staging")
             build_staging(con, request)
     except FatalExtractError as exc:
         _fatal(exc)
@@ -322,7 +467,8 @@ def rejects(
 @app.command()
 def claims(
     warehouse: WarehouseOpt,
-    as_of: Annotated[str, typer.Option("--as-of", help="The run date whose claims to write.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="The run date whose claims to write.",
+                                       metavar=DATE)],
     out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
 ) -> None:
     """The claims recorded by the run at AS_OF: family_id, claim_type, achieved_on, problems."""
@@ -338,7 +484,8 @@ def claims(
 @app.command(name="return")
 def claims_return(
     warehouse: WarehouseOpt,
-    as_of: Annotated[str, typer.Option("--as-of", help="The run date whose claims to return.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="The run date whose claims to return.",
+                                       metavar=DATE)],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the CSV and XLSX.")],
 ) -> None:
     """The payment-by-results return: claim rows (CSV, XLSX) and its totals (CSV, XLSX)."""
@@ -355,13 +502,14 @@ def withdraw(
     family_id: Annotated[str, typer.Argument(help="Family whose claim to withdraw.")],
     warehouse: WarehouseOpt,
     reason: Annotated[str, typer.Option("--reason", help="Why (e.g. audit finding).")],
-    by: Annotated[str, typer.Option("--by", help="Who withdraws it.")] = "",
+    by: Annotated[str, typer.Option("--by", help="Who withdraws it (default: your login "
+                                                 "name).", metavar="NAME")] = LOGIN_NAME,
 ) -> None:
     """Withdraw a claim; the ledger keeps its whole history."""
     from famlink.claims import withdraw_claim
 
     with _user_errors():
-        withdraw_claim(warehouse, family_id, reason, by or os.environ.get("USER", "analyst"))
+        withdraw_claim(warehouse, family_id, reason, by)
     console.print(f"claim for {escape(family_id)} withdrawn", highlight=False)
 
 
@@ -369,7 +517,8 @@ def withdraw(
 def explain(
     family_id: Annotated[str, typer.Argument(help="Cohort family reference.")],
     warehouse: WarehouseOpt,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default latest).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default latest).",
+                                              metavar=DATE)] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML page.")] = None,
 ) -> None:
     """The audit pack for one family: members, links, problems, evidence, claim."""
@@ -384,8 +533,6 @@ def explain(
 
 def _check_explainable(warehouse: Path, family_id: str, as_of: date | None) -> None:
     """A date with no run, or a family the warehouse has never seen: refuse in one line."""
-    import duckdb
-
     from famlink.claims.returns import require_run
     from famlink.warehouse import connect
 
@@ -462,7 +609,7 @@ def generate(
     plan: Annotated[str, typer.Option("--plan")] = "countywide",
     seed: int = 1,
     scale: Annotated[str, typer.Option(help="small or county")] = "small",
-    start_month: Annotated[str, typer.Option("--start-month")] = "2023-01",
+    start_month: Annotated[str, typer.Option("--start-month", metavar="YYYY-MM")] = "2023-01",
     months: int = 24,
     residents: int | None = None,
     families: Annotated[int | None, typer.Option("--families")] = None,
@@ -471,18 +618,23 @@ def generate(
         "(see _truth/manifest.json)")] = "default",
 ) -> None:
     """Write a synthetic county's monthly extracts (with ground truth in _truth/)."""
+    from pydantic import ValidationError
+
     from famlink.generate import GeneratorConfig, generate_county
 
     if conventions not in ("default", "varied"):
-        err.print(f"[red]error:[/] --conventions must be default or varied, got {conventions!r}")
-        raise typer.Exit(2)
-    config = GeneratorConfig(out_dir=out, plan=_check_plan(plan), seed=seed, scale=scale,
-                             start_month=start_month, months=months, residents=residents,
-                             cohort_families=families, conventions=conventions)
-    summary = generate_county(config, progress=lambda stage, done, total: _progress(
-        f"{stage}: {done}/{total}"))
+        raise _error(f"--conventions must be default or varied, got {conventions!r}")
+    try:
+        config = GeneratorConfig(out_dir=out, plan=_check_plan(plan), seed=seed, scale=scale,
+                                 start_month=start_month, months=months, residents=residents,
+                                 cohort_families=families, conventions=conventions)
+    except ValidationError as exc:
+        raise _error(validation_line(exc, option=True)) from None
+    with for_console(err) as progress:
+        summary = generate_county(config, progress=_stages(progress))
     console.print(f"{summary.out_dir}: plan {summary.plan}, seed {summary.seed}, "
-                  f"{summary.months} months, {summary.residents:,} residents, "
+                  f"{len(summary.months)} months ({summary.months[0]}..{summary.months[-1]}), "
+                  f"{summary.residents:,} residents, "
                   f"{summary.cohort_families:,} cohort families; {summary.files_written:,} files, "
                   f"{summary.rows_written:,} rows, {summary.bytes_written / 1e6:,.1f} MB, "
                   f"{summary.planted_faults} planted faults; ground truth in "
@@ -494,7 +646,8 @@ def query(
     sql: Annotated[str, typer.Argument(help="A SQL query, e.g. 'FROM meta.deliveries'.")],
     warehouse: WarehouseOpt,
     as_of: Annotated[str | None, typer.Option(
-        "--as-of", help="Date the staging views show (default: latest deliveries).")] = None,
+        "--as-of", help="Date the staging views show (default: latest deliveries).",
+        metavar=DATE)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the result as CSV.")] = None,
     identifiable: Annotated[bool, typer.Option(
         "--identifiable", help="Read every schema, names and identifiers included (only for "
@@ -507,8 +660,6 @@ def query(
     or attach files, or load extensions: a statement that tries is refused in
     one line.
     """
-    import duckdb
-
     from famlink.analyst import QueryRefused, connect_analyst, refuse_outside_analyst
     from famlink.claims.returns import write_safe_csv
     from famlink.warehouse import connect
@@ -519,7 +670,8 @@ def query(
     try:
         con = connect(warehouse, locked=True) if identifiable else connect_analyst(warehouse)
     except duckdb.Error as exc:
-        raise _error(f"cannot open {warehouse} read-only: {_first_line(exc)}") from None
+        raise _error(failure_line(exc)[0] if HELD_OPEN.search(str(exc)) else
+                     f"cannot open {warehouse} read-only: {duckdb_line(exc)}", code=1) from None
     try:
         if not identifiable:
             refuse_outside_analyst(con, sql)
@@ -534,10 +686,16 @@ def query(
             console.print(f"{count} rows written to {escape(str(out))}", highlight=False)
         else:
             console.print(str(relation), markup=False, highlight=False)
-    except (duckdb.PermissionException, duckdb.InvalidInputException, QueryRefused) as exc:
+    except QueryRefused as exc:
         raise _error(f"query refused: {_first_line(exc)}") from None
+    except duckdb.PermissionException as exc:
+        raise _error(f"query refused: {duckdb_line(exc)}") from None
+    except duckdb.InvalidInputException as exc:
+        if any(refusal in str(exc) for refusal in REFUSALS):
+            raise _error(f"query refused: {_first_line(exc)}") from None
+        raise _error(f"query failed: {duckdb_line(exc)}", code=1) from None
     except duckdb.Error as exc:
-        raise _error(f"query failed: {_first_line(exc)}") from None
+        raise _error(f"query failed: {duckdb_line(exc)}", code=1) from None
     finally:
         con.close()
 
@@ -566,6 +724,21 @@ def describe(
     for column in entry.columns:
         columns.add_row(column, escape(book.column(name, column) or ""))
     console.print(columns)
+
+
+def _stages(progress: RunProgress) -> Any:
+    """The generator's (stage, done, total) callbacks as steps with a bar each."""
+    current: list[str] = []
+
+    def tick(stage: str, done: int, total: int) -> None:
+        if stage == "done":          # the generator's last word: the display closes anyway
+            return
+        if current != [stage]:
+            current[:] = [stage]
+            progress.step(stage)
+            progress.expect(total)
+        progress.advance(completed=done)
+    return tick
 
 
 def _first_line(exc: BaseException) -> str:

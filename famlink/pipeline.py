@@ -6,6 +6,7 @@ Each step takes the connection and the run request and returns a small summary;
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -14,12 +15,15 @@ from typing import Any
 import duckdb
 
 from famlink.contract import PLANS
-from famlink.ingest.loading import IngestSummary, Progress, ingest_drop
+from famlink.ingest.loading import IngestSummary, ingest_drop
+from famlink.progress import Progress, RunProgress
 from transforms import create_staging_views
 
 
 @dataclass(frozen=True)
 class RunRequest:
+    """One run's inputs; ``progress`` hears each step, file and stage (famlink.progress)."""
+
     extracts: Path
     warehouse: Path
     plan: str
@@ -54,8 +58,31 @@ def set_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
 
 def ingest_extracts(con: duckdb.DuckDBPyConnection, request: RunRequest) -> IngestSummary:
     """Load every month folder up to the as-of month that is not loaded yet."""
-    return ingest_drop(con, request.extracts, request.as_of_month, progress=request.progress,
-                       as_of=request.as_of, accept_shrink=request.accept_shrink)
+    return ingest_drop(con, request.extracts, request.as_of_month,
+                       progress=_counting_files(request), as_of=request.as_of,
+                       accept_shrink=request.accept_shrink)
+
+
+FILE_LOADING = re.compile(r"\d{4}-\d{2}/")   # how ingest_drop names the file it loads
+
+
+def _counting_files(request: RunRequest) -> Progress | None:
+    """For a progress display: the files of the drop folder up to the as-of month, each
+    one an item as it loads (files already loaded are skipped without a word)."""
+    progress = request.progress
+    if not isinstance(progress, RunProgress) or not Path(request.extracts).is_dir():
+        return progress
+    from famlink.ingest.drop import list_drop
+
+    listing = list_drop(Path(request.extracts), request.as_of_month)
+    progress.expect(sum(len(files) for files in listing.files.values()))
+
+    def say(message: str) -> None:
+        if FILE_LOADING.match(message):
+            progress.advance(message)
+        else:
+            progress(message)
+    return say
 
 
 def build_staging(con: duckdb.DuckDBPyConnection, request: RunRequest) -> list[str]:

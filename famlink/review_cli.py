@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
+
+from famlink.claims.review import login_name
+from famlink.terminal import console, error
 
 review_app = typer.Typer(add_completion=False, no_args_is_help=False,
                          help="Held claims: doubtful pairs to review, and decisions on them.")
-console = Console()
-err = Console(stderr=True)
+LOGIN_NAME = login_name()   # --by's default wherever a person's name is recorded
 
 
 @review_app.callback(invoke_without_command=True)
@@ -32,16 +34,14 @@ def review(
     if ctx.invoked_subcommand is not None:
         return
     if warehouse is None:
-        err.print("[red]error:[/] --warehouse is required")
-        raise typer.Exit(2)
+        raise error("--warehouse is required (famlink review --help lists the options)")
     import duckdb
 
     from famlink.claims.returns import PAYMENT_GBP
     from famlink.claims.review import held_rows, write_review_csv
 
     if not warehouse.exists():
-        err.print(f"[red]error:[/] warehouse {warehouse} does not exist")
-        raise typer.Exit(2)
+        raise error(f"warehouse {warehouse} does not exist")
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         rows = held_rows(con)
@@ -65,7 +65,7 @@ def review(
                   "--warehouse FILE --reason TEXT", highlight=False)
     if out is not None:
         write_review_csv(rows, out)
-        console.print(f"written {out}")
+        console.print(f"written {escape(str(out))}", highlight=False)
 
 
 @review_app.command()
@@ -75,19 +75,19 @@ def decide(
     same: Annotated[bool | None, typer.Option(
         "--same/--different", help="One person (merge) or two (release the hold).")] = None,
     reason: Annotated[str, typer.Option("--reason", help="What the reviewer checked.")] = "",
-    by: Annotated[str, typer.Option("--by", help="Who decides (default: login name).")] = "",
+    by: Annotated[str, typer.Option("--by", help="Who decides (default: your login name).",
+                                    metavar="NAME")] = LOGIN_NAME,
 ) -> None:
     """Record a decision on a doubtful pair; the next run applies it."""
     from famlink.claims.review import record_decision
 
     if same is None:
-        err.print("[red]error:[/] say --same or --different")
-        raise typer.Exit(2)
+        raise error("say --same or --different")
     decision = "same" if same else "different"
     try:
         person_ref = record_decision(warehouse, pair_id, decision, by or None, reason)
     except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise error(str(exc)) from None
     what = ("its records will be linked to" if same else "its hold is released for")
-    console.print(f"pair {pair_id} decided {decision}: at the next run {what} {person_ref}")
+    console.print(f"pair {escape(pair_id)} decided {decision}: at the next run {what} "
+                  f"{escape(person_ref)}", highlight=False)

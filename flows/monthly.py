@@ -36,6 +36,7 @@ from famlink.pipeline import (
     record_claims,
     report_linkage,
 )
+from famlink.progress import announce_step
 from famlink.report import RunFigures, collect_run_figures
 from famlink.warehouse import (
     RunRefused,
@@ -95,8 +96,7 @@ def monthly_steps(request: RunRequest, call: Call, back_run: bool = False) -> Mo
 def timed(call: Call, seconds: dict[str, float], request: RunRequest) -> Call:
     """Run each step through ``call``, noting its wall time and saying when it starts."""
     def run(step: Call, *args: Any) -> Any:
-        if request.progress:
-            request.progress(f"step {step.__name__.replace('_', ' ')}")
+        announce_step(request.progress, step.__name__.replace("_", " "))
         started = time.perf_counter()
         result = call(step, *args)
         seconds[step.__name__] = time.perf_counter() - started

@@ -278,7 +278,7 @@ def record_decision_in(con: duckdb.DuckDBPyConnection, pair_id: str, decision: s
     return str(row[0])
 
 
-def _login_name() -> str:
+def login_name() -> str:
     """Who is deciding when ``--by`` is not given: the login name."""
     try:
         return getpass.getuser()
@@ -296,6 +296,6 @@ def record_decision(warehouse: Path, pair_id: str, decision: str, by: str | None
     warehouse = Path(warehouse)
     if not warehouse.exists():
         raise FileNotFoundError(f"warehouse {warehouse} does not exist")
-    who = by or _login_name()
+    who = by or login_name()
     with build_then_publish(warehouse) as con:
         return record_decision_in(con, pair_id, decision, who, reason)
