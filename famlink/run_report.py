@@ -539,7 +539,7 @@ def render_run_report(data: RunReportData) -> str:
                                   "new this run"], data_key="claim-type")
         + "<h3>This run's decision per family</h3>"
         + html_table(decision_rows, ["decision", "families"], data_key="decision")
-        + f'<p>Held for review: <b data-figure="held-families-2">{data.held_families:,}</b> '
+        + f'<p>Held for review: <b>{data.held_families:,}</b> '
           f"families (£{data.held_families * gbp:,} held back), {data.held_pairs:,} doubtful "
           "pairs behind them.</p>")
 
