@@ -473,7 +473,7 @@ def render_run_report(data: RunReportData) -> str:
                         "finds now; nothing was recorded in the ledger.</p>")
     verb = "would be recorded" if h.back_run else "claimed"
     sections.append('<h2>Headline</h2><div class="figures">' + "".join([
-        _figure(f"claims standing at {h.as_of}", data.claims_total, "claims"),
+        _figure(f"claims in the return for {h.as_of}", data.claims_total, "claims"),
         _figure("value of those claims", data.claims_total * gbp, "claims-gbp", gbp=True),
         _figure(f"new claims this run ({verb})", data.new_claims_total, "new-claims"),
         _figure("families held for review", data.held_families, "held-families"),
