@@ -153,7 +153,7 @@ def html_table(rows: list[tuple], headers: list[str], css: str = "",
     ``widths`` (percentages) fix the columns of a wide table so it fits the page."""
     e = html.escape
 
-    def cell(value: Any, column: str, first: bool) -> str:
+    def cell(value: Any, column: str) -> str:
         text = "" if value is None else (f"{value:,}" if isinstance(value, int)
                                          and not isinstance(value, bool) else str(value))
         number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -167,7 +167,7 @@ def html_table(rows: list[tuple], headers: list[str], css: str = "",
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
     body = "".join(
         (f'<tr data-{data_key}="{e(str(r[0]))}">' if data_key else "<tr>")
-        + "".join(cell(v, headers[i], i == 0) for i, v in enumerate(r)) + "</tr>"
+        + "".join(cell(v, headers[i]) for i, v in enumerate(r)) + "</tr>"
         for r in rows)
     klass = f' class="{css}"' if css else ""
     cols = ("<colgroup>" + "".join(f'<col style="width:{int(w)}%">' for w in widths)
