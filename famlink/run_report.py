@@ -44,6 +44,7 @@ h1{margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:13px;max-width:100%}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;
 overflow-wrap:anywhere;word-break:break-word}
+table:not(.wide) td:first-child{white-space:nowrap}
 th{background:#eef}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 table.wide{width:100%;font-size:12px;table-layout:fixed}
 .header{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;background:#f6f7fb;

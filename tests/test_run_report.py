@@ -290,3 +290,13 @@ def test_the_pages_are_self_contained_name_nobody_and_fit_the_width(
     text = built["report"].read_text(encoding="utf-8")
     named = [n for (n,) in members if re.search(rf"\b{re.escape(n)}\b", text)]
     assert not named, f"the run report names cohort members: {len(named)} surnames found"
+
+
+def test_data_is_complete_to_the_month_before_the_first_gap() -> None:
+    from famlink.run_report import completeness
+
+    months = [("2024-01", "delivered"), ("2024-02", "not_due"), ("2024-03", "missing"),
+              ("2024-04", "delivered")]
+    assert completeness(months, "2024-04") == ("2024-04", "2024-02-29", 1)
+    assert completeness(months[:2], "2024-02") == ("2024-01", "2024-02-29", 0)
+    assert completeness([("2024-01", "empty")], "2024-01") == ("none", "nothing complete", 1)
