@@ -396,7 +396,8 @@ def collect_run_report(con: duckdb.DuckDBPyConnection, request: Any,
     load_id = int(loads[0][0]) if loads else -1
     previous_load_id = int(loads[1][0]) if len(loads) > 1 else -1
     months: dict[str, list[tuple[str, str]]] = {}
-    for extract, month, status in _query(con, "delivery_months"):
+    for extract, month, status in _query(con, "delivery_months",
+                                         as_of_month=request.as_of_month):
         months.setdefault(extract, []).append((month, status))
     for row in _query(con, "extracts", load_id=load_id):
         item = ExtractRow(row[0], *(int(v) for v in row[1:]))

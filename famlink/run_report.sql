@@ -1,7 +1,7 @@
 -- The run report's figures (famlink/run_report.py), read from the warehouse the
 -- run built, just before it is published (or, for a back-run, discarded).
 -- Each query is named by a "-- name:" line; $run_id, $previous_run_id, $as_of,
--- $load_id and $previous_load_id are bound by the report.
+-- $as_of_month, $load_id and $previous_load_id are bound by the report.
 
 -- name: run
 SELECT run_id, plan, as_of, recorded_at FROM claims.runs WHERE run_id = (SELECT max(run_id) FROM claims.runs);
@@ -21,7 +21,9 @@ SELECT extract,
 FROM meta.deliveries GROUP BY extract ORDER BY extract;
 
 -- name: delivery_months
-SELECT extract, month, status FROM meta.delivery_months ORDER BY extract, month;
+-- up to the as-of month: a back-run does not count the later months an earlier run saw
+SELECT extract, month, status FROM meta.delivery_months WHERE month <= $as_of_month
+ORDER BY extract, month;
 
 -- name: rejects_by_load
 -- rejected rows and flagged values of this run's load and of the previous run's

@@ -133,6 +133,7 @@ class Figures(HTMLParser):
         self._row: tuple[str, str] | None = None
         self._header_key: str | None = None
         self._text: list[str] = []
+        self._cell: tuple[dict[str, str], str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -147,14 +148,20 @@ class Figures(HTMLParser):
             self._row = keyed[0] if keyed else None
         if tag == "td" and self._row and "data-col" in a:
             table, key = self._row
-            cell = a.get("data-value", "")
-            self.rows.setdefault(table, {}).setdefault(key, {})[a["data-col"]] = cell
+            cells = self.rows.setdefault(table, {}).setdefault(key, {})
+            cells[a["data-col"]] = a.get("data-value", "")
+            self._cell = None if "data-value" in a else (cells, a["data-col"])
 
     def handle_data(self, data: str) -> None:
         if self._header_key:
             self._text.append(data)
+        if self._cell:                      # a text cell: its text is its value
+            cells, column = self._cell
+            cells[column] += data
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._cell = None
         if tag == "dd" and self._header_key:
             self.header[self._header_key] = "".join(self._text)
             self._header_key = None
@@ -193,7 +200,12 @@ def expected(warehouse: Path, run_id: int) -> dict[str, Any]:
                                  "load_id = (SELECT max(load_id) FROM meta.loads) GROUP BY 1"))
     every = dict(sql(warehouse, "SELECT extract, sum(rows_loaded) FROM meta.deliveries "
                                 "GROUP BY 1"))
-    return {"claims": claims, "new": new, "held": held, "loaded": loaded, "every": every}
+    latest = dict(sql(warehouse, "SELECT extract, max(month) FROM meta.delivery_months WHERE "
+                                 "status = 'delivered' GROUP BY 1"))
+    (gaps,) = sql(warehouse, "SELECT count(*) FROM meta.delivery_months WHERE status IN "
+                             "('missing', 'empty')")[0]
+    return {"claims": claims, "new": new, "held": held, "loaded": loaded, "every": every,
+            "latest": latest, "gaps": gaps}
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +268,8 @@ def test_the_figures_on_the_page_are_the_warehouses(built: dict[str, Any]) -> No
     assert {e: int(r["rows loaded"]) for e, r in extracts.items()} == want["loaded"]
     assert {e: int(r["rows loaded (all runs)"]) for e, r in extracts.items()} == want["every"]
     assert int(page.figures["rows-loaded"]) == sum(want["loaded"].values())
+    assert {e: r["latest delivery"] for e, r in extracts.items()} == want["latest"]
+    assert want["gaps"] == 0 and {r["data complete to"] for r in extracts.values()} == {AS_OF}
     assert {"0", "1", "10", "100"} <= set(page.ticks), "the histogram's y axis has a scale"
 
 
