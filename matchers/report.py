@@ -70,7 +70,7 @@ def write_linkage_report(con: duckdb.DuckDBPyConnection, out_html: Path, thresho
     households = con.execute(
         "SELECT match_method, count(*) FROM linkage.household_links GROUP BY 1 ORDER BY 1"
     ).fetchall()
-    shown = (f"The {len(review)} pairs nearest the threshold of {review_total:,}"
+    shown = (f"{len(review)} of {review_total:,} pairs, those nearest the threshold"
              if review_total > len(review) else f"All {review_total:,} pairs")
     body = f"""<h2>Match weight distribution of scored pairs</h2>{weight_histogram_svg(weights, tw)}
 <p>Pairs at or above match probability {threshold} (weight {tw:.2f}) are linked.</p>
