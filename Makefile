@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := False
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean browser
 
 venv: $(STAMP)
 
@@ -44,12 +44,24 @@ demo: $(STAMP)
 	     "GBP $$(grep '^total_claimed_gbp,' $(OUT)/claims_return_$(PLAN)_$(AS_OF)_totals.csv | cut -d, -f2))"; \
 	echo "  return       $(OUT)/claims_return_$(PLAN)_$(AS_OF).csv and .xlsx"; \
 	echo "  rejects      $(OUT)/rejects.csv"; \
+	echo "  run report   $(OUT)/reports/run_$(AS_OF).html"; \
 	echo "  linkage      $(OUT)/reports/linkage_$(AS_OF).html"; \
 	echo "  warehouse    $(OUT)/warehouse.duckdb  (famlink query 'FROM deliveries' --warehouse $(OUT)/warehouse.duckdb: the analyst layer)"; \
 	echo; echo "Explain a family's claim to audit:"; \
 	echo "  $(BIN)/famlink explain $${family:-FAMILY_ID} --warehouse $(OUT)/warehouse.duckdb --html $(OUT)/explain_$${family:-family}.html"
 
-test: $(STAMP)
+# tests/test_run_report.py draws the run report in headless Chromium: installed
+# here when missing (as root, e.g. CI on a fresh machine); otherwise that test skips.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "warning: no chromium (sudo apt-get install chromium): the browser test skips"; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q
 

@@ -100,3 +100,6 @@ def print_run_summary(summary: Any, out: Console | None = None) -> None:
                   "was left untouched", highlight=False)
     else:
         out.print(f"warehouse: {escape(str(request.warehouse.resolve()))}", highlight=False)
+    run_report = getattr(summary, "run_report", None)
+    if run_report is not None:
+        out.print(f"run report: {escape(str(run_report))}", highlight=False, soft_wrap=True)

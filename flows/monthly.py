@@ -38,6 +38,7 @@ from famlink.pipeline import (
 )
 from famlink.progress import announce_step
 from famlink.report import RunFigures, collect_run_figures
+from famlink.run_report import RunReportData, collect_run_report, report_run
 from famlink.warehouse import (
     RunRefused,
     build_then_publish,
@@ -56,6 +57,7 @@ class MonthlyRunSummary(RunSummary):
     figures: RunFigures | None = None
     back_run: bool = False
     linkage_report: Path | None = None
+    run_report: Path | None = None
     report_warnings: list[str] = field(default_factory=list)
 
 
@@ -63,10 +65,12 @@ def monthly_steps(request: RunRequest, call: Call, back_run: bool = False) -> Mo
     """The run's table of contents; ``call`` runs one step (as a task or directly).
 
     The writer lock is held from the checks to the reports, so the reports are
-    of this run's warehouse; a back-run builds in the copy, discards it and
-    writes no report.
+    of this run's warehouse. The run report's figures are read from the built
+    copy before it is published, so a back-run (whose copy is discarded) writes
+    its run report too, and no linkage report.
     """
     seconds: dict[str, float] = {}
+    warnings: list[str] = []
     step = timed(call, seconds, request)
     with writer_lock(request.warehouse):
         check_run(request.warehouse, request.extracts, request.plan, request.as_of, back_run)
@@ -79,9 +83,11 @@ def monthly_steps(request: RunRequest, call: Call, back_run: bool = False) -> Mo
             claims = step(record_claims, con, request)
             step(publish_analyst_layer, con, request)
             figures = collect_run_figures(con, request)
+            report_data = _read_report_figures(con, request, back_run, warnings)
         summary = MonthlyRunSummary(request=request, ingest=ingest, linkage=linkage,
                                     outcomes=outcomes, claims=claims, step_seconds=seconds,
-                                    figures=figures, back_run=back_run)
+                                    figures=figures, back_run=back_run,
+                                    report_warnings=warnings)
         if not back_run:
             try:
                 summary.linkage_report = step(report_linkage, request)
@@ -90,7 +96,24 @@ def monthly_steps(request: RunRequest, call: Call, back_run: bool = False) -> Mo
                     f"the run was published but its linkage report could not be written "
                     f"({type(exc).__name__}); a run at the same as-of writes it (and records "
                     "nothing new)")
+        if report_data is not None:
+            try:
+                summary.run_report = step(report_run, request, report_data)
+            except Exception as exc:  # noqa: BLE001  (the run is published: say so, keep it)
+                summary.report_warnings.append(
+                    f"the run report could not be written ({type(exc).__name__})")
     return summary
+
+
+def _read_report_figures(con: duckdb.DuckDBPyConnection, request: RunRequest, back_run: bool,
+                         warnings: list[str]) -> RunReportData | None:
+    """The run report's figures from the built copy; a failure costs the report, not the run."""
+    try:
+        return collect_run_report(con, request, back_run)
+    except Exception as exc:  # noqa: BLE001
+        warnings.append(f"the run report's figures could not be read ({type(exc).__name__}): "
+                        "no run report was written")
+        return None
 
 
 def timed(call: Call, seconds: dict[str, float], request: RunRequest) -> Call:
@@ -205,7 +228,7 @@ def summary_table(summary: MonthlyRunSummary) -> list[dict[str, Any]]:
 
 
 def publish_artifacts(summary: MonthlyRunSummary) -> None:
-    """The summary as a table; the linkage report and the return as a link and a list."""
+    """The summary as a table; the run and linkage reports as links, the return as a list."""
     from prefect.artifacts import (
         create_link_artifact,
         create_markdown_artifact,
@@ -218,6 +241,12 @@ def publish_artifacts(summary: MonthlyRunSummary) -> None:
         table=summary_table(summary), key=f"{key}-run-summary",
         description=f"Run {request.plan} as at {request.as_of}"
                     + (" (back-run: nothing recorded)" if summary.back_run else ""))
+    if summary.run_report is not None:
+        create_link_artifact(link=Path(summary.run_report).resolve().as_uri(),
+                             link_text=f"run report {request.as_of}",
+                             key=f"{key}-run-report",
+                             description="What this run loaded, linked, found and claimed "
+                                         "(HTML, beside the warehouse)")
     if summary.back_run:
         return
     if summary.linkage_report is not None:

@@ -6,63 +6,40 @@ council laptop without internet, and Splink's own charts load Vega from a CDN.
 
 from __future__ import annotations
 
-import html
 import math
 from pathlib import Path
 
 import duckdb
 
+from famlink.run_report import bar_chart_svg, header_from_warehouse, html_page, html_table
 
-def _table(rows: list[tuple], headers: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r)
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+REVIEW_ROWS_SHOWN = 25
 
 
 def weight_histogram_svg(weights: list[float], threshold_weight: float | None = None) -> str:
-    """Histogram of match weights as an inline SVG (bins of 1 weight unit)."""
+    """Histogram of match weights (bins of 1 weight unit), counts on a labelled log scale."""
     if not weights:
         return "<p>No scored pairs.</p>"
     lo, hi = math.floor(min(weights)), math.ceil(max(weights)) + 1
     counts = [0] * (hi - lo)
     for w in weights:
         counts[min(int(math.floor(w)) - lo, len(counts) - 1)] += 1
-    width, height, pad = 720, 260, 40
-    bw = (width - 2 * pad) / len(counts)
-    top = max(counts)
-    bars = []
-    for i, c in enumerate(counts):
-        h = (height - 2 * pad) * math.log1p(c) / math.log1p(top)
-        x, y = pad + i * bw, height - pad - h
-        bars.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(bw - 1, 1):.1f}" height="{h:.1f}" '
-            f'fill="#4a7ab5"><title>weight {lo + i} to {lo + i + 1}: {c} pairs</title></rect>'
-        )
-    ticks = "".join(
-        f'<text x="{pad + i * bw:.1f}" y="{height - pad + 14}" font-size="10">{lo + i}</text>'
-        for i in range(0, len(counts), max(1, len(counts) // 12))
-    )
-    line = ""
+    marker = None
     if threshold_weight is not None and lo <= threshold_weight <= hi:
-        x = pad + (threshold_weight - lo) * bw
-        line = (f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{pad - 10}" y2="{height - pad}" '
-                f'stroke="#c0392b" stroke-dasharray="4"/><text x="{x + 3:.1f}" y="{pad - 12}" '
-                f'font-size="11" fill="#c0392b">link threshold</text>')
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-        f'{"".join(bars)}{ticks}{line}<text x="{width / 2 - 60}" y="{height - 5}" font-size="12">'
-        f"match weight (log scale counts)</text></svg>"
-    )
+        marker = (threshold_weight - lo, "link threshold")
+    return bar_chart_svg([str(lo + i) for i in range(len(counts))],
+                         [("pairs", "#4a7ab5", counts)], log=True,
+                         y_label="scored pairs (log scale)", x_label="match weight (bin from)",
+                         marker=marker)
 
 
 def write_linkage_report(con: duckdb.DuckDBPyConnection, out_html: Path, threshold: float = 0.9
                          ) -> Path:
-    """Write the report from ``linkage.*`` tables."""
+    """Write the report from ``linkage.*`` tables, under the latest run's header.
+
+    The clerical-review section shows the pairs nearest the threshold, cut to fit
+    the page (long cells wrap), and says how many more ``famlink review`` lists.
+    """
     weights = [r[0] for r in con.execute(
         "SELECT match_weight FROM linkage.person_pairs WHERE match_weight IS NOT NULL").fetchall()]
     tw = math.log2(threshold / (1 - threshold))
@@ -87,30 +64,31 @@ def write_linkage_report(con: duckdb.DuckDBPyConnection, out_html: Path, thresho
         """SELECT record_id_l, record_id_r, round(match_probability, 4), round(match_weight, 2),
                   reason, first_name_l, first_name_r, last_name_l, last_name_r, dob_l, dob_r,
                   postcode_l, postcode_r FROM linkage.clerical_review
-           ORDER BY match_probability DESC LIMIT 500"""
+           ORDER BY abs(match_probability - ?) LIMIT ?""", [threshold, REVIEW_ROWS_SHOWN]
     ).fetchall()
+    (review_total,) = con.execute("SELECT count(*) FROM linkage.clerical_review").fetchone()
     households = con.execute(
         "SELECT match_method, count(*) FROM linkage.household_links GROUP BY 1 ORDER BY 1"
     ).fetchall()
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:"
-             "collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "th{background:#eef}")
-    doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Linkage report</title>
-<style>{style}</style></head><body>
-<h1>Person and household linkage</h1>
-<h2>Match weight distribution of scored pairs</h2>{weight_histogram_svg(weights, tw)}
+    shown = (f"{len(review)} of {review_total:,} pairs, those nearest the threshold"
+             if review_total > len(review) else f"All {review_total:,} pairs")
+    body = f"""<h2>Match weight distribution of scored pairs</h2>{weight_histogram_svg(weights, tw)}
 <p>Pairs at or above match probability {threshold} (weight {tw:.2f}) are linked.</p>
-<h2>Links per source</h2>{_table(per_source, ["extract", "records", "linked to cohort",
+<h2>Links per source</h2>{html_table(per_source, ["extract", "records", "linked to cohort",
     "persons", "probabilistic", "deterministic"])}
-<h2>Link methods</h2>{_table(methods, ["method", "records"])}
+<h2>Link methods</h2>{html_table(methods, ["method", "records"])}
 <h2>Cluster sizes (number of extracts a person appears in)</h2>
-{_table(sizes, ["extracts", "persons"])}
+{html_table(sizes, ["extracts", "persons"])}
 <h2>Household links (police incidents to cohort families)</h2>
-{_table(households, ["method", "incidents"])}
+{html_table(households, ["method", "incidents"])}
 <h2>Clerical review: borderline pairs</h2>
-{_table(review, ["record l", "record r", "probability", "weight", "reason", "first l", "first r",
-                 "last l", "last r", "dob l", "dob r", "postcode l", "postcode r"])}
-</body></html>"""
+<p data-figure="clerical-review" data-value="{review_total}">{shown}
+(linkage.clerical_review holds them all).</p>
+{html_table(review, ["record l", "record r", "probability", "weight", "reason", "first l",
+                     "first r", "last l", "last r", "dob l", "dob r", "postcode l",
+                     "postcode r"], css="wide",
+                     widths=[13, 13, 6, 5, 9, 6, 6, 7, 7, 8, 8, 6, 6])}"""
+    doc = html_page("Person and household linkage", header_from_warehouse(con), body)
     out_html = Path(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     out_html.write_text(doc, encoding="utf-8")

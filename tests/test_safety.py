@@ -90,7 +90,8 @@ def test_warehouse_and_reports_are_owner_only(base) -> None:
     assert stat.S_IMODE(warehouse.stat().st_mode) == 0o600
     reports = warehouse.parent / "reports"
     assert stat.S_IMODE(reports.stat().st_mode) == 0o700
-    assert [stat.S_IMODE(p.stat().st_mode) for p in reports.iterdir()] == [0o600]
+    modes = [stat.S_IMODE(p.stat().st_mode) for p in reports.iterdir()]
+    assert modes and set(modes) == {0o600}, modes
     assert stat.S_IMODE(Path(f"{warehouse}.lock").stat().st_mode) == 0o600
 
 
@@ -249,8 +250,10 @@ def test_a_back_run_reports_and_leaves_the_warehouse_untouched(base, tmp_path: P
     assert f"as at {EARLIER} (back-run" in result.stdout
     assert "families in the cohort" in result.stdout and "left untouched" in result.stdout
     assert digest(warehouse) == before
-    assert sorted(p.name for p in warehouse.parent.iterdir()) == [warehouse.name,
-                                                                  f"{warehouse.name}.lock"]
+    assert sorted(p.name for p in warehouse.parent.iterdir()) == [
+        "reports", warehouse.name, f"{warehouse.name}.lock"]
+    assert [p.name for p in (warehouse.parent / "reports").iterdir()] == [
+        f"run_{EARLIER}_back-run.html"], "a back-run writes its run report, nothing else"
 
 
 def test_a_run_before_every_delivery_is_refused(base, tmp_path: Path) -> None:

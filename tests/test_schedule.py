@@ -199,7 +199,7 @@ def test_served_deployment_has_its_schedule_and_back_runs_a_past_month(
         from prefect.client.schemas.sorting import TaskRunSort
 
         keys = {"famlink-countywide-run-summary", "famlink-countywide-linkage-report",
-                "famlink-countywide-return"}
+                "famlink-countywide-run-report", "famlink-countywide-return"}
         artifacts = wait_for("the run's artifacts", lambda: (
             found_ := artifacts_of(url, run.id)) and set(found_) == keys and found_, 30, serving)
         table = artifacts["famlink-countywide-run-summary"]["data"]
@@ -230,6 +230,7 @@ def test_served_deployment_has_its_schedule_and_back_runs_a_past_month(
         assert back.state.is_completed(), back.state
         assert ledger_runs(warehouse) == runs, "a back-run records nothing"
         assert not (council / "reports" / "linkage_2023-02-28.html").exists()
+        assert (council / "reports" / "run_2023-02-28_back-run.html").is_file()
 
 
 def test_serve_refuses_a_bad_cron_and_no_server(tmp_path: Path) -> None:
@@ -275,4 +276,5 @@ def test_the_command_line_run_writes_the_linkage_report_once_as_a_step(tmp_path:
     back = CliRunner().invoke(app, [*args, "2023-01-31", "--back-run"])
     assert back.exit_code == 0, back.output
     assert "linkage report:" not in back.output
-    assert sorted(p.name for p in report.parent.iterdir()) == [report.name]
+    assert sorted(p.name for p in report.parent.iterdir()) == [
+        report.name, "run_2023-01-31_back-run.html", "run_2023-02-28.html"]
