@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -20,6 +21,15 @@ import duckdb
 import yaml
 
 from famlink.ingest.reading import FatalExtractError
+from famlink.models import (
+    RUN_PARAMETERS,
+    TRANSFORMS_DIR,
+    ModelGraph,
+    model_graph,
+    sql_model,
+    write_run_parameters,
+    written_model,
+)
 from rules.models import (
     EVENT_MEASURES,
     AttendanceRule,
@@ -48,25 +58,8 @@ from rules.vocabulary import (
 
 RULES_DIR = Path(__file__).resolve().parent
 SQL_DIR = RULES_DIR / "sql"
-TRANSFORMS_DIR = RULES_DIR.parent / "transforms"
+Con = duckdb.DuckDBPyConnection
 
-# Measure models, in dependency order (files in transforms/intermediate).
-INTERMEDIATE_MODELS = (
-    "int_rules_people",
-    "int_rules_problems",
-    "int_rules_linked_records",
-    "int_rules_events",
-    "int_rules_attendance_terms",
-    "int_rules_exclusions",
-    "int_rules_care_episodes",
-    "int_rules_benefit_spells",
-    "int_rules_employment_spells",
-    "int_rules_practitioner_evidence",
-)
-# Models that need the CE routes and rule results (built by the engine first).
-CE_MODELS = ("int_rules_ce", "int_rules_ce_evidence")
-MART_MODELS = ("family_problems", "outcomes", "problem_status", "outcome_evidence", "ce_status",
-               "unmatched_evidence")
 STATUSES = ("achieved", "not_achieved", "not_yet_sustained", "insufficient_data")
 
 _RESULT_COLUMNS = (
@@ -146,36 +139,26 @@ def evaluate_outcomes(
     except RuleFileError as exc:
         path, _, fault = str(exc).partition(": ")
         raise RuleFileFault(Path(path), fault) from None
-    con.execute("SET VARIABLE as_of = CAST(? AS DATE)", [as_of])
-    con.execute("SET VARIABLE plan = CAST(? AS VARCHAR)", [plan_name])
-    con.execute(
-        "SET VARIABLE identification_grace_days = CAST(? AS INTEGER)",
-        [plan.identification_grace_days],
-    )
     con.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    _write_vocabulary(con, plan, vocab)
-    _write_deliveries(con)
-    for model in INTERMEDIATE_MODELS:
-        _build(con, "intermediate", model, _model_sql("intermediate", model))
-    con.execute("SET VARIABLE oow_benefits = CAST(? AS VARCHAR[])", [plan.ce.out_of_work_benefits])
-    con.execute(
-        "SET VARIABLE oow_uc_regimes = CAST(? AS VARCHAR[])", [plan.ce.out_of_work_uc_regimes]
-    )
-    _build(con, "intermediate", "int_rules_ce_routes", compile_ce(plan.ce))
-    for model in CE_MODELS:
-        _build(con, "intermediate", model, _model_sql("intermediate", model))
-    _write_catalog(con, plan)
-    _run_rules(con, plan)
-    for model in MART_MODELS:
-        _build(con, "marts", model, _model_sql("marts", model))
+    con.execute(NORMALISE_SQL)
+    graph = plan_graph(plan)
+    steps = _steps(plan, vocab, as_of)
+    for model in graph.order(BUILT_LAYERS):
+        step = steps.get(model.name)
+        if step is not None:
+            step(con)
+        elif model.sql is not None:
+            schema, _, name = model.name.partition(".")
+            _build(con, schema, name, model.sql)
+        else:  # pragma: no cover - every written model has a step
+            raise RuntimeError(f"model {model.name}: nothing builds it")
     return _summary(con, plan_name, as_of)
 
 
 def _write_vocabulary(con: duckdb.DuckDBPyConnection, plan: Plan, vocab: Vocabulary) -> None:
     """The vocabulary as a table, with what each name evidences under this plan."""
     con.execute(NORMALISE_SQL)
-    con.execute("SET VARIABLE plan_codes = CAST(? AS VARCHAR[])", [sorted(plan_codes(plan))])
     con.execute(
         "CREATE OR REPLACE TABLE intermediate.int_rules_vocabulary (entry VARCHAR, "
         "kind VARCHAR, name VARCHAR, exact BOOLEAN, star_domain INTEGER, targets VARCHAR[])"
@@ -227,16 +210,14 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> boo
     return bool(row and row[0])
 
 
-def _write_deliveries(con: duckdb.DuckDBPyConnection) -> None:
+def _write_delivered(con: duckdb.DuckDBPyConnection) -> None:
     """Which monthly extract was delivered in which month, and the months it was not.
 
     A month counts as delivered when meta.deliveries holds a delivery of the file
     for it that is not empty, or when the file is in that month's folder of a
     drop the warehouse loaded (a file identical to one loaded before is skipped
-    by ingest and not recorded, but it was delivered). The gaps table lists, for
-    each monthly extract, the months up to the as-of month with no delivery:
-    every such month after its first delivery for a delta, and for a snapshot
-    (the whole truth at each delivery) the months after its latest delivery.
+    by ingest and not recorded, but it was delivered). The model
+    int_rules_delivery_gaps derives the months with no delivery from it.
     """
     con.execute("CREATE OR REPLACE TABLE intermediate.int_rules_delivered "
                 "(extract VARCHAR, month VARCHAR)")
@@ -253,30 +234,6 @@ def _write_deliveries(con: duckdb.DuckDBPyConnection) -> None:
         for folder, up_to in rows:
             found += _drop_files(Path(folder), str(up_to or ""), monthly)
         con.executemany("INSERT INTO intermediate.int_rules_delivered VALUES (?, ?)", found)
-    snapshots = [s.name for s in _contract_files() if s.delivery == "snapshot"]
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE intermediate.int_rules_delivery_gaps AS
-        WITH d AS (SELECT DISTINCT extract, month FROM intermediate.int_rules_delivered),
-        span AS (
-            SELECT extract, min(month) AS first_month, max(month) AS last_month FROM d
-            WHERE month <= strftime(getvariable('as_of'), '%Y-%m') GROUP BY extract
-        ),
-        months AS (
-            SELECT extract, last_month, strftime(m, '%Y-%m') AS month
-            FROM (SELECT s.extract, s.last_month,
-                         unnest(generate_series(CAST(s.first_month || '-01' AS DATE),
-                                CAST(strftime(getvariable('as_of'), '%Y-%m-01') AS DATE),
-                                INTERVAL 1 MONTH)) AS m
-                  FROM span AS s)
-        )
-        SELECT m.extract, m.extract || '.csv' AS file, m.month
-        FROM months AS m
-        LEFT JOIN d ON d.extract = m.extract AND d.month = m.month
-        WHERE d.month IS NULL
-          AND (NOT list_contains(?, m.extract) OR m.month > m.last_month)
-        ORDER BY m.extract, m.month
-        """, [snapshots])
 
 
 def _contract_files() -> list:
@@ -301,10 +258,6 @@ def _drop_files(folder: Path, up_to: str, extracts: list[str]) -> list[tuple[str
             except OSError:
                 continue
     return out
-
-
-def _model_sql(layer: str, name: str) -> str:
-    return (TRANSFORMS_DIR / layer / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def _build(con: duckdb.DuckDBPyConnection, schema: str, name: str, sql: str) -> None:
@@ -509,8 +462,13 @@ def _evidence_scope(scope: str) -> str:
     return "TRUE"
 
 
-def compile_composite(rule: CompositeRule, indicators: list[str]) -> tuple[str, str]:
-    """SQL (results, evidence) combining the parts' results already computed."""
+def compile_composite(
+    rule: CompositeRule, indicators: list[str],
+    results_from: str = "intermediate.int_rules_results",
+    evidence_from: str = "intermediate.int_rules_evidence",
+) -> tuple[str, str]:
+    """SQL (results, evidence) combining the parts' results already computed
+    (read from ``results_from`` / ``evidence_from``: a table, or the parts' own)."""
     parts = sql_list(rule.parts)
     inds = sql_list(indicators)
     n = len(rule.parts)
@@ -537,13 +495,13 @@ def compile_composite(rule: CompositeRule, indicators: list[str]) -> tuple[str, 
         f"SELECT {sql_str(rule.id)} AS outcome_id, family_id, indicator, {status} AS status, "
         f"{achieved} AS achieved_on, "
         "string_agg(outcome_id || '=' || status, ' ' ORDER BY outcome_id) AS detail "
-        "FROM intermediate.int_rules_results "
+        f"FROM {results_from} "
         f"WHERE outcome_id IN ({parts}) AND indicator IN ({inds}) GROUP BY family_id, indicator"
     )
     evidence = (
         f"SELECT DISTINCT {sql_str(rule.id)} AS outcome_id, family_id, indicator, extract, "
         "delivery_id, month, record_key, person_ref, match_method, match_probability, "
-        "outcome_id || ': ' || detail FROM intermediate.int_rules_evidence "
+        f"outcome_id || ': ' || detail FROM {evidence_from} "
         f"WHERE outcome_id IN ({parts}) AND indicator IN ({inds})"
     )
     return results, evidence
@@ -567,7 +525,7 @@ def _compile_route(ce: CeSpec, route: CeRoute) -> str:
             "    FROM spells AS s JOIN adults AS a ON a.person_ref = s.person_ref\n"
             f"    WHERE s.benefit IN ({sql_list(route.from_benefits)}) {from_regimes}\n"
             "      AND s.end_date IS NOT NULL AND s.end_date + 1 >= a.attached_on\n"
-            "      AND s.end_date < getvariable('as_of')"
+            "      AND s.end_date < (SELECT as_of FROM meta.run_parameters)"
         )
     else:
         trigger = (
@@ -662,23 +620,122 @@ def _rule_order(plan: Plan) -> list[Rule]:
     return ordered
 
 
-def _run_rules(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE intermediate.int_rules_results ({_RESULT_COLUMNS})")
-    con.execute(f"CREATE OR REPLACE TABLE intermediate.int_rules_evidence ({_EVIDENCE_COLUMNS})")
+# --------------------------------------------------------------- the graph
+# Layers the engine builds; staging views and analyst views are built by
+# ingest/publish from the same graph, and are already there when it runs.
+BUILT_LAYERS = ("meta", "intermediate", "rules", "marts")
+RESULTS = "intermediate.int_rules_results"
+EVIDENCE = "intermediate.int_rules_evidence"
+
+
+def _rule_node(rule_id: str) -> str:
+    return f"rules.{rule_id}"
+
+
+def _rule_tables(index: int) -> tuple[str, str]:
+    """Session (temp) tables holding one rule's results and evidence until collected."""
+    return f"temp.main.rule_results_{index}", f"temp.main.rule_evidence_{index}"
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    rule: Rule
+    index: int
+    results: str
+    evidence: str
+
+
+def _compiled_rules(plan: Plan) -> list[_CompiledRule]:
+    """Each rule with targets, compiled: leaves from their template, composites over their
+    parts' own tables (so a composite depends on its parts in the graph)."""
     targets = rule_targets(plan)
+    out: list[_CompiledRule] = []
+    index: dict[str, int] = {}
     for rule in _rule_order(plan):
         inds = targets[rule.id]
         if not inds:
             continue
+        index[rule.id] = len(out)
         if isinstance(rule, CompositeRule):
-            results, evidence = compile_composite(rule, inds)
+            parts = [index[p] for p in rule.parts if p in index]
+            res = " UNION ALL ".join(f"SELECT * FROM {_rule_tables(i)[0]}" for i in parts)
+            evi = " UNION ALL ".join(f"SELECT * FROM {_rule_tables(i)[1]}" for i in parts)
+            results, evidence = compile_composite(rule, inds, f"({res})", f"({evi})")
         else:
             results, evidence = compile_rule(rule, inds, [rule.id, *_ancestors(plan, rule.id)])
-        try:
-            con.execute(f"INSERT INTO intermediate.int_rules_results\n{results}")
-            con.execute(f"INSERT INTO intermediate.int_rules_evidence\n{evidence}")
-        except duckdb.Error as exc:
-            raise RuntimeError(f"rules/{plan.plan}.yaml: rule {rule.id} failed: {exc}") from exc
+        out.append(_CompiledRule(rule, len(out), results, evidence))
+    return out
+
+
+def plan_graph(plan: Plan, root: Path = TRANSFORMS_DIR) -> ModelGraph:
+    """The transforms/ models plus what the plan compiles to: the CE routes, one model
+    per outcome rule, and the tables written from the plan and the vocabulary."""
+    rules = _compiled_rules(plan)
+    extra = [
+        written_model("intermediate.int_rules_vocabulary", "intermediate"),
+        written_model("intermediate.int_rules_delivered", "intermediate",
+                      reads=["meta.deliveries", "meta.loads"]),
+        written_model("intermediate.int_rules_catalog", "intermediate"),
+        written_model("intermediate.int_rules_applicable", "intermediate"),
+        sql_model("intermediate.int_rules_ce_routes", "intermediate", compile_ce(plan.ce)),
+    ]
+    for c in rules:
+        parts = plan.rule(c.rule.id).parts if isinstance(c.rule, CompositeRule) else []
+        extra.append(sql_model(_rule_node(c.rule.id), "rules", c.results + ";\n" + c.evidence,
+                               extra=[_rule_node(p) for p in parts
+                                      if any(r.rule.id == p for r in rules)]))
+    nodes = [_rule_node(c.rule.id) for c in rules]
+    extra += [written_model(RESULTS, "intermediate", reads=nodes),
+              written_model(EVIDENCE, "intermediate", reads=nodes)]
+    return model_graph(root, extra)
+
+
+def _steps(plan: Plan, vocab: Vocabulary, as_of: date) -> dict[str, Callable[[Con], None]]:
+    """How each model that is not a plain SELECT is made."""
+    rules = _compiled_rules(plan)
+    steps: dict[str, Callable[[Con], None]] = {
+        RUN_PARAMETERS: lambda con: write_run_parameters(
+            con, plan=plan.plan, as_of=as_of,
+            identification_grace_days=plan.identification_grace_days,
+            plan_codes=plan_codes(plan),
+            out_of_work_benefits=plan.ce.out_of_work_benefits,
+            out_of_work_uc_regimes=plan.ce.out_of_work_uc_regimes,
+            snapshot_extracts=[s.name for s in _contract_files() if s.delivery == "snapshot"]),
+        "intermediate.int_rules_vocabulary": lambda con: _write_vocabulary(con, plan, vocab),
+        "intermediate.int_rules_delivered": _write_delivered,
+        "intermediate.int_rules_catalog": lambda con: _write_catalog(con, plan),
+        "intermediate.int_rules_applicable": lambda con: _write_applicable(con, plan),
+        RESULTS: lambda con: _collect(con, plan, rules, 0, _RESULT_COLUMNS, RESULTS),
+        EVIDENCE: lambda con: _collect(con, plan, rules, 1, _EVIDENCE_COLUMNS, EVIDENCE),
+    }
+    for c in rules:
+        steps[_rule_node(c.rule.id)] = lambda con, c=c: _run_rule(con, plan, c)
+    return steps
+
+
+def _run_rule(con: Con, plan: Plan, c: _CompiledRule) -> None:
+    """One rule's results and evidence, into its own session tables (typed as the
+    collected tables are, so composites read the same values)."""
+    results, evidence = _rule_tables(c.index)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {results.removeprefix('temp.main.')} "
+                    f"({_RESULT_COLUMNS})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {evidence.removeprefix('temp.main.')} "
+                    f"({_EVIDENCE_COLUMNS})")
+        con.execute(f"INSERT INTO {results}\n{c.results}")
+        con.execute(f"INSERT INTO {evidence}\n{c.evidence}")
+    except duckdb.Error as exc:
+        raise RuntimeError(f"rules/{plan.plan}.yaml: rule {c.rule.id} failed: {exc}") from exc
+
+
+def _collect(con: Con, plan: Plan, rules: list[_CompiledRule], which: int, columns: str,
+             table: str) -> None:
+    """Every rule's rows, in rule order, into one table; the session tables dropped."""
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+    for c in rules:
+        part = _rule_tables(c.index)[which]
+        con.execute(f"INSERT INTO {table} SELECT * FROM {part}")
+        con.execute(f"DROP TABLE {part}")
 
 
 def describe(rule: Rule) -> str:
@@ -704,6 +761,9 @@ def _write_catalog(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
         for r in plan.rules
     ]
     con.executemany("INSERT INTO intermediate.int_rules_catalog VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _write_applicable(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
     con.execute(
         "CREATE OR REPLACE TABLE intermediate.int_rules_applicable "
         "(indicator VARCHAR, outcome_id VARCHAR)"

@@ -2,6 +2,8 @@
 
 A file ``<layer>/<prefix>_<name>.sql`` holds one SELECT; it becomes the view or
 table ``<layer>.<name>`` (``stg_yot_offences.sql`` -> ``staging.yot_offences``).
+Models name the models they read as ``schema.model``; famlink.models orders the
+build from those references (``famlink models`` lists it).
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ def model_name(layer: str, file_name: str) -> str:
 
 
 def create_staging_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """(Re)create every staging view; they read raw.* through getvariable('as_of_month')."""
+    """(Re)create every staging view, in the model graph's order; they read raw.*
+    as at getvariable('as_of_month'), set by each reader's session (a read-only
+    reader can re-point them; a table could not be written there)."""
+    from famlink.models import model_graph
+
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     names = []
-    for file_name in model_files("staging"):
-        name = model_name("staging", file_name)
-        con.execute(f"CREATE OR REPLACE VIEW staging.{name} AS {model_sql('staging', file_name)}")
+    for model in model_graph().order(["staging"]):
+        name = model.name.removeprefix("staging.")
+        con.execute(f"CREATE OR REPLACE VIEW staging.{name} AS {model.sql}")
         names.append(name)
     return names

@@ -124,7 +124,7 @@ SELECT
         CASE r.first_t % 3 WHEN 0 THEN make_date(r.first_t // 3, 12, 31)
                            WHEN 1 THEN make_date(r.first_t // 3 + 1, 4, 30)
                            ELSE make_date(r.first_t // 3 + 1, 8, 31) END,
-        getvariable('as_of')) END AS achieved_on,
+        (SELECT as_of FROM meta.run_parameters)) END AS achieved_on,
     'terms ' || s.first_term || '..' || coalesce(CAST(s.latest_term AS VARCHAR), '-')
         || ' worst attendance ' || coalesce(CAST(round(r.worst_now, 3) AS VARCHAR), '-') AS detail
 FROM span AS s

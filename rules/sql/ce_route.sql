@@ -22,7 +22,7 @@ days AS (
     SELECT t.person_ref, t.off_on,
         CAST(unnest(generate_series(
             CAST(t.off_on AS TIMESTAMP),
-            CAST(least(getvariable('as_of'), t.off_on + ($window_days - 1)) AS TIMESTAMP),
+            CAST(least((SELECT as_of FROM meta.run_parameters), t.off_on + ($window_days - 1)) AS TIMESTAMP),
             INTERVAL 1 DAY)) AS DATE) AS day
     FROM trig AS t
 ),
@@ -31,7 +31,7 @@ q AS (
     FROM days AS d
     LEFT JOIN ($qualifying) AS x
       ON x.person_ref = d.person_ref AND x.start_date <= d.day
-     AND coalesce(x.end_date, getvariable('as_of')) >= d.day
+     AND coalesce(x.end_date, (SELECT as_of FROM meta.run_parameters)) >= d.day
     GROUP BY ALL
 ),
 b AS (
@@ -39,7 +39,7 @@ b AS (
     FROM days AS d
     LEFT JOIN oow AS s
       ON s.person_ref = d.person_ref AND s.start_date <= d.day
-     AND coalesce(s.end_date, getvariable('as_of')) >= d.day
+     AND coalesce(s.end_date, (SELECT as_of FROM meta.run_parameters)) >= d.day
     GROUP BY ALL
 ),
 run AS (

@@ -32,10 +32,10 @@ base AS (
     GROUP BY ALL
 ),
 cand AS (
-    SELECT family_id, indicator, first_ok AS d FROM base WHERE first_ok <= getvariable('as_of')
+    SELECT family_id, indicator, first_ok AS d FROM base WHERE first_ok <= (SELECT as_of FROM meta.run_parameters)
     UNION
-    SELECT family_id, indicator, getvariable('as_of') FROM base
-    WHERE first_ok <= getvariable('as_of')
+    SELECT family_id, indicator, (SELECT as_of FROM meta.run_parameters) FROM base
+    WHERE first_ok <= (SELECT as_of FROM meta.run_parameters)
     UNION
     SELECT e.family_id, e.indicator, e.event_date FROM ev AS e
     JOIN base AS b ON b.family_id = e.family_id AND b.indicator = e.indicator
@@ -43,7 +43,7 @@ cand AS (
     UNION
     SELECT e.family_id, e.indicator, e.leaves_on FROM ev AS e
     JOIN base AS b ON b.family_id = e.family_id AND b.indicator = e.indicator
-    WHERE $windowed AND e.leaves_on > b.first_ok AND e.leaves_on <= getvariable('as_of')
+    WHERE $windowed AND e.leaves_on > b.first_ok AND e.leaves_on <= (SELECT as_of FROM meta.run_parameters)
 ),
 at_cand AS (
     SELECT c.family_id, c.indicator, c.d, b.before_n, b.before_gravity, b.attached_on,
@@ -85,15 +85,15 @@ gaps AS (
     JOIN intermediate.int_rules_delivery_gaps AS g
       ON g.extract IN ($extracts)
      AND g.month >= strftime(CASE WHEN $windowed THEN greatest(b.attached_on, CAST(
-             getvariable('as_of') - INTERVAL ($window_months) MONTH AS DATE))
+             (SELECT as_of FROM meta.run_parameters) - INTERVAL ($window_months) MONTH AS DATE))
              ELSE b.attached_on END, '%Y-%m')
-     AND g.month <= strftime(getvariable('as_of'), '%Y-%m')
+     AND g.month <= strftime((SELECT as_of FROM meta.run_parameters), '%Y-%m')
     GROUP BY ALL
 ),
 res AS (
     SELECT family_id, indicator,
-           bool_and(ok) FILTER (WHERE d = getvariable('as_of')) AS ok_now,
-           max(after_n) FILTER (WHERE d = getvariable('as_of')) AS after_now,
+           bool_and(ok) FILTER (WHERE d = (SELECT as_of FROM meta.run_parameters)) AS ok_now,
+           max(after_n) FILTER (WHERE d = (SELECT as_of FROM meta.run_parameters)) AS after_now,
            min(d) FILTER (WHERE ok AND (last_bad IS NULL OR d > last_bad)) AS achieved_on
     FROM runs
     GROUP BY ALL
@@ -103,11 +103,11 @@ SELECT
     $outcome_id AS outcome_id, b.family_id, b.indicator,
     CASE WHEN NOT ($person_ok) THEN 'not_achieved'
          WHEN NOT $has_data THEN 'insufficient_data'
-         WHEN b.first_ok > getvariable('as_of') THEN 'not_yet_sustained'
+         WHEN b.first_ok > (SELECT as_of FROM meta.run_parameters) THEN 'not_yet_sustained'
          WHEN r.ok_now AND g.n_gaps > 0 THEN 'insufficient_data'
          WHEN r.ok_now THEN 'achieved'
          ELSE 'not_achieved' END AS status,
-    CASE WHEN $has_data AND b.first_ok <= getvariable('as_of') AND r.ok_now
+    CASE WHEN $has_data AND b.first_ok <= (SELECT as_of FROM meta.run_parameters) AND r.ok_now
               AND g.n_gaps IS NULL AND ($person_ok)
          THEN r.achieved_on END AS achieved_on,
     CASE WHEN NOT ($person_ok) THEN 'not a line for this person''s age; '
@@ -127,4 +127,4 @@ SELECT
         || e.detail || ' on ' || strftime(e.event_date, '%Y-%m-%d') AS detail
 FROM ev AS e
 WHERE e.event_date < e.attached_on
-   OR (NOT $windowed OR getvariable('as_of') < e.leaves_on)
+   OR (NOT $windowed OR (SELECT as_of FROM meta.run_parameters) < e.leaves_on)

@@ -55,7 +55,7 @@ gaps AS (
     JOIN intermediate.int_rules_delivery_gaps AS g
       ON g.extract = 'social_care_episodes'
      AND g.month >= strftime(d.attached_on, '%Y-%m')
-     AND g.month <= strftime(getvariable('as_of'), '%Y-%m')
+     AND g.month <= strftime((SELECT as_of FROM meta.run_parameters), '%Y-%m')
     GROUP BY ALL
 )
 -- @results
@@ -67,14 +67,14 @@ SELECT
          WHEN d.n_open > 0 THEN 'not_achieved'
          WHEN d.last_reason IN ($bad_end_reasons) THEN 'not_achieved'
          WHEN l.n_reref > 0 OR l.n_escal > 0 THEN 'not_achieved'
-         WHEN CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) > getvariable('as_of')
+         WHEN CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) > (SELECT as_of FROM meta.run_parameters)
              THEN 'not_yet_sustained'
          WHEN gp.n_gaps > 0 THEN 'insufficient_data'
          ELSE 'achieved' END AS status,
     CASE WHEN $has_data AND NOT (d.n_rel = 0 AND '$if_no_episode' <> 'since_attachment')
           AND d.n_open = 0 AND coalesce(d.last_reason NOT IN ($bad_end_reasons), TRUE)
           AND l.n_reref = 0 AND l.n_escal = 0
-          AND CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) <= getvariable('as_of')
+          AND CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) <= (SELECT as_of FROM meta.run_parameters)
           AND gp.n_gaps IS NULL
          THEN CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) END AS achieved_on,
     'episodes=' || d.n_rel || ' open=' || d.n_open || ' closed_on='

@@ -50,7 +50,7 @@ judged AS (
             SELECT 1 FROM intermediate.int_rules_practitioner_evidence AS x
             WHERE x.family_id = r.family_id AND x.kind = r.kind
               AND x.person_ref IS NOT DISTINCT FROM r.person_ref
-              AND x.start_date > r.start_date AND x.start_date <= getvariable('as_of')
+              AND x.start_date > r.start_date AND x.start_date <= (SELECT as_of FROM meta.run_parameters)
               AND NOT ($later_domain_filter)) AS superseded
         FROM rows AS r
     )
@@ -58,7 +58,7 @@ judged AS (
 res AS (
     SELECT family_id, indicator,
         min(due_on) FILTER (WHERE duration_ok AND base_on IS NOT NULL
-                            AND due_on <= getvariable('as_of')) AS achieved_on,
+                            AND due_on <= (SELECT as_of FROM meta.run_parameters)) AS achieved_on,
         count(*) FILTER (WHERE duration_ok) AS n_pending,
         count(*) AS n
     FROM judged

@@ -47,13 +47,13 @@ res AS (
 SELECT
     $outcome_id AS outcome_id, t.family_id, t.indicator,
     CASE WHEN r.ok_now AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE)
-                           <= getvariable('as_of') THEN 'achieved'
+                           <= (SELECT as_of FROM meta.run_parameters) THEN 'achieved'
          WHEN r.ok_now THEN 'not_yet_sustained'
          WHEN r.family_id IS NULL AND CAST(t.attached_on + INTERVAL ($sustain_months) MONTH AS DATE)
-                           > getvariable('as_of') THEN 'not_yet_sustained'
+                           > (SELECT as_of FROM meta.run_parameters) THEN 'not_yet_sustained'
          ELSE 'not_achieved' END AS status,
     CASE WHEN r.ok_now AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE)
-                           <= getvariable('as_of')
+                           <= (SELECT as_of FROM meta.run_parameters)
          THEN CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE) END AS achieved_on,
     'star held since ' || coalesce(strftime(r.since, '%Y-%m-%d'), '-') AS detail
 FROM targets AS t

@@ -42,11 +42,11 @@ SELECT
     CASE WHEN b.before_score IS NULL THEN 'insufficient_data'
          WHEN r.family_id IS NULL THEN 'not_yet_sustained'
          WHEN r.ok_now AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE)
-                           <= getvariable('as_of') THEN 'achieved'
+                           <= (SELECT as_of FROM meta.run_parameters) THEN 'achieved'
          WHEN r.ok_now THEN 'not_yet_sustained'
          ELSE 'not_achieved' END AS status,
     CASE WHEN b.before_score IS NOT NULL AND r.ok_now
-          AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE) <= getvariable('as_of')
+          AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE) <= (SELECT as_of FROM meta.run_parameters)
          THEN CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE) END AS achieved_on,
     'baseline score ' || coalesce(CAST(b.before_score AS VARCHAR), '-') AS detail
 FROM base AS b
