@@ -53,10 +53,13 @@ class Model:
     path: Path | None = None  # the SQL file, for file models
     kind: str = "sql"  # sql (a file), compiled (SQL made from the plan), written (by code)
     sql: str | None = None
+    defined_in: str | None = None  # for a model made in code: what it is made from
 
     @property
     def origin(self) -> str:
         """Where the model is defined, for error messages and the listing."""
+        if self.defined_in is not None:
+            return self.defined_in
         if self.path is not None:
             try:
                 return str(self.path.relative_to(TRANSFORMS_DIR.parent))
@@ -113,16 +116,18 @@ def file_model(path: Path, layer: str) -> Model:
                  sql=sql, depends_on=tuple(sorted(references(sql, _rel(path)))))
 
 
-def sql_model(name: str, layer: str, sql: str, kind: str = "compiled",
+def sql_model(name: str, layer: str, sql: str, defined_in: str,
               extra: Iterable[str] = ()) -> Model:
     """A model whose SQL is made in code (from the plan); its references parsed like a file's."""
-    refs = references(sql, f"<{kind} {name}>") | set(extra)
-    return Model(name=name, layer=layer, kind=kind, sql=sql, depends_on=tuple(sorted(refs)))
+    refs = references(sql, defined_in) | set(extra)
+    return Model(name=name, layer=layer, kind="compiled", sql=sql, defined_in=defined_in,
+                 depends_on=tuple(sorted(refs)))
 
 
-def written_model(name: str, layer: str, reads: Iterable[str] = ()) -> Model:
+def written_model(name: str, layer: str, defined_in: str, reads: Iterable[str] = ()) -> Model:
     """A table written by code (rows from the plan, the vocabulary, the drop folders)."""
-    return Model(name=name, layer=layer, kind="written", depends_on=tuple(sorted(set(reads))))
+    return Model(name=name, layer=layer, kind="written", defined_in=defined_in,
+                 depends_on=tuple(sorted(set(reads))))
 
 
 def file_models(root: Path = TRANSFORMS_DIR) -> list[Model]:
@@ -200,7 +205,7 @@ _RUN_PARAMETER_COLUMNS = (
 
 
 def run_parameters_model() -> Model:
-    return written_model(RUN_PARAMETERS, "meta")
+    return written_model(RUN_PARAMETERS, "meta", "famlink/models.py write_run_parameters")
 
 
 def write_run_parameters(

@@ -628,6 +628,13 @@ RESULTS = "intermediate.int_rules_results"
 EVIDENCE = "intermediate.int_rules_evidence"
 
 
+_TEMPLATE_FILES: dict[type, str] = {
+    CountRule: "count.sql", ScoreRule: "score.sql", AttendanceRule: "attendance.sql",
+    EpisodeRule: "episode.sql", EvidenceRule: "evidence.sql", FamilyStarRule: "family_star.sql",
+    EmploymentRule: "employment.sql",
+}
+
+
 def _rule_node(rule_id: str) -> str:
     return f"rules.{rule_id}"
 
@@ -671,22 +678,31 @@ def plan_graph(plan: Plan, root: Path = TRANSFORMS_DIR) -> ModelGraph:
     """The transforms/ models plus what the plan compiles to: the CE routes, one model
     per outcome rule, and the tables written from the plan and the vocabulary."""
     rules = _compiled_rules(plan)
+    yaml_file = f"rules/{plan.plan}.yaml"
+    engine = "rules/engine.py"
     extra = [
-        written_model("intermediate.int_rules_vocabulary", "intermediate"),
+        written_model("intermediate.int_rules_vocabulary", "intermediate",
+                      f"{engine} from rules/evidence_vocabulary.yaml"),
         written_model("intermediate.int_rules_delivered", "intermediate",
+                      f"{engine} from meta.deliveries and the drop folders",
                       reads=["meta.deliveries", "meta.loads"]),
-        written_model("intermediate.int_rules_catalog", "intermediate"),
-        written_model("intermediate.int_rules_applicable", "intermediate"),
-        sql_model("intermediate.int_rules_ce_routes", "intermediate", compile_ce(plan.ce)),
+        written_model("intermediate.int_rules_catalog", "intermediate",
+                      f"{engine} from {yaml_file}"),
+        written_model("intermediate.int_rules_applicable", "intermediate",
+                      f"{engine} from {yaml_file}"),
+        sql_model("intermediate.int_rules_ce_routes", "intermediate", compile_ce(plan.ce),
+                  f"{yaml_file} ce routes (rules/sql/ce_route.sql)"),
     ]
+    compiled = {c.rule.id for c in rules}
     for c in rules:
-        parts = plan.rule(c.rule.id).parts if isinstance(c.rule, CompositeRule) else []
+        parts = c.rule.parts if isinstance(c.rule, CompositeRule) else []
+        template = "composite" if parts else f"rules/sql/{_TEMPLATE_FILES[type(c.rule)]}"
         extra.append(sql_model(_rule_node(c.rule.id), "rules", c.results + ";\n" + c.evidence,
-                               extra=[_rule_node(p) for p in parts
-                                      if any(r.rule.id == p for r in rules)]))
+                               f"{yaml_file} rule {c.rule.id} ({template})",
+                               extra=[_rule_node(p) for p in parts if p in compiled]))
     nodes = [_rule_node(c.rule.id) for c in rules]
-    extra += [written_model(RESULTS, "intermediate", reads=nodes),
-              written_model(EVIDENCE, "intermediate", reads=nodes)]
+    extra += [written_model(RESULTS, "intermediate", f"{engine} from every rule", reads=nodes),
+              written_model(EVIDENCE, "intermediate", f"{engine} from every rule", reads=nodes)]
     return model_graph(root, extra)
 
 
