@@ -34,11 +34,12 @@ def create_staging_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """(Re)create every staging view, in the model graph's order; they read raw.*
     as at getvariable('as_of_month'), set by each reader's session (a read-only
     reader can re-point them; a table could not be written there)."""
-    from famlink.models import model_graph
+    from famlink.models import build_order, file_models
 
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     names = []
-    for model in model_graph().order(["staging"]):
+    # staging reads only sources (raw.*, meta.*), so its part of the graph stands alone
+    for model in build_order(m for m in file_models() if m.layer == "staging"):
         name = model.name.removeprefix("staging.")
         con.execute(f"CREATE OR REPLACE VIEW staging.{name} AS {model.sql}")
         names.append(name)
