@@ -142,6 +142,7 @@ def evaluate_outcomes(
     con.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(NORMALISE_SQL)
+    con.execute(_scopes_sql())
     graph = plan_graph(plan)
     steps = _steps(plan, vocab, as_of)
     for model in graph.order(BUILT_LAYERS):
@@ -295,25 +296,37 @@ def _template(kind_file: str) -> tuple[str, str, str]:
     return head, results, evidence
 
 
-def _targets_cte(indicators: list[str]) -> str:
-    return (
-        "targets AS (\n    SELECT family_id, indicator, person_ref, attached_on, identified_on\n"
-        f"    FROM intermediate.int_rules_problems WHERE indicator IN ({sql_list(indicators)})\n)"
-    )
+def sql_array(values: list[str] | tuple[str, ...]) -> str:
+    """A SQL VARCHAR[] literal (empty when there are no values)."""
+    return f"[{', '.join(sql_str(v) for v in values)}]::VARCHAR[]"
 
 
-def _people_scope(scope: str) -> str:
-    return {
-        "person": "t.person_ref IS NULL OR p.person_ref = t.person_ref",
-        "family": "TRUE",
-        "children": "NOT p.is_adult OR p.person_ref = t.person_ref",
-        "adults": "p.is_adult OR p.person_ref = t.person_ref",
-    }[scope]
+def _data_extracts(extracts: list[str]) -> list[str]:
+    return sorted(set(extracts))
 
 
-def _has_data(extracts: list[str]) -> str:
-    parts = [f"(SELECT count(*) > 0 FROM staging.{e})" for e in sorted(set(extracts))]
-    return "(" + " OR ".join(parts) + ")" if parts else "TRUE"
+def _rule_extracts(rule: Rule) -> list[str]:
+    """Extracts a rule's has-data test rests on (none for most kinds)."""
+    if isinstance(rule, CountRule):
+        return _data_extracts([EVENT_MEASURES[m] for m in rule.measures])
+    if isinstance(rule, EpisodeRule):
+        return ["social_care_episodes"]
+    return []
+
+
+def compile_extract_rows(plan: Plan) -> str:
+    """SQL: for each extract a rule's has-data test rests on, whether it has any row."""
+    extracts = sorted({e for r in plan.rules for e in _rule_extracts(r)})
+    if not extracts:
+        return "SELECT CAST(NULL AS VARCHAR) AS extract, CAST(NULL AS BOOLEAN) AS has_rows LIMIT 0"
+    return "\nUNION ALL\n".join(
+        f"SELECT {sql_str(e)} AS extract, count(*) > 0 AS has_rows FROM staging.{e}"
+        for e in extracts)
+
+
+@cache
+def _scopes_sql() -> str:
+    return (SQL_DIR / "scopes.sql").read_text(encoding="utf-8")
 
 
 def compile_rule(
@@ -325,49 +338,41 @@ def compile_rule(
     (its own and those of the outcome lines it is a part of).
     """
     params: dict[str, str] = {
-        "targets": _targets_cte(indicators),
+        "indicators": sql_list(indicators),
         "outcome_id": sql_str(rule.id),
+        "scope": sql_str(rule.scope),
     }
     if isinstance(rule, CountRule):
         file = "count.sql"
         windowed = rule.after_months is not None
         params.update(
             measures=sql_list(rule.measures),
-            event_scope=_event_scope(rule.scope),
             before_months=str(rule.before_months),
             window_months=str(rule.after_months if windowed else 0),
             first_months=str(rule.after_months if windowed else rule.sustain_months),
             windowed=sql_bool(windowed),
-            zero_baseline={
-                "require_zero": "after_n = 0",
-                "achieved": "TRUE",
-                "not_achieved": "FALSE",
-            }[rule.zero_baseline],
-            rate_cmp="<" if rule.strict else "<=",
-            eps="- 1e-9" if rule.strict else "+ 1e-9",
+            zero_baseline=sql_str(str(rule.zero_baseline)),
+            strict=sql_bool(rule.strict),
             min_reduction=repr(rule.min_reduction),
             max_after=sql_opt(rule.max_after),
             gravity=sql_bool(rule.gravity_not_increased),
-            has_data=_has_data([EVENT_MEASURES[m] for m in rule.measures]),
+            data_extracts=sql_array(_rule_extracts(rule)),
             extracts=sql_list(_event_extracts(rule.measures)),
-            person_ok=_person_age(rule.person_age),
+            person_age=sql_str(rule.person_age),
         )
     elif isinstance(rule, ScoreRule):
         file = "score.sql"
         params.update(
             measure=sql_str(rule.measure),
-            event_scope=_event_scope(rule.scope),
             sustain_months=str(rule.sustain_months),
         )
     elif isinstance(rule, AttendanceRule):
         file = "attendance.sql"
         params.update(
-            people_scope=_people_scope(rule.scope),
             count_attachment_term="FALSE",
-            absence="a.unauthorised_absence" if rule.basis == "unauthorised"
-            else "(a.authorised_absence + a.unauthorised_absence)",
+            basis=sql_str(rule.basis),
             terms=str(rule.terms),
-            cmp=">" if rule.strictly_above else ">=",
+            strictly_above=sql_bool(rule.strictly_above),
             min_attendance=repr(rule.min_attendance),
             max_susp=sql_opt(rule.max_suspensions),
             low_below=sql_opt(rule.low_baseline_below),
@@ -378,24 +383,21 @@ def compile_rule(
     elif isinstance(rule, EpisodeRule):
         file = "episode.sql"
         params.update(
-            people_scope=_people_scope(rule.scope),
             closed_types=sql_list(rule.closed_types),
             rereferral_types=sql_list(rule.rereferral_types),
             escalation_types=sql_list(rule.escalation_types),
             bad_end_reasons=sql_list(rule.bad_end_reasons),
             sustain_months=str(rule.sustain_months),
             if_no_episode=rule.if_no_episode,
-            has_data=_has_data(["social_care_episodes"]),
+            data_extracts=sql_array(_rule_extracts(rule)),
         )
     elif isinstance(rule, EvidenceRule):
         file = "evidence.sql"
         domains = [d.strip().upper() for d in rule.domains]
         params.update(
             kinds=sql_list(rule.kinds),
-            person_scope=_evidence_scope(rule.scope),
-            domain_filter=f"upper(trim(e.domain)) IN ({sql_list(domains)})" if domains else "TRUE",
-            later_domain_filter=(f"upper(trim(x.domain)) IN ({sql_list(domains)})"
-                                 if domains else "TRUE"),
+            has_domains=sql_bool(bool(domains)),
+            domains=sql_list(domains),
             match_code=sql_bool(rule.match_outcome_code),
             codes=sql_list([c.upper() for c in (codes or [rule.id])]),
             require_completed=sql_bool(rule.require_completed),
@@ -407,17 +409,13 @@ def compile_rule(
         file = "family_star.sql"
         params.update(
             star_domains=", ".join(str(d) for d in rule.star_domains),
-            person_scope=_evidence_scope(rule.scope),
             min_score=str(rule.min_score),
             min_domains=str(rule.min_domains or len(rule.star_domains)),
             sustain_months=str(rule.sustain_months),
         )
     elif isinstance(rule, EmploymentRule):
         file = "employment.sql"
-        params.update(
-            ce_scope="t.person_ref IS NULL OR c.person_ref = t.person_ref"
-            if rule.scope == "person" else "TRUE"
-        )
+        params.update(per_person=sql_bool(rule.scope == "person"))
     else:  # pragma: no cover - composites are compiled by compile_composite
         raise TypeError(f"rule {rule.id}: kind {rule.kind} is not a leaf rule")
     head, results, evidence = _template(file)
@@ -430,36 +428,12 @@ def compile_rule(
         raise RuntimeError(f"rule {rule.id}: template {file}: missing {exc}") from exc
 
 
-def _person_age(age: str) -> str:
-    """SQL: the problem's person (b.person_ref) is of the age the line is for."""
-    if age == "any":
-        return "TRUE"
-    adult = ("(SELECT bool_or(p.is_adult) FROM intermediate.int_rules_people AS p "
-             "WHERE p.person_ref = b.person_ref)")
-    return f"coalesce({adult}, FALSE)" if age == "18_or_over" else f"NOT coalesce({adult}, TRUE)"
-
-
 def _event_extracts(measures: list[str]) -> list[str]:
     """Extracts whose deliveries a count of these measures rests on."""
     found = {EVENT_MEASURES[m] for m in measures}
     if "police_nominals" in found:  # a nominal is dated by its incident
         found.add("police_incidents")
     return sorted(found)
-
-
-def _event_scope(scope: str) -> str:
-    return {
-        "person": "t.person_ref IS NULL OR e.person_ref IS NULL OR e.person_ref = t.person_ref",
-        "family": "TRUE",
-        "children": "coalesce(e.is_child, FALSE)",
-        "adults": "NOT coalesce(e.is_child, TRUE)",
-    }[scope]
-
-
-def _evidence_scope(scope: str) -> str:
-    if scope == "person":
-        return "t.person_ref IS NULL OR e.person_ref IS NULL OR e.person_ref = t.person_ref"
-    return "TRUE"
 
 
 def compile_composite(
@@ -514,48 +488,19 @@ def compile_ce(ce: CeSpec) -> str:
 
 
 def _compile_route(ce: CeSpec, route: CeRoute) -> str:
-    from_regimes = (
-        f"AND (s.benefit <> 'UC' OR s.uc_regime IN ({sql_list(route.from_uc_regimes)}))"
-        if route.from_uc_regimes else ""
-    )
-    if route.trigger == "spell_end":
-        trigger = (
-            "SELECT s.person_ref, CAST(s.end_date + 1 AS DATE) AS off_on, "
-            "s.record_key AS trigger_key\n"
-            "    FROM spells AS s JOIN adults AS a ON a.person_ref = s.person_ref\n"
-            f"    WHERE s.benefit IN ({sql_list(route.from_benefits)}) {from_regimes}\n"
-            "      AND s.end_date IS NOT NULL AND s.end_date + 1 >= a.attached_on\n"
-            "      AND s.end_date < (SELECT as_of FROM meta.run_parameters)"
-        )
-    else:
-        trigger = (
-            "SELECT s2.person_ref, s2.start_date AS off_on, s2.record_key AS trigger_key\n"
-            "    FROM spells AS s1 JOIN spells AS s2 ON s2.person_ref = s1.person_ref\n"
-            "    JOIN adults AS a ON a.person_ref = s2.person_ref\n"
-            "    WHERE s1.benefit = 'UC' AND s2.benefit = 'UC'\n"
-            f"      AND s1.uc_regime IN ({sql_list(route.from_uc_regimes)})\n"
-            f"      AND s2.uc_regime IN ({sql_list(route.to_uc_regimes)})\n"
-            "      AND s1.end_date IS NOT NULL\n"
-            "      AND s2.start_date BETWEEN s1.end_date AND s1.end_date + 31\n"
-            "      AND s2.start_date >= a.attached_on"
-        )
-    if route.qualifying == "employment":
-        qualifying = "SELECT person_ref, start_date, end_date FROM " \
-            "intermediate.int_rules_employment_spells"
-    else:
-        qualifying = (
-            "SELECT person_ref, start_date, end_date FROM intermediate.int_rules_benefit_spells "
-            f"WHERE benefit = 'UC' AND uc_regime IN ({sql_list(route.to_uc_regimes)})"
-        )
     head = _ce_template()
     params = {
         "oow_benefits": sql_list(ce.out_of_work_benefits),
         "oow_regimes": sql_list(ce.out_of_work_uc_regimes),
-        "trigger": trigger,
-        "qualifying": qualifying,
+        "trigger": sql_str(route.trigger),
+        "from_benefits": sql_list(route.from_benefits),
+        "has_from_regimes": sql_bool(bool(route.from_uc_regimes)),
+        "from_regimes": sql_list(route.from_uc_regimes),
+        "to_regimes": sql_list(route.to_uc_regimes),
+        "qualifying": sql_str(route.qualifying),
         "window_days": str((route.window_weeks or route.min_weeks) * 7),
         "min_days": str(route.min_weeks * 7),
-        "route": route.id.replace("'", "''"),
+        "route": sql_str(route.id),
     }
     return string.Template(head).substitute(params)
 
@@ -692,6 +637,8 @@ def plan_graph(plan: Plan, root: Path = TRANSFORMS_DIR) -> ModelGraph:
                       f"{engine} from {yaml_file}"),
         sql_model("intermediate.int_rules_ce_routes", "intermediate", compile_ce(plan.ce),
                   f"{yaml_file} ce routes (rules/sql/ce_route.sql)"),
+        sql_model("intermediate.int_rules_extract_rows", "intermediate",
+                  compile_extract_rows(plan), f"{engine} from {yaml_file}"),
     ]
     compiled = {c.rule.id for c in rules}
     for c in rules:

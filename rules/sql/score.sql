@@ -2,12 +2,15 @@
 -- below the latest score before it (e.g. the YOT drug/alcohol risk score),
 -- and has stayed below at every reading since, for sustain_months.
 WITH
-$targets,
+targets AS (
+    SELECT family_id, indicator, person_ref, attached_on, identified_on
+    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+),
 ev AS (
     SELECT t.indicator, t.attached_on, e.*
     FROM targets AS t
     JOIN intermediate.int_rules_events AS e ON e.family_id = t.family_id
-    WHERE e.measure = $measure AND e.score IS NOT NULL AND ($event_scope)
+    WHERE e.measure = $measure AND e.score IS NOT NULL AND event_in_scope($scope, t.person_ref, e.person_ref, e.is_child)
 ),
 base AS (
     SELECT t.family_id, t.indicator, t.attached_on,
