@@ -18,6 +18,7 @@ select from it instead of reading session variables.
 from __future__ import annotations
 
 import graphlib
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -229,3 +230,44 @@ def _rel(path: Path) -> str:
         return str(path.relative_to(TRANSFORMS_DIR.parent))
     except ValueError:
         return str(path)
+
+
+# --------------------------------------------------------------- staging from the contract
+STAGING_TEMPLATES = TRANSFORMS_DIR / "templates"
+
+
+def render_staging(name: str, delivery: str, key: Iterable[str]) -> str:
+    """A staging model from the contract: its extract, snapshot or delta, and its key."""
+    template = STAGING_TEMPLATES / f"staging_{delivery}.sql"
+    if not template.is_file():
+        raise ModelGraphError(f"{_rel(template)}: no staging template for delivery {delivery!r}")
+    text = template.read_text(encoding="utf-8")
+    return string.Template(text).substitute(name=name, key=", ".join(key))
+
+
+def rendered_staging() -> dict[Path, str]:
+    """Every extract's staging file, as the contract renders it."""
+    from famlink.contract import load_contract
+
+    root = TRANSFORMS_DIR / "staging"
+    return {root / f"{LAYER_PREFIXES['staging']}{s.name}.sql":
+            render_staging(s.name, s.delivery, s.key) for s in load_contract().files.values()}
+
+
+def write_staging() -> list[Path]:
+    """(Re)write the staging files from the contract; return the ones that changed."""
+    changed = []
+    for path, text in rendered_staging().items():
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # python -m famlink.models --write-staging
+    import sys
+
+    if sys.argv[1:] != ["--write-staging"]:
+        sys.exit("usage: python -m famlink.models --write-staging")
+    for path in write_staging():
+        print(f"wrote {_rel(path)}")

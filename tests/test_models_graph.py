@@ -12,17 +12,21 @@ from test_rules_fixtures import World
 
 from famlink.contract import PLANS
 from famlink.models import (
+    FILE_LAYERS,
     RUN_PARAMETERS,
     TRANSFORMS_DIR,
     ModelGraph,
     ModelGraphError,
     model_graph,
     references,
+    render_staging,
+    rendered_staging,
 )
 from rules.engine import BUILT_LAYERS, load_plan, plan_graph
 
 REPO = TRANSFORMS_DIR.parent
-SQL_FILES = sorted(p.relative_to(REPO).as_posix() for p in TRANSFORMS_DIR.rglob("*.sql"))
+SQL_FILES = sorted(p.relative_to(REPO).as_posix()
+                   for layer in FILE_LAYERS for p in (TRANSFORMS_DIR / layer).glob("*.sql"))
 
 
 def _check_order(graph: ModelGraph) -> list[str]:
@@ -155,3 +159,19 @@ def test_the_engine_builds_the_graph_from_one_parameters_table() -> None:
         == (None, None)
     assert w.con.execute("SELECT DISTINCT plan, as_of FROM marts.outcomes").fetchall() \
         == [("thurrock", date(2024, 6, 30))]
+
+
+def test_staging_models_are_rendered_from_the_contract() -> None:
+    rendered = rendered_staging()
+    assert set((TRANSFORMS_DIR / "staging").glob("*.sql")) == set(rendered), \
+        "a staging file for no extract, or an extract with none: python -m famlink.models " \
+        "--write-staging"
+    for path, text in rendered.items():
+        assert path.read_text(encoding="utf-8") == text, \
+            f"{path.name} is not the contract's rendering: python -m famlink.models --write-staging"
+    delta = render_staging("court_orders", "delta", ["order_id", "person_ref"])
+    assert "FROM raw.court_orders AS r" in delta
+    assert "PARTITION BY order_id, person_ref" in delta
+    assert references(delta, "x") == {"raw.court_orders"}
+    with pytest.raises(ModelGraphError, match=r"staging_weekly\.sql: no staging template"):
+        render_staging("x", "weekly", ["k"])

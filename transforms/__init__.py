@@ -3,7 +3,9 @@
 A file ``<layer>/<prefix>_<name>.sql`` holds one SELECT; it becomes the view or
 table ``<layer>.<name>`` (``stg_yot_offences.sql`` -> ``staging.yot_offences``).
 Models name the models they read as ``schema.model``; famlink.models orders the
-build from those references (``famlink models`` lists it).
+build from those references (``famlink models`` lists it). The staging files are
+rendered from the contract (templates/staging_<delivery>.sql; regenerate with
+``python -m famlink.models --write-staging``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 from importlib import resources
 
 import duckdb
-
-LAYER_PREFIXES = {"staging": "stg_", "intermediate": "int_", "marts": "", "analyst": ""}
 
 
 def model_sql(layer: str, file_name: str) -> str:
@@ -25,9 +25,10 @@ def model_files(layer: str) -> list[str]:
 
 
 def model_name(layer: str, file_name: str) -> str:
-    stem = file_name.removesuffix(".sql")
-    prefix = LAYER_PREFIXES.get(layer, "")
-    return stem.removeprefix(prefix) if prefix else stem
+    """The model's table name within its layer's schema (famlink.models names it)."""
+    from famlink.models import model_name as qualified
+
+    return qualified(layer, file_name).partition(".")[2]
 
 
 def create_staging_views(con: duckdb.DuckDBPyConnection) -> list[str]:
