@@ -17,6 +17,7 @@ select from it instead of reading session variables.
 
 from __future__ import annotations
 
+import functools
 import graphlib
 import string
 from collections.abc import Iterable
@@ -95,10 +96,16 @@ def model_name(layer: str, file_name: str) -> str:
 def references(sql: str, origin: str) -> set[str]:
     """The ``schema.table`` names the SQL reads (models are always named with their schema)."""
     try:
-        trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
-    except sqlglot.errors.ParseError as exc:
+        return set(_references(sql))
+    except sqlglot.errors.SqlglotError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "parse error"
         raise ModelGraphError(f"{origin}: the SQL does not parse: {first}") from None
+
+
+@functools.lru_cache(maxsize=512)
+def _references(sql: str) -> frozenset[str]:
+    """Parsed once per text in a process (a run re-evaluates the plan under review)."""
+    trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
     found: set[str] = set()
     for tree in trees:
         for table in tree.find_all(exp.Table):
@@ -107,7 +114,7 @@ def references(sql: str, origin: str) -> set[str]:
             if not table.db:  # a CTE, a table function or a temp table: not a model
                 continue
             found.add(f"{table.db}.{table.name}".lower())
-    return found
+    return frozenset(found)
 
 
 def file_model(path: Path, layer: str) -> Model:
@@ -118,11 +125,12 @@ def file_model(path: Path, layer: str) -> Model:
 
 
 def sql_model(name: str, layer: str, sql: str, defined_in: str,
-              extra: Iterable[str] = ()) -> Model:
-    """A model whose SQL is made in code (from the plan); its references parsed like a file's."""
-    refs = references(sql, defined_in) | set(extra)
+              extra: Iterable[str] = (), refs: Iterable[str] | None = None) -> Model:
+    """A model whose SQL is made in code (from the plan); its references parsed like a
+    file's, unless the caller has them already (``refs``, parsed from the same template)."""
+    found = set(references(sql, defined_in) if refs is None else refs) | set(extra)
     return Model(name=name, layer=layer, kind="compiled", sql=sql, defined_in=defined_in,
-                 depends_on=tuple(sorted(refs)))
+                 depends_on=tuple(sorted(found)))
 
 
 def written_model(name: str, layer: str, defined_in: str, reads: Iterable[str] = ()) -> Model:
