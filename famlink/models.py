@@ -29,6 +29,8 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from famlink.ingest.reading import FatalExtractError
+
 TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
 # Folders of transforms/, in the order a listing shows a layer's models.
 FILE_LAYERS = ("staging", "intermediate", "marts", "analyst")
@@ -42,6 +44,16 @@ RUN_PARAMETERS = "meta.run_parameters"
 class ModelGraphError(ValueError):
     """A model file that does not parse, names a model that does not exist, or
     is part of a cycle (the message names the file)."""
+
+
+class ModelFileFault(FatalExtractError):
+    """A model graph error met by a run: like a fatal extract fault, the run stops
+    with one line naming the file, and the published warehouse is left as it was."""
+
+    @classmethod
+    def of(cls, exc: ModelGraphError) -> ModelFileFault:
+        origin, _, fault = str(exc).partition(": ")
+        return cls(Path(origin), fault)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from famlink.ingest.reading import FatalExtractError
 from famlink.models import (
     RUN_PARAMETERS,
     TRANSFORMS_DIR,
+    ModelFileFault,
     ModelGraph,
+    ModelGraphError,
     model_graph,
     references,
     sql_model,
@@ -144,7 +146,10 @@ def evaluate_outcomes(
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(NORMALISE_SQL)
     con.execute(_scopes_sql())
-    graph = plan_graph(plan)
+    try:
+        graph = plan_graph(plan)
+    except ModelGraphError as exc:
+        raise ModelFileFault.of(exc) from None
     steps = _steps(plan, vocab, as_of)
     for model in graph.order(BUILT_LAYERS):
         step = steps.get(model.name)

@@ -175,3 +175,16 @@ def test_staging_models_are_rendered_from_the_contract() -> None:
     assert references(delta, "x") == {"raw.court_orders"}
     with pytest.raises(ModelGraphError, match=r"staging_weekly\.sql: no staging template"):
         render_staging("x", "weekly", ["k"])
+
+
+def test_a_run_meets_a_graph_error_as_a_fatal_fault_naming_the_file(tmp_path: Path) -> None:
+    from famlink.ingest.reading import FatalExtractError
+    from famlink.models import ModelFileFault
+
+    root = _tree(tmp_path, {"marts/report.sql": "SELECT * FROM intermediate.int_missing"})
+    with pytest.raises(ModelGraphError) as info:
+        model_graph(root)
+    fault = ModelFileFault.of(info.value)
+    assert isinstance(fault, FatalExtractError)
+    assert fault.path.name == "report.sql"
+    assert str(fault) == str(info.value) and "\n" not in str(fault)

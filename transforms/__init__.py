@@ -35,12 +35,16 @@ def create_staging_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """(Re)create every staging view, in the model graph's order; they read raw.*
     as at getvariable('as_of_month'), set by each reader's session (a read-only
     reader can re-point them; a table could not be written there)."""
-    from famlink.models import build_order, file_models
+    from famlink.models import ModelFileFault, ModelGraphError, build_order, file_models
 
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     names = []
     # staging reads only sources (raw.*, meta.*), so its part of the graph stands alone
-    for model in build_order(m for m in file_models() if m.layer == "staging"):
+    try:
+        ordered = build_order(m for m in file_models() if m.layer == "staging")
+    except ModelGraphError as exc:
+        raise ModelFileFault.of(exc) from None
+    for model in ordered:
         name = model.name.removeprefix("staging.")
         con.execute(f"CREATE OR REPLACE VIEW staging.{name} AS {model.sql}")
         names.append(name)
