@@ -741,6 +741,30 @@ def _stages(progress: RunProgress) -> Any:
     return tick
 
 
+@app.command()
+def models(
+    plan: Annotated[str, typer.Option("--plan", help=f"One of: {', '.join(PLANS)}.")] = PLANS[0],
+) -> None:
+    """The model graph in build order: each model, its layer, where it is defined, and
+    the models it reads (transforms/*.sql plus what the plan's rules compile to)."""
+    from famlink.models import ModelGraphError
+    from rules.engine import load_plan, plan_graph
+    from rules.models import RuleFileError
+
+    _check_plan(plan)
+    try:
+        graph = plan_graph(load_plan(plan))
+        ordered = graph.order()
+    except (ModelGraphError, RuleFileError) as exc:
+        raise _error(str(exc)) from None
+    typer.echo(f"model graph for plan {plan}: {len(ordered)} models in build order")
+    width = max(len(m.name) for m in ordered)
+    for n, m in enumerate(ordered, 1):
+        deps = [d for d in m.depends_on if d in graph.models]
+        typer.echo(f"{n:4}  {m.name:<{width}}  {m.layer:<12}  {m.origin}  "
+                   f"<- {', '.join(deps) if deps else '-'}")
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 

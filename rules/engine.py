@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -20,6 +21,18 @@ import duckdb
 import yaml
 
 from famlink.ingest.reading import FatalExtractError
+from famlink.models import (
+    RUN_PARAMETERS,
+    TRANSFORMS_DIR,
+    ModelFileFault,
+    ModelGraph,
+    ModelGraphError,
+    model_graph,
+    references,
+    sql_model,
+    write_run_parameters,
+    written_model,
+)
 from rules.models import (
     EVENT_MEASURES,
     AttendanceRule,
@@ -48,25 +61,8 @@ from rules.vocabulary import (
 
 RULES_DIR = Path(__file__).resolve().parent
 SQL_DIR = RULES_DIR / "sql"
-TRANSFORMS_DIR = RULES_DIR.parent / "transforms"
+Con = duckdb.DuckDBPyConnection
 
-# Measure models, in dependency order (files in transforms/intermediate).
-INTERMEDIATE_MODELS = (
-    "int_rules_people",
-    "int_rules_problems",
-    "int_rules_linked_records",
-    "int_rules_events",
-    "int_rules_attendance_terms",
-    "int_rules_exclusions",
-    "int_rules_care_episodes",
-    "int_rules_benefit_spells",
-    "int_rules_employment_spells",
-    "int_rules_practitioner_evidence",
-)
-# Models that need the CE routes and rule results (built by the engine first).
-CE_MODELS = ("int_rules_ce", "int_rules_ce_evidence")
-MART_MODELS = ("family_problems", "outcomes", "problem_status", "outcome_evidence", "ce_status",
-               "unmatched_evidence")
 STATUSES = ("achieved", "not_achieved", "not_yet_sustained", "insufficient_data")
 
 _RESULT_COLUMNS = (
@@ -146,36 +142,30 @@ def evaluate_outcomes(
     except RuleFileError as exc:
         path, _, fault = str(exc).partition(": ")
         raise RuleFileFault(Path(path), fault) from None
-    con.execute("SET VARIABLE as_of = CAST(? AS DATE)", [as_of])
-    con.execute("SET VARIABLE plan = CAST(? AS VARCHAR)", [plan_name])
-    con.execute(
-        "SET VARIABLE identification_grace_days = CAST(? AS INTEGER)",
-        [plan.identification_grace_days],
-    )
     con.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    _write_vocabulary(con, plan, vocab)
-    _write_deliveries(con)
-    for model in INTERMEDIATE_MODELS:
-        _build(con, "intermediate", model, _model_sql("intermediate", model))
-    con.execute("SET VARIABLE oow_benefits = CAST(? AS VARCHAR[])", [plan.ce.out_of_work_benefits])
-    con.execute(
-        "SET VARIABLE oow_uc_regimes = CAST(? AS VARCHAR[])", [plan.ce.out_of_work_uc_regimes]
-    )
-    _build(con, "intermediate", "int_rules_ce_routes", compile_ce(plan.ce))
-    for model in CE_MODELS:
-        _build(con, "intermediate", model, _model_sql("intermediate", model))
-    _write_catalog(con, plan)
-    _run_rules(con, plan)
-    for model in MART_MODELS:
-        _build(con, "marts", model, _model_sql("marts", model))
+    con.execute(NORMALISE_SQL)
+    con.execute(_scopes_sql())
+    try:
+        graph = plan_graph(plan)
+    except ModelGraphError as exc:
+        raise ModelFileFault.of(exc) from None
+    steps = _steps(plan, vocab, as_of)
+    for model in graph.order(BUILT_LAYERS):
+        step = steps.get(model.name)
+        if step is not None:
+            step(con)
+        elif model.sql is not None:
+            schema, _, name = model.name.partition(".")
+            _build(con, schema, name, model.sql)
+        else:  # pragma: no cover - every written model has a step
+            raise RuntimeError(f"model {model.name}: nothing builds it")
     return _summary(con, plan_name, as_of)
 
 
 def _write_vocabulary(con: duckdb.DuckDBPyConnection, plan: Plan, vocab: Vocabulary) -> None:
     """The vocabulary as a table, with what each name evidences under this plan."""
     con.execute(NORMALISE_SQL)
-    con.execute("SET VARIABLE plan_codes = CAST(? AS VARCHAR[])", [sorted(plan_codes(plan))])
     con.execute(
         "CREATE OR REPLACE TABLE intermediate.int_rules_vocabulary (entry VARCHAR, "
         "kind VARCHAR, name VARCHAR, exact BOOLEAN, star_domain INTEGER, targets VARCHAR[])"
@@ -227,16 +217,14 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> boo
     return bool(row and row[0])
 
 
-def _write_deliveries(con: duckdb.DuckDBPyConnection) -> None:
+def _write_delivered(con: duckdb.DuckDBPyConnection) -> None:
     """Which monthly extract was delivered in which month, and the months it was not.
 
     A month counts as delivered when meta.deliveries holds a delivery of the file
     for it that is not empty, or when the file is in that month's folder of a
     drop the warehouse loaded (a file identical to one loaded before is skipped
-    by ingest and not recorded, but it was delivered). The gaps table lists, for
-    each monthly extract, the months up to the as-of month with no delivery:
-    every such month after its first delivery for a delta, and for a snapshot
-    (the whole truth at each delivery) the months after its latest delivery.
+    by ingest and not recorded, but it was delivered). The model
+    int_rules_delivery_gaps derives the months with no delivery from it.
     """
     con.execute("CREATE OR REPLACE TABLE intermediate.int_rules_delivered "
                 "(extract VARCHAR, month VARCHAR)")
@@ -253,30 +241,6 @@ def _write_deliveries(con: duckdb.DuckDBPyConnection) -> None:
         for folder, up_to in rows:
             found += _drop_files(Path(folder), str(up_to or ""), monthly)
         con.executemany("INSERT INTO intermediate.int_rules_delivered VALUES (?, ?)", found)
-    snapshots = [s.name for s in _contract_files() if s.delivery == "snapshot"]
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE intermediate.int_rules_delivery_gaps AS
-        WITH d AS (SELECT DISTINCT extract, month FROM intermediate.int_rules_delivered),
-        span AS (
-            SELECT extract, min(month) AS first_month, max(month) AS last_month FROM d
-            WHERE month <= strftime(getvariable('as_of'), '%Y-%m') GROUP BY extract
-        ),
-        months AS (
-            SELECT extract, last_month, strftime(m, '%Y-%m') AS month
-            FROM (SELECT s.extract, s.last_month,
-                         unnest(generate_series(CAST(s.first_month || '-01' AS DATE),
-                                CAST(strftime(getvariable('as_of'), '%Y-%m-01') AS DATE),
-                                INTERVAL 1 MONTH)) AS m
-                  FROM span AS s)
-        )
-        SELECT m.extract, m.extract || '.csv' AS file, m.month
-        FROM months AS m
-        LEFT JOIN d ON d.extract = m.extract AND d.month = m.month
-        WHERE d.month IS NULL
-          AND (NOT list_contains(?, m.extract) OR m.month > m.last_month)
-        ORDER BY m.extract, m.month
-        """, [snapshots])
 
 
 def _contract_files() -> list:
@@ -301,10 +265,6 @@ def _drop_files(folder: Path, up_to: str, extracts: list[str]) -> list[tuple[str
             except OSError:
                 continue
     return out
-
-
-def _model_sql(layer: str, name: str) -> str:
-    return (TRANSFORMS_DIR / layer / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def _build(con: duckdb.DuckDBPyConnection, schema: str, name: str, sql: str) -> None:
@@ -342,25 +302,37 @@ def _template(kind_file: str) -> tuple[str, str, str]:
     return head, results, evidence
 
 
-def _targets_cte(indicators: list[str]) -> str:
-    return (
-        "targets AS (\n    SELECT family_id, indicator, person_ref, attached_on, identified_on\n"
-        f"    FROM intermediate.int_rules_problems WHERE indicator IN ({sql_list(indicators)})\n)"
-    )
+def sql_array(values: list[str] | tuple[str, ...]) -> str:
+    """A SQL VARCHAR[] literal (empty when there are no values)."""
+    return f"[{', '.join(sql_str(v) for v in values)}]::VARCHAR[]"
 
 
-def _people_scope(scope: str) -> str:
-    return {
-        "person": "t.person_ref IS NULL OR p.person_ref = t.person_ref",
-        "family": "TRUE",
-        "children": "NOT p.is_adult OR p.person_ref = t.person_ref",
-        "adults": "p.is_adult OR p.person_ref = t.person_ref",
-    }[scope]
+def _data_extracts(extracts: list[str]) -> list[str]:
+    return sorted(set(extracts))
 
 
-def _has_data(extracts: list[str]) -> str:
-    parts = [f"(SELECT count(*) > 0 FROM staging.{e})" for e in sorted(set(extracts))]
-    return "(" + " OR ".join(parts) + ")" if parts else "TRUE"
+def _rule_extracts(rule: Rule) -> list[str]:
+    """Extracts a rule's has-data test rests on (none for most kinds)."""
+    if isinstance(rule, CountRule):
+        return _data_extracts([EVENT_MEASURES[m] for m in rule.measures])
+    if isinstance(rule, EpisodeRule):
+        return ["social_care_episodes"]
+    return []
+
+
+def compile_extract_rows(plan: Plan) -> str:
+    """SQL: for each extract a rule's has-data test rests on, whether it has any row."""
+    extracts = sorted({e for r in plan.rules for e in _rule_extracts(r)})
+    if not extracts:
+        return "SELECT CAST(NULL AS VARCHAR) AS extract, CAST(NULL AS BOOLEAN) AS has_rows LIMIT 0"
+    return "\nUNION ALL\n".join(
+        f"SELECT {sql_str(e)} AS extract, count(*) > 0 AS has_rows FROM staging.{e}"
+        for e in extracts)
+
+
+@cache
+def _scopes_sql() -> str:
+    return (SQL_DIR / "scopes.sql").read_text(encoding="utf-8")
 
 
 def compile_rule(
@@ -372,49 +344,41 @@ def compile_rule(
     (its own and those of the outcome lines it is a part of).
     """
     params: dict[str, str] = {
-        "targets": _targets_cte(indicators),
+        "indicators": sql_list(indicators),
         "outcome_id": sql_str(rule.id),
+        "scope": sql_str(rule.scope),
     }
     if isinstance(rule, CountRule):
         file = "count.sql"
         windowed = rule.after_months is not None
         params.update(
             measures=sql_list(rule.measures),
-            event_scope=_event_scope(rule.scope),
             before_months=str(rule.before_months),
             window_months=str(rule.after_months if windowed else 0),
             first_months=str(rule.after_months if windowed else rule.sustain_months),
             windowed=sql_bool(windowed),
-            zero_baseline={
-                "require_zero": "after_n = 0",
-                "achieved": "TRUE",
-                "not_achieved": "FALSE",
-            }[rule.zero_baseline],
-            rate_cmp="<" if rule.strict else "<=",
-            eps="- 1e-9" if rule.strict else "+ 1e-9",
+            zero_baseline=sql_str(str(rule.zero_baseline)),
+            strict=sql_bool(rule.strict),
             min_reduction=repr(rule.min_reduction),
             max_after=sql_opt(rule.max_after),
             gravity=sql_bool(rule.gravity_not_increased),
-            has_data=_has_data([EVENT_MEASURES[m] for m in rule.measures]),
+            data_extracts=sql_array(_rule_extracts(rule)),
             extracts=sql_list(_event_extracts(rule.measures)),
-            person_ok=_person_age(rule.person_age),
+            person_age=sql_str(rule.person_age),
         )
     elif isinstance(rule, ScoreRule):
         file = "score.sql"
         params.update(
             measure=sql_str(rule.measure),
-            event_scope=_event_scope(rule.scope),
             sustain_months=str(rule.sustain_months),
         )
     elif isinstance(rule, AttendanceRule):
         file = "attendance.sql"
         params.update(
-            people_scope=_people_scope(rule.scope),
             count_attachment_term="FALSE",
-            absence="a.unauthorised_absence" if rule.basis == "unauthorised"
-            else "(a.authorised_absence + a.unauthorised_absence)",
+            basis=sql_str(rule.basis),
             terms=str(rule.terms),
-            cmp=">" if rule.strictly_above else ">=",
+            strictly_above=sql_bool(rule.strictly_above),
             min_attendance=repr(rule.min_attendance),
             max_susp=sql_opt(rule.max_suspensions),
             low_below=sql_opt(rule.low_baseline_below),
@@ -425,24 +389,21 @@ def compile_rule(
     elif isinstance(rule, EpisodeRule):
         file = "episode.sql"
         params.update(
-            people_scope=_people_scope(rule.scope),
             closed_types=sql_list(rule.closed_types),
             rereferral_types=sql_list(rule.rereferral_types),
             escalation_types=sql_list(rule.escalation_types),
             bad_end_reasons=sql_list(rule.bad_end_reasons),
             sustain_months=str(rule.sustain_months),
             if_no_episode=rule.if_no_episode,
-            has_data=_has_data(["social_care_episodes"]),
+            data_extracts=sql_array(_rule_extracts(rule)),
         )
     elif isinstance(rule, EvidenceRule):
         file = "evidence.sql"
         domains = [d.strip().upper() for d in rule.domains]
         params.update(
             kinds=sql_list(rule.kinds),
-            person_scope=_evidence_scope(rule.scope),
-            domain_filter=f"upper(trim(e.domain)) IN ({sql_list(domains)})" if domains else "TRUE",
-            later_domain_filter=(f"upper(trim(x.domain)) IN ({sql_list(domains)})"
-                                 if domains else "TRUE"),
+            has_domains=sql_bool(bool(domains)),
+            domains=sql_list(domains),
             match_code=sql_bool(rule.match_outcome_code),
             codes=sql_list([c.upper() for c in (codes or [rule.id])]),
             require_completed=sql_bool(rule.require_completed),
@@ -454,17 +415,13 @@ def compile_rule(
         file = "family_star.sql"
         params.update(
             star_domains=", ".join(str(d) for d in rule.star_domains),
-            person_scope=_evidence_scope(rule.scope),
             min_score=str(rule.min_score),
             min_domains=str(rule.min_domains or len(rule.star_domains)),
             sustain_months=str(rule.sustain_months),
         )
     elif isinstance(rule, EmploymentRule):
         file = "employment.sql"
-        params.update(
-            ce_scope="t.person_ref IS NULL OR c.person_ref = t.person_ref"
-            if rule.scope == "person" else "TRUE"
-        )
+        params.update(per_person=sql_bool(rule.scope == "person"))
     else:  # pragma: no cover - composites are compiled by compile_composite
         raise TypeError(f"rule {rule.id}: kind {rule.kind} is not a leaf rule")
     head, results, evidence = _template(file)
@@ -477,15 +434,6 @@ def compile_rule(
         raise RuntimeError(f"rule {rule.id}: template {file}: missing {exc}") from exc
 
 
-def _person_age(age: str) -> str:
-    """SQL: the problem's person (b.person_ref) is of the age the line is for."""
-    if age == "any":
-        return "TRUE"
-    adult = ("(SELECT bool_or(p.is_adult) FROM intermediate.int_rules_people AS p "
-             "WHERE p.person_ref = b.person_ref)")
-    return f"coalesce({adult}, FALSE)" if age == "18_or_over" else f"NOT coalesce({adult}, TRUE)"
-
-
 def _event_extracts(measures: list[str]) -> list[str]:
     """Extracts whose deliveries a count of these measures rests on."""
     found = {EVENT_MEASURES[m] for m in measures}
@@ -494,23 +442,13 @@ def _event_extracts(measures: list[str]) -> list[str]:
     return sorted(found)
 
 
-def _event_scope(scope: str) -> str:
-    return {
-        "person": "t.person_ref IS NULL OR e.person_ref IS NULL OR e.person_ref = t.person_ref",
-        "family": "TRUE",
-        "children": "coalesce(e.is_child, FALSE)",
-        "adults": "NOT coalesce(e.is_child, TRUE)",
-    }[scope]
-
-
-def _evidence_scope(scope: str) -> str:
-    if scope == "person":
-        return "t.person_ref IS NULL OR e.person_ref IS NULL OR e.person_ref = t.person_ref"
-    return "TRUE"
-
-
-def compile_composite(rule: CompositeRule, indicators: list[str]) -> tuple[str, str]:
-    """SQL (results, evidence) combining the parts' results already computed."""
+def compile_composite(
+    rule: CompositeRule, indicators: list[str],
+    results_from: str = "intermediate.int_rules_results",
+    evidence_from: str = "intermediate.int_rules_evidence",
+) -> tuple[str, str]:
+    """SQL (results, evidence) combining the parts' results already computed
+    (read from ``results_from`` / ``evidence_from``: a table, or the parts' own)."""
     parts = sql_list(rule.parts)
     inds = sql_list(indicators)
     n = len(rule.parts)
@@ -537,13 +475,13 @@ def compile_composite(rule: CompositeRule, indicators: list[str]) -> tuple[str, 
         f"SELECT {sql_str(rule.id)} AS outcome_id, family_id, indicator, {status} AS status, "
         f"{achieved} AS achieved_on, "
         "string_agg(outcome_id || '=' || status, ' ' ORDER BY outcome_id) AS detail "
-        "FROM intermediate.int_rules_results "
+        f"FROM {results_from} "
         f"WHERE outcome_id IN ({parts}) AND indicator IN ({inds}) GROUP BY family_id, indicator"
     )
     evidence = (
         f"SELECT DISTINCT {sql_str(rule.id)} AS outcome_id, family_id, indicator, extract, "
         "delivery_id, month, record_key, person_ref, match_method, match_probability, "
-        "outcome_id || ': ' || detail FROM intermediate.int_rules_evidence "
+        f"outcome_id || ': ' || detail FROM {evidence_from} "
         f"WHERE outcome_id IN ({parts}) AND indicator IN ({inds})"
     )
     return results, evidence
@@ -556,48 +494,19 @@ def compile_ce(ce: CeSpec) -> str:
 
 
 def _compile_route(ce: CeSpec, route: CeRoute) -> str:
-    from_regimes = (
-        f"AND (s.benefit <> 'UC' OR s.uc_regime IN ({sql_list(route.from_uc_regimes)}))"
-        if route.from_uc_regimes else ""
-    )
-    if route.trigger == "spell_end":
-        trigger = (
-            "SELECT s.person_ref, CAST(s.end_date + 1 AS DATE) AS off_on, "
-            "s.record_key AS trigger_key\n"
-            "    FROM spells AS s JOIN adults AS a ON a.person_ref = s.person_ref\n"
-            f"    WHERE s.benefit IN ({sql_list(route.from_benefits)}) {from_regimes}\n"
-            "      AND s.end_date IS NOT NULL AND s.end_date + 1 >= a.attached_on\n"
-            "      AND s.end_date < getvariable('as_of')"
-        )
-    else:
-        trigger = (
-            "SELECT s2.person_ref, s2.start_date AS off_on, s2.record_key AS trigger_key\n"
-            "    FROM spells AS s1 JOIN spells AS s2 ON s2.person_ref = s1.person_ref\n"
-            "    JOIN adults AS a ON a.person_ref = s2.person_ref\n"
-            "    WHERE s1.benefit = 'UC' AND s2.benefit = 'UC'\n"
-            f"      AND s1.uc_regime IN ({sql_list(route.from_uc_regimes)})\n"
-            f"      AND s2.uc_regime IN ({sql_list(route.to_uc_regimes)})\n"
-            "      AND s1.end_date IS NOT NULL\n"
-            "      AND s2.start_date BETWEEN s1.end_date AND s1.end_date + 31\n"
-            "      AND s2.start_date >= a.attached_on"
-        )
-    if route.qualifying == "employment":
-        qualifying = "SELECT person_ref, start_date, end_date FROM " \
-            "intermediate.int_rules_employment_spells"
-    else:
-        qualifying = (
-            "SELECT person_ref, start_date, end_date FROM intermediate.int_rules_benefit_spells "
-            f"WHERE benefit = 'UC' AND uc_regime IN ({sql_list(route.to_uc_regimes)})"
-        )
     head = _ce_template()
     params = {
         "oow_benefits": sql_list(ce.out_of_work_benefits),
         "oow_regimes": sql_list(ce.out_of_work_uc_regimes),
-        "trigger": trigger,
-        "qualifying": qualifying,
+        "trigger": sql_str(route.trigger),
+        "from_benefits": sql_list(route.from_benefits),
+        "has_from_regimes": sql_bool(bool(route.from_uc_regimes)),
+        "from_regimes": sql_list(route.from_uc_regimes),
+        "to_regimes": sql_list(route.to_uc_regimes),
+        "qualifying": sql_str(route.qualifying),
         "window_days": str((route.window_weeks or route.min_weeks) * 7),
         "min_days": str(route.min_weeks * 7),
-        "route": route.id.replace("'", "''"),
+        "route": sql_str(route.id),
     }
     return string.Template(head).substitute(params)
 
@@ -662,23 +571,153 @@ def _rule_order(plan: Plan) -> list[Rule]:
     return ordered
 
 
-def _run_rules(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE intermediate.int_rules_results ({_RESULT_COLUMNS})")
-    con.execute(f"CREATE OR REPLACE TABLE intermediate.int_rules_evidence ({_EVIDENCE_COLUMNS})")
+# --------------------------------------------------------------- the graph
+# Layers the engine builds; staging views and analyst views are built by
+# ingest/publish from the same graph, and are already there when it runs.
+BUILT_LAYERS = ("meta", "intermediate", "rules", "marts")
+RESULTS = "intermediate.int_rules_results"
+EVIDENCE = "intermediate.int_rules_evidence"
+
+
+_TEMPLATE_FILES: dict[type, str] = {
+    CountRule: "count.sql", ScoreRule: "score.sql", AttendanceRule: "attendance.sql",
+    EpisodeRule: "episode.sql", EvidenceRule: "evidence.sql", FamilyStarRule: "family_star.sql",
+    EmploymentRule: "employment.sql",
+}
+
+
+def _rule_node(rule_id: str) -> str:
+    return f"rules.{rule_id}"
+
+
+def _rule_tables(index: int) -> tuple[str, str]:
+    """Session (temp) tables holding one rule's results and evidence until collected."""
+    return f"temp.main.rule_results_{index}", f"temp.main.rule_evidence_{index}"
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    rule: Rule
+    index: int
+    results: str
+    evidence: str
+
+
+def _compiled_rules(plan: Plan) -> list[_CompiledRule]:
+    """Each rule with targets, compiled: leaves from their template, composites over their
+    parts' own tables (so a composite depends on its parts in the graph)."""
     targets = rule_targets(plan)
+    out: list[_CompiledRule] = []
+    index: dict[str, int] = {}
     for rule in _rule_order(plan):
         inds = targets[rule.id]
         if not inds:
             continue
+        index[rule.id] = len(out)
         if isinstance(rule, CompositeRule):
-            results, evidence = compile_composite(rule, inds)
+            parts = [index[p] for p in rule.parts if p in index]
+            res = " UNION ALL ".join(f"SELECT * FROM {_rule_tables(i)[0]}" for i in parts)
+            evi = " UNION ALL ".join(f"SELECT * FROM {_rule_tables(i)[1]}" for i in parts)
+            results, evidence = compile_composite(rule, inds, f"({res})", f"({evi})")
         else:
             results, evidence = compile_rule(rule, inds, [rule.id, *_ancestors(plan, rule.id)])
-        try:
-            con.execute(f"INSERT INTO intermediate.int_rules_results\n{results}")
-            con.execute(f"INSERT INTO intermediate.int_rules_evidence\n{evidence}")
-        except duckdb.Error as exc:
-            raise RuntimeError(f"rules/{plan.plan}.yaml: rule {rule.id} failed: {exc}") from exc
+        out.append(_CompiledRule(rule, len(out), results, evidence))
+    return out
+
+
+_TEMPLATE_REFERENCES: dict[str, frozenset[str]] = {}
+
+
+def _template_references(template: str, sql: str, origin: str) -> frozenset[str]:
+    """The tables a leaf rule reads are its template's: a template takes values, which
+    name no table, so one parse per template serves every rule compiled from it (a
+    parse costs ~0.1 s, a plan has dozens of rules)."""
+    if template not in _TEMPLATE_REFERENCES:
+        _TEMPLATE_REFERENCES[template] = frozenset(references(sql, origin))
+    return _TEMPLATE_REFERENCES[template]
+
+
+def plan_graph(plan: Plan, root: Path = TRANSFORMS_DIR) -> ModelGraph:
+    """The transforms/ models plus what the plan compiles to: the CE routes, one model
+    per outcome rule, and the tables written from the plan and the vocabulary."""
+    rules = _compiled_rules(plan)
+    yaml_file = f"rules/{plan.plan}.yaml"
+    engine = "rules/engine.py"
+    extra = [
+        written_model("intermediate.int_rules_vocabulary", "intermediate",
+                      f"{engine} from rules/evidence_vocabulary.yaml"),
+        written_model("intermediate.int_rules_delivered", "intermediate",
+                      f"{engine} from meta.deliveries and the drop folders",
+                      reads=["meta.deliveries", "meta.loads"]),
+        written_model("intermediate.int_rules_catalog", "intermediate",
+                      f"{engine} from {yaml_file}"),
+        written_model("intermediate.int_rules_applicable", "intermediate",
+                      f"{engine} from {yaml_file}"),
+        sql_model("intermediate.int_rules_ce_routes", "intermediate", compile_ce(plan.ce),
+                  f"{yaml_file} ce routes (rules/sql/ce_route.sql)"),
+        sql_model("intermediate.int_rules_extract_rows", "intermediate",
+                  compile_extract_rows(plan), f"{engine} from {yaml_file}"),
+    ]
+    compiled = {c.rule.id for c in rules}
+    for c in rules:
+        parts = c.rule.parts if isinstance(c.rule, CompositeRule) else []
+        template = "composite" if parts else f"rules/sql/{_TEMPLATE_FILES[type(c.rule)]}"
+        sql, origin = c.results + ";\n" + c.evidence, f"{yaml_file} rule {c.rule.id} ({template})"
+        extra.append(sql_model(_rule_node(c.rule.id), "rules", sql, origin,
+                               extra=[_rule_node(p) for p in parts if p in compiled],
+                               refs=None if parts else _template_references(template, sql, origin)))
+    nodes = [_rule_node(c.rule.id) for c in rules]
+    extra += [written_model(RESULTS, "intermediate", f"{engine} from every rule", reads=nodes),
+              written_model(EVIDENCE, "intermediate", f"{engine} from every rule", reads=nodes)]
+    return model_graph(root, extra)
+
+
+def _steps(plan: Plan, vocab: Vocabulary, as_of: date) -> dict[str, Callable[[Con], None]]:
+    """How each model that is not a plain SELECT is made."""
+    rules = _compiled_rules(plan)
+    steps: dict[str, Callable[[Con], None]] = {
+        RUN_PARAMETERS: lambda con: write_run_parameters(
+            con, plan=plan.plan, as_of=as_of,
+            identification_grace_days=plan.identification_grace_days,
+            plan_codes=plan_codes(plan),
+            out_of_work_benefits=plan.ce.out_of_work_benefits,
+            out_of_work_uc_regimes=plan.ce.out_of_work_uc_regimes,
+            snapshot_extracts=[s.name for s in _contract_files() if s.delivery == "snapshot"]),
+        "intermediate.int_rules_vocabulary": lambda con: _write_vocabulary(con, plan, vocab),
+        "intermediate.int_rules_delivered": _write_delivered,
+        "intermediate.int_rules_catalog": lambda con: _write_catalog(con, plan),
+        "intermediate.int_rules_applicable": lambda con: _write_applicable(con, plan),
+        RESULTS: lambda con: _collect(con, plan, rules, 0, _RESULT_COLUMNS, RESULTS),
+        EVIDENCE: lambda con: _collect(con, plan, rules, 1, _EVIDENCE_COLUMNS, EVIDENCE),
+    }
+    for c in rules:
+        steps[_rule_node(c.rule.id)] = lambda con, c=c: _run_rule(con, plan, c)
+    return steps
+
+
+def _run_rule(con: Con, plan: Plan, c: _CompiledRule) -> None:
+    """One rule's results and evidence, into its own session tables (typed as the
+    collected tables are, so composites read the same values)."""
+    results, evidence = _rule_tables(c.index)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {results.removeprefix('temp.main.')} "
+                    f"({_RESULT_COLUMNS})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {evidence.removeprefix('temp.main.')} "
+                    f"({_EVIDENCE_COLUMNS})")
+        con.execute(f"INSERT INTO {results}\n{c.results}")
+        con.execute(f"INSERT INTO {evidence}\n{c.evidence}")
+    except duckdb.Error as exc:
+        raise RuntimeError(f"rules/{plan.plan}.yaml: rule {c.rule.id} failed: {exc}") from exc
+
+
+def _collect(con: Con, plan: Plan, rules: list[_CompiledRule], which: int, columns: str,
+             table: str) -> None:
+    """Every rule's rows, in rule order, into one table; the session tables dropped."""
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+    for c in rules:
+        part = _rule_tables(c.index)[which]
+        con.execute(f"INSERT INTO {table} SELECT * FROM {part}")
+        con.execute(f"DROP TABLE {part}")
 
 
 def describe(rule: Rule) -> str:
@@ -704,6 +743,9 @@ def _write_catalog(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
         for r in plan.rules
     ]
     con.executemany("INSERT INTO intermediate.int_rules_catalog VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _write_applicable(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
     con.execute(
         "CREATE OR REPLACE TABLE intermediate.int_rules_applicable "
         "(indicator VARCHAR, outcome_id VARCHAR)"

@@ -2,6 +2,10 @@
 
 A file ``<layer>/<prefix>_<name>.sql`` holds one SELECT; it becomes the view or
 table ``<layer>.<name>`` (``stg_yot_offences.sql`` -> ``staging.yot_offences``).
+Models name the models they read as ``schema.model``; famlink.models orders the
+build from those references (``famlink models`` lists it). The staging files are
+rendered from the contract (templates/staging_<delivery>.sql; regenerate with
+``python -m famlink.models --write-staging``).
 """
 
 from __future__ import annotations
@@ -9,8 +13,6 @@ from __future__ import annotations
 from importlib import resources
 
 import duckdb
-
-LAYER_PREFIXES = {"staging": "stg_", "intermediate": "int_", "marts": "", "analyst": ""}
 
 
 def model_sql(layer: str, file_name: str) -> str:
@@ -23,17 +25,27 @@ def model_files(layer: str) -> list[str]:
 
 
 def model_name(layer: str, file_name: str) -> str:
-    stem = file_name.removesuffix(".sql")
-    prefix = LAYER_PREFIXES.get(layer, "")
-    return stem.removeprefix(prefix) if prefix else stem
+    """The model's table name within its layer's schema (famlink.models names it)."""
+    from famlink.models import model_name as qualified
+
+    return qualified(layer, file_name).partition(".")[2]
 
 
 def create_staging_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """(Re)create every staging view; they read raw.* through getvariable('as_of_month')."""
+    """(Re)create every staging view, in the model graph's order; they read raw.*
+    as at getvariable('as_of_month'), set by each reader's session (a read-only
+    reader can re-point them; a table could not be written there)."""
+    from famlink.models import ModelFileFault, ModelGraphError, build_order, file_models
+
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     names = []
-    for file_name in model_files("staging"):
-        name = model_name("staging", file_name)
-        con.execute(f"CREATE OR REPLACE VIEW staging.{name} AS {model_sql('staging', file_name)}")
+    # staging reads only sources (raw.*, meta.*), so its part of the graph stands alone
+    try:
+        ordered = build_order(m for m in file_models() if m.layer == "staging")
+    except ModelGraphError as exc:
+        raise ModelFileFault.of(exc) from None
+    for model in ordered:
+        name = model.name.removeprefix("staging.")
+        con.execute(f"CREATE OR REPLACE VIEW staging.{name} AS {model.sql}")
         names.append(name)
     return names

@@ -3,12 +3,15 @@
 -- present in the arrived deliveries. Every child in scope must pass, and the
 -- identified child must be among them.
 WITH
-$targets,
+targets AS (
+    SELECT family_id, indicator, person_ref, attached_on, identified_on
+    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+),
 people AS (
     SELECT t.family_id, t.indicator, t.attached_on, p.person_ref
     FROM targets AS t
     JOIN intermediate.int_rules_people AS p ON p.family_id = t.family_id
-    WHERE $people_scope
+    WHERE person_in_scope($scope, t.person_ref, p.person_ref, p.is_adult)
 ),
 span AS (
     SELECT t.family_id, t.indicator, t.attached_on,
@@ -23,7 +26,8 @@ span AS (
 ),
 att AS (
     SELECT pp.family_id, pp.indicator, pp.person_ref, a.term_idx, a.term_end,
-           a.possible_sessions AS possible, $absence AS absence,
+           a.possible_sessions AS possible, CASE $basis WHEN 'unauthorised' THEN a.unauthorised_absence
+               ELSE (a.authorised_absence + a.unauthorised_absence) END AS absence,
            a.extract, a.delivery_id, a.month, a.record_key, a.match_method, a.match_probability
     FROM people AS pp
     JOIN intermediate.int_rules_attendance_terms AS a ON a.person_ref = pp.person_ref
@@ -75,7 +79,8 @@ child_judged AS (
 child_ok AS (
     SELECT *,
         n_terms = $terms AND possible > 0
-        AND (1 - absence / possible) $cmp $min_attendance
+        AND (CASE WHEN $strictly_above THEN (1 - absence / possible) > $min_attendance
+                  ELSE (1 - absence / possible) >= $min_attendance END)
         AND ($max_susp IS NULL OR susp <= CASE
                 WHEN $low_below IS NOT NULL AND base_susp < $low_below THEN $low_max
                 ELSE $max_susp END)
@@ -124,7 +129,7 @@ SELECT
         CASE r.first_t % 3 WHEN 0 THEN make_date(r.first_t // 3, 12, 31)
                            WHEN 1 THEN make_date(r.first_t // 3 + 1, 4, 30)
                            ELSE make_date(r.first_t // 3 + 1, 8, 31) END,
-        getvariable('as_of')) END AS achieved_on,
+        (SELECT as_of FROM meta.run_parameters)) END AS achieved_on,
     'terms ' || s.first_term || '..' || coalesce(CAST(s.latest_term AS VARCHAR), '-')
         || ' worst attendance ' || coalesce(CAST(round(r.worst_now, 3) AS VARCHAR), '-') AS detail
 FROM span AS s

@@ -16,22 +16,49 @@ oow AS (
        OR (benefit = 'UC' AND (uc_regime IS NULL OR uc_regime IN ($oow_regimes)))
 ),
 trig AS (
-    $trigger
+    -- a spell of an out-of-work benefit ending (trigger spell_end) ...
+    SELECT s.person_ref, CAST(s.end_date + 1 AS DATE) AS off_on, s.record_key AS trigger_key
+    FROM spells AS s JOIN adults AS a ON a.person_ref = s.person_ref
+    WHERE $trigger = 'spell_end'
+      AND s.benefit IN ($from_benefits)
+      AND (NOT $has_from_regimes OR s.benefit <> 'UC' OR s.uc_regime IN ($from_regimes))
+      AND s.end_date IS NOT NULL AND s.end_date + 1 >= a.attached_on
+      AND s.end_date < (SELECT as_of FROM meta.run_parameters)
+    UNION ALL
+    -- ... or a move between UC regimes within a month (trigger regime_change)
+    SELECT s2.person_ref, s2.start_date AS off_on, s2.record_key AS trigger_key
+    FROM spells AS s1 JOIN spells AS s2 ON s2.person_ref = s1.person_ref
+    JOIN adults AS a ON a.person_ref = s2.person_ref
+    WHERE $trigger = 'regime_change'
+      AND s1.benefit = 'UC' AND s2.benefit = 'UC'
+      AND s1.uc_regime IN ($from_regimes)
+      AND s2.uc_regime IN ($to_regimes)
+      AND s1.end_date IS NOT NULL
+      AND s2.start_date BETWEEN s1.end_date AND s1.end_date + 31
+      AND s2.start_date >= a.attached_on
+),
+qualifying AS (
+    -- days that count towards the route: employment, or the target UC regimes
+    SELECT person_ref, start_date, end_date FROM intermediate.int_rules_employment_spells
+    WHERE $qualifying = 'employment'
+    UNION ALL
+    SELECT person_ref, start_date, end_date FROM intermediate.int_rules_benefit_spells
+    WHERE $qualifying = 'uc_regime' AND benefit = 'UC' AND uc_regime IN ($to_regimes)
 ),
 days AS (
     SELECT t.person_ref, t.off_on,
         CAST(unnest(generate_series(
             CAST(t.off_on AS TIMESTAMP),
-            CAST(least(getvariable('as_of'), t.off_on + ($window_days - 1)) AS TIMESTAMP),
+            CAST(least((SELECT as_of FROM meta.run_parameters), t.off_on + ($window_days - 1)) AS TIMESTAMP),
             INTERVAL 1 DAY)) AS DATE) AS day
     FROM trig AS t
 ),
 q AS (
     SELECT d.person_ref, d.off_on, d.day, count(x.person_ref) > 0 AS qual
     FROM days AS d
-    LEFT JOIN ($qualifying) AS x
+    LEFT JOIN qualifying AS x
       ON x.person_ref = d.person_ref AND x.start_date <= d.day
-     AND coalesce(x.end_date, getvariable('as_of')) >= d.day
+     AND coalesce(x.end_date, (SELECT as_of FROM meta.run_parameters)) >= d.day
     GROUP BY ALL
 ),
 b AS (
@@ -39,7 +66,7 @@ b AS (
     FROM days AS d
     LEFT JOIN oow AS s
       ON s.person_ref = d.person_ref AND s.start_date <= d.day
-     AND coalesce(s.end_date, getvariable('as_of')) >= d.day
+     AND coalesce(s.end_date, (SELECT as_of FROM meta.run_parameters)) >= d.day
     GROUP BY ALL
 ),
 run AS (
@@ -62,7 +89,7 @@ res AS (
     GROUP BY ALL
 )
 SELECT
-    '$route' AS route, a.family_id, r.person_ref, r.off_on AS off_benefit_on, r.qualifies_on,
+    $route AS route, a.family_id, r.person_ref, r.off_on AS off_benefit_on, r.qualifies_on,
     r.trigger_key,
     CASE WHEN r.qualifies_on IS NOT NULL THEN 'achieved'
          WHEN r.brk_days = 0 AND r.qual_days + ($window_days - r.days_seen) >= $min_days

@@ -6,13 +6,21 @@
 -- monthly extract that would show them was not delivered for a month of the
 -- after window (intermediate.int_rules_delivery_gaps).
 WITH
-$targets,
+targets AS (
+    SELECT family_id, indicator, person_ref, attached_on, identified_on
+    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+),
+has_data AS (
+    -- whether any extract the rule rests on has rows at all
+    SELECT len($data_extracts) = 0 OR coalesce(bool_or(has_rows), FALSE) AS ok
+    FROM intermediate.int_rules_extract_rows WHERE list_contains($data_extracts, extract)
+),
 ev_all AS (
     SELECT t.attached_on, e.*, t.indicator
     FROM targets AS t
     JOIN intermediate.int_rules_events AS e ON e.family_id = t.family_id
     WHERE e.measure IN ($measures)
-      AND ($event_scope)
+      AND event_in_scope($scope, t.person_ref, e.person_ref, e.is_child)
       AND e.event_date >= CAST(t.attached_on - INTERVAL ($before_months) MONTH AS DATE)
 ),
 ev AS (
@@ -32,10 +40,10 @@ base AS (
     GROUP BY ALL
 ),
 cand AS (
-    SELECT family_id, indicator, first_ok AS d FROM base WHERE first_ok <= getvariable('as_of')
+    SELECT family_id, indicator, first_ok AS d FROM base WHERE first_ok <= (SELECT as_of FROM meta.run_parameters)
     UNION
-    SELECT family_id, indicator, getvariable('as_of') FROM base
-    WHERE first_ok <= getvariable('as_of')
+    SELECT family_id, indicator, (SELECT as_of FROM meta.run_parameters) FROM base
+    WHERE first_ok <= (SELECT as_of FROM meta.run_parameters)
     UNION
     SELECT e.family_id, e.indicator, e.event_date FROM ev AS e
     JOIN base AS b ON b.family_id = e.family_id AND b.indicator = e.indicator
@@ -43,7 +51,7 @@ cand AS (
     UNION
     SELECT e.family_id, e.indicator, e.leaves_on FROM ev AS e
     JOIN base AS b ON b.family_id = e.family_id AND b.indicator = e.indicator
-    WHERE $windowed AND e.leaves_on > b.first_ok AND e.leaves_on <= getvariable('as_of')
+    WHERE $windowed AND e.leaves_on > b.first_ok AND e.leaves_on <= (SELECT as_of FROM meta.run_parameters)
 ),
 at_cand AS (
     SELECT c.family_id, c.indicator, c.d, b.before_n, b.before_gravity, b.attached_on,
@@ -59,8 +67,13 @@ at_cand AS (
 ),
 judged AS (
     SELECT *,
-        (CASE WHEN before_n = 0 THEN $zero_baseline
-              ELSE after_n / after_len_v $rate_cmp before_n / $before_months * (1 - $min_reduction) $eps
+        (CASE WHEN before_n = 0 THEN (CASE $zero_baseline WHEN 'require_zero' THEN after_n = 0
+                                                           WHEN 'achieved' THEN TRUE
+                                                           ELSE FALSE END)
+              WHEN $strict THEN after_n / after_len_v
+                                < before_n / $before_months * (1 - $min_reduction) - 1e-9
+              ELSE after_n / after_len_v
+                   <= before_n / $before_months * (1 - $min_reduction) + 1e-9
          END)
         AND ($max_after IS NULL OR after_n <= $max_after)
         AND (NOT $gravity OR after_gravity IS NULL OR after_gravity <= coalesce(before_gravity, 0))
@@ -85,38 +98,48 @@ gaps AS (
     JOIN intermediate.int_rules_delivery_gaps AS g
       ON g.extract IN ($extracts)
      AND g.month >= strftime(CASE WHEN $windowed THEN greatest(b.attached_on, CAST(
-             getvariable('as_of') - INTERVAL ($window_months) MONTH AS DATE))
+             (SELECT as_of FROM meta.run_parameters) - INTERVAL ($window_months) MONTH AS DATE))
              ELSE b.attached_on END, '%Y-%m')
-     AND g.month <= strftime(getvariable('as_of'), '%Y-%m')
+     AND g.month <= strftime((SELECT as_of FROM meta.run_parameters), '%Y-%m')
     GROUP BY ALL
 ),
 res AS (
     SELECT family_id, indicator,
-           bool_and(ok) FILTER (WHERE d = getvariable('as_of')) AS ok_now,
-           max(after_n) FILTER (WHERE d = getvariable('as_of')) AS after_now,
+           bool_and(ok) FILTER (WHERE d = (SELECT as_of FROM meta.run_parameters)) AS ok_now,
+           max(after_n) FILTER (WHERE d = (SELECT as_of FROM meta.run_parameters)) AS after_now,
            min(d) FILTER (WHERE ok AND (last_bad IS NULL OR d > last_bad)) AS achieved_on
     FROM runs
     GROUP BY ALL
+),
+aged AS (
+    -- whether the problem's person is of the age the line is for
+    SELECT b.*, CASE $person_age WHEN 'any' THEN TRUE
+                    WHEN '18_or_over' THEN coalesce(p.is_adult, FALSE)
+                    ELSE NOT coalesce(p.is_adult, TRUE) END AS person_ok
+    FROM base AS b
+    LEFT JOIN (SELECT person_ref, bool_or(is_adult) AS is_adult
+               FROM intermediate.int_rules_people GROUP BY person_ref) AS p
+      ON p.person_ref = b.person_ref
 )
 -- @results
 SELECT
     $outcome_id AS outcome_id, b.family_id, b.indicator,
-    CASE WHEN NOT ($person_ok) THEN 'not_achieved'
-         WHEN NOT $has_data THEN 'insufficient_data'
-         WHEN b.first_ok > getvariable('as_of') THEN 'not_yet_sustained'
+    CASE WHEN NOT b.person_ok THEN 'not_achieved'
+         WHEN NOT (SELECT ok FROM has_data) THEN 'insufficient_data'
+         WHEN b.first_ok > (SELECT as_of FROM meta.run_parameters) THEN 'not_yet_sustained'
          WHEN r.ok_now AND g.n_gaps > 0 THEN 'insufficient_data'
          WHEN r.ok_now THEN 'achieved'
          ELSE 'not_achieved' END AS status,
-    CASE WHEN $has_data AND b.first_ok <= getvariable('as_of') AND r.ok_now
-              AND g.n_gaps IS NULL AND ($person_ok)
+    CASE WHEN (SELECT ok FROM has_data) AND b.first_ok <= (SELECT as_of FROM meta.run_parameters) AND r.ok_now
+              AND g.n_gaps IS NULL AND b.person_ok
          THEN r.achieved_on END AS achieved_on,
-    CASE WHEN NOT ($person_ok) THEN 'not a line for this person''s age; '
+    CASE WHEN NOT b.person_ok THEN 'not a line for this person''s age; '
          ELSE '' END
         || 'before=' || b.before_n || ' after=' || coalesce(CAST(r.after_now AS VARCHAR), '-')
         || coalesce(' missing delivery: ' || g.first_gap
                     || CASE WHEN g.n_gaps > 1 THEN ' (and ' || (g.n_gaps - 1) || ' more)'
                             ELSE '' END, '') AS detail
-FROM base AS b
+FROM aged AS b
 LEFT JOIN res AS r ON r.family_id = b.family_id AND r.indicator = b.indicator
 LEFT JOIN gaps AS g ON g.family_id = b.family_id AND g.indicator = b.indicator
 -- @evidence
@@ -127,4 +150,4 @@ SELECT
         || e.detail || ' on ' || strftime(e.event_date, '%Y-%m-%d') AS detail
 FROM ev AS e
 WHERE e.event_date < e.attached_on
-   OR (NOT $windowed OR getvariable('as_of') < e.leaves_on)
+   OR (NOT $windowed OR (SELECT as_of FROM meta.run_parameters) < e.leaves_on)

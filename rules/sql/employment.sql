@@ -1,12 +1,15 @@
 -- Rule kind continuous_employment: the continuous-employment result of the
 -- problem's person (or of any adult in the family), from intermediate.int_rules_ce.
 WITH
-$targets,
+targets AS (
+    SELECT family_id, indicator, person_ref, attached_on, identified_on
+    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+),
 ce AS (
     SELECT t.indicator, c.*
     FROM targets AS t
     JOIN intermediate.int_rules_ce AS c ON c.family_id = t.family_id
-    WHERE ($ce_scope)
+    WHERE (NOT $per_person OR t.person_ref IS NULL OR c.person_ref = t.person_ref)
 ),
 res AS (
     SELECT family_id, indicator,

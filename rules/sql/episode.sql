@@ -4,12 +4,20 @@
 -- With a month since attachment for which social care was not delivered, "no
 -- re-referral" cannot be shown: insufficient_data.
 WITH
-$targets,
+targets AS (
+    SELECT family_id, indicator, person_ref, attached_on, identified_on
+    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+),
+has_data AS (
+    -- whether any extract the rule rests on has rows at all
+    SELECT len($data_extracts) = 0 OR coalesce(bool_or(has_rows), FALSE) AS ok
+    FROM intermediate.int_rules_extract_rows WHERE list_contains($data_extracts, extract)
+),
 people AS (
     SELECT t.family_id, t.indicator, t.attached_on, t.identified_on, p.person_ref
     FROM targets AS t
     JOIN intermediate.int_rules_people AS p ON p.family_id = t.family_id
-    WHERE $people_scope
+    WHERE person_in_scope($scope, t.person_ref, p.person_ref, p.is_adult)
 ),
 eps AS (
     SELECT pp.family_id, pp.indicator, pp.attached_on, pp.identified_on, e.*
@@ -55,26 +63,26 @@ gaps AS (
     JOIN intermediate.int_rules_delivery_gaps AS g
       ON g.extract = 'social_care_episodes'
      AND g.month >= strftime(d.attached_on, '%Y-%m')
-     AND g.month <= strftime(getvariable('as_of'), '%Y-%m')
+     AND g.month <= strftime((SELECT as_of FROM meta.run_parameters), '%Y-%m')
     GROUP BY ALL
 )
 -- @results
 SELECT
     $outcome_id AS outcome_id, d.family_id, d.indicator,
-    CASE WHEN NOT $has_data THEN 'insufficient_data'
+    CASE WHEN NOT (SELECT ok FROM has_data) THEN 'insufficient_data'
          WHEN d.n_rel = 0 AND '$if_no_episode' = 'insufficient_data' THEN 'insufficient_data'
          WHEN d.n_rel = 0 AND '$if_no_episode' = 'not_achieved' THEN 'not_achieved'
          WHEN d.n_open > 0 THEN 'not_achieved'
          WHEN d.last_reason IN ($bad_end_reasons) THEN 'not_achieved'
          WHEN l.n_reref > 0 OR l.n_escal > 0 THEN 'not_achieved'
-         WHEN CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) > getvariable('as_of')
+         WHEN CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) > (SELECT as_of FROM meta.run_parameters)
              THEN 'not_yet_sustained'
          WHEN gp.n_gaps > 0 THEN 'insufficient_data'
          ELSE 'achieved' END AS status,
-    CASE WHEN $has_data AND NOT (d.n_rel = 0 AND '$if_no_episode' <> 'since_attachment')
+    CASE WHEN (SELECT ok FROM has_data) AND NOT (d.n_rel = 0 AND '$if_no_episode' <> 'since_attachment')
           AND d.n_open = 0 AND coalesce(d.last_reason NOT IN ($bad_end_reasons), TRUE)
           AND l.n_reref = 0 AND l.n_escal = 0
-          AND CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) <= getvariable('as_of')
+          AND CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) <= (SELECT as_of FROM meta.run_parameters)
           AND gp.n_gaps IS NULL
          THEN CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) END AS achieved_on,
     'episodes=' || d.n_rel || ' open=' || d.n_open || ' closed_on='

@@ -13,7 +13,10 @@
 -- marked current (e.g. EET) must also not have ended by the as-of date, nor
 -- been followed by a later status of the same kind that is not accepted (NEET).
 WITH
-$targets,
+targets AS (
+    SELECT family_id, indicator, person_ref, attached_on, identified_on
+    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+),
 ev AS (
     SELECT t.indicator, t.attached_on AS t_attached_on, e.*,
         CASE WHEN $require_completed OR e.kind = 'programme_completed' THEN e.end_date
@@ -23,8 +26,8 @@ ev AS (
     FROM targets AS t
     JOIN intermediate.int_rules_practitioner_evidence AS e ON e.family_id = t.family_id
     WHERE e.kind IN ($kinds)
-      AND ($person_scope)
-      AND ($domain_filter)
+      AND evidence_in_scope($scope, t.person_ref, e.person_ref)
+      AND (NOT $has_domains OR upper(trim(e.domain)) IN ($domains))
       AND (NOT $match_code
            OR (e.code_usable AND e.code IN ($codes, upper(t.indicator)))
            OR coalesce(list_has_any(e.vocab_targets, [$codes, upper(t.indicator)]), FALSE))
@@ -50,15 +53,15 @@ judged AS (
             SELECT 1 FROM intermediate.int_rules_practitioner_evidence AS x
             WHERE x.family_id = r.family_id AND x.kind = r.kind
               AND x.person_ref IS NOT DISTINCT FROM r.person_ref
-              AND x.start_date > r.start_date AND x.start_date <= getvariable('as_of')
-              AND NOT ($later_domain_filter)) AS superseded
+              AND x.start_date > r.start_date AND x.start_date <= (SELECT as_of FROM meta.run_parameters)
+              AND NOT (NOT $has_domains OR upper(trim(x.domain)) IN ($domains))) AS superseded
         FROM rows AS r
     )
 ),
 res AS (
     SELECT family_id, indicator,
         min(due_on) FILTER (WHERE duration_ok AND base_on IS NOT NULL
-                            AND due_on <= getvariable('as_of')) AS achieved_on,
+                            AND due_on <= (SELECT as_of FROM meta.run_parameters)) AS achieved_on,
         count(*) FILTER (WHERE duration_ok) AS n_pending,
         count(*) AS n
     FROM judged

@@ -3,14 +3,17 @@
 -- enough domains score at or above the threshold, and is achieved once it
 -- has held (with no failing reading since) for sustain_months.
 WITH
-$targets,
+targets AS (
+    SELECT family_id, indicator, person_ref, attached_on, identified_on
+    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+),
 readings AS (
     SELECT t.indicator, t.attached_on AS t_attached_on, e.*
     FROM targets AS t
     JOIN intermediate.int_rules_practitioner_evidence AS e ON e.family_id = t.family_id
     WHERE e.kind = 'family_star' AND e.score IS NOT NULL
       AND e.star_domain IN ($star_domains)
-      AND ($person_scope)
+      AND evidence_in_scope($scope, t.person_ref, e.person_ref)
 ),
 dates AS (
     SELECT DISTINCT family_id, indicator, start_date AS d
@@ -47,13 +50,13 @@ res AS (
 SELECT
     $outcome_id AS outcome_id, t.family_id, t.indicator,
     CASE WHEN r.ok_now AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE)
-                           <= getvariable('as_of') THEN 'achieved'
+                           <= (SELECT as_of FROM meta.run_parameters) THEN 'achieved'
          WHEN r.ok_now THEN 'not_yet_sustained'
          WHEN r.family_id IS NULL AND CAST(t.attached_on + INTERVAL ($sustain_months) MONTH AS DATE)
-                           > getvariable('as_of') THEN 'not_yet_sustained'
+                           > (SELECT as_of FROM meta.run_parameters) THEN 'not_yet_sustained'
          ELSE 'not_achieved' END AS status,
     CASE WHEN r.ok_now AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE)
-                           <= getvariable('as_of')
+                           <= (SELECT as_of FROM meta.run_parameters)
          THEN CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE) END AS achieved_on,
     'star held since ' || coalesce(strftime(r.since, '%Y-%m-%d'), '-') AS detail
 FROM targets AS t

@@ -2,12 +2,15 @@
 -- below the latest score before it (e.g. the YOT drug/alcohol risk score),
 -- and has stayed below at every reading since, for sustain_months.
 WITH
-$targets,
+targets AS (
+    SELECT family_id, indicator, person_ref, attached_on, identified_on
+    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+),
 ev AS (
     SELECT t.indicator, t.attached_on, e.*
     FROM targets AS t
     JOIN intermediate.int_rules_events AS e ON e.family_id = t.family_id
-    WHERE e.measure = $measure AND e.score IS NOT NULL AND ($event_scope)
+    WHERE e.measure = $measure AND e.score IS NOT NULL AND event_in_scope($scope, t.person_ref, e.person_ref, e.is_child)
 ),
 base AS (
     SELECT t.family_id, t.indicator, t.attached_on,
@@ -42,11 +45,11 @@ SELECT
     CASE WHEN b.before_score IS NULL THEN 'insufficient_data'
          WHEN r.family_id IS NULL THEN 'not_yet_sustained'
          WHEN r.ok_now AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE)
-                           <= getvariable('as_of') THEN 'achieved'
+                           <= (SELECT as_of FROM meta.run_parameters) THEN 'achieved'
          WHEN r.ok_now THEN 'not_yet_sustained'
          ELSE 'not_achieved' END AS status,
     CASE WHEN b.before_score IS NOT NULL AND r.ok_now
-          AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE) <= getvariable('as_of')
+          AND CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE) <= (SELECT as_of FROM meta.run_parameters)
          THEN CAST(r.since + INTERVAL ($sustain_months) MONTH AS DATE) END AS achieved_on,
     'baseline score ' || coalesce(CAST(b.before_score AS VARCHAR), '-') AS detail
 FROM base AS b

@@ -23,7 +23,7 @@ terms AS (
     FROM t
 ),
 arrived AS (
-    SELECT * FROM terms WHERE term_start <= getvariable('as_of')
+    SELECT * FROM terms WHERE term_start <= (SELECT as_of FROM meta.run_parameters)
 )
 SELECT
     lr.family_id,

@@ -8,7 +8,7 @@ SELECT
     b.benefit,
     b.uc_regime,
     b.start_date,
-    CASE WHEN b.end_date <= getvariable('as_of') THEN b.end_date END AS end_date,
+    CASE WHEN b.end_date <= (SELECT as_of FROM meta.run_parameters) THEN b.end_date END AS end_date,
     'dwp_benefits' AS extract,
     b._delivery_id AS delivery_id,
     b._month AS month,
@@ -20,4 +20,4 @@ JOIN intermediate.int_rules_linked_records AS lr
   ON lr.extract = 'dwp_benefits'
  AND lr.record_key = b.match_ref || '|' || b.benefit || '|' || strftime(b.start_date, '%Y-%m-%d')
  AND lr.person_ref = b.match_ref
-WHERE b.start_date <= getvariable('as_of')
+WHERE b.start_date <= (SELECT as_of FROM meta.run_parameters)

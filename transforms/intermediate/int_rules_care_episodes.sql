@@ -6,8 +6,8 @@ SELECT
     e.episode_id,
     e.episode_type,
     e.start_date,
-    CASE WHEN e.end_date <= getvariable('as_of') THEN e.end_date END AS end_date,
-    CASE WHEN e.end_date <= getvariable('as_of') THEN e.end_reason END AS end_reason,
+    CASE WHEN e.end_date <= (SELECT as_of FROM meta.run_parameters) THEN e.end_date END AS end_date,
+    CASE WHEN e.end_date <= (SELECT as_of FROM meta.run_parameters) THEN e.end_reason END AS end_reason,
     'social_care_episodes' AS extract,
     e._delivery_id AS delivery_id,
     e._month AS month,
@@ -17,4 +17,4 @@ SELECT
 FROM staging.social_care_episodes AS e
 JOIN intermediate.int_rules_linked_records AS lr
   ON lr.extract = 'social_care_episodes' AND lr.record_key = e.episode_id
-WHERE e.start_date <= getvariable('as_of')
+WHERE e.start_date <= (SELECT as_of FROM meta.run_parameters)

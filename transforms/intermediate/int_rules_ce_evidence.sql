@@ -10,8 +10,8 @@ FROM intermediate.int_rules_ce AS c
 JOIN intermediate.int_rules_benefit_spells AS b ON b.person_ref = c.person_ref
 WHERE b.record_key = c.trigger_key
    OR (c.off_benefit_on IS NOT NULL
-       AND b.start_date <= coalesce(c.qualifies_on, getvariable('as_of'))
-       AND coalesce(b.end_date, getvariable('as_of')) >= c.off_benefit_on - 1)
+       AND b.start_date <= coalesce(c.qualifies_on, (SELECT as_of FROM meta.run_parameters))
+       AND coalesce(b.end_date, (SELECT as_of FROM meta.run_parameters)) >= c.off_benefit_on - 1)
 UNION ALL
 SELECT c.person_ref, w.extract, w.delivery_id, w.month, w.record_key, w.match_method,
        w.match_probability,
@@ -21,5 +21,5 @@ SELECT c.person_ref, w.extract, w.delivery_id, w.month, w.record_key, w.match_me
 FROM intermediate.int_rules_ce AS c
 JOIN intermediate.int_rules_employment_spells AS w ON w.person_ref = c.person_ref
 WHERE c.off_benefit_on IS NOT NULL
-  AND w.start_date <= coalesce(c.qualifies_on, getvariable('as_of'))
-  AND coalesce(w.end_date, getvariable('as_of')) >= c.off_benefit_on
+  AND w.start_date <= coalesce(c.qualifies_on, (SELECT as_of FROM meta.run_parameters))
+  AND coalesce(w.end_date, (SELECT as_of FROM meta.run_parameters)) >= c.off_benefit_on

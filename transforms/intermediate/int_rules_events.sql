@@ -7,12 +7,12 @@ WITH yot AS (
     FROM staging.yot_offences AS o
     JOIN intermediate.int_rules_linked_records AS lr
       ON lr.extract = 'yot_offences' AND lr.record_key = o.offence_id
-    WHERE o.offence_date <= getvariable('as_of')
+    WHERE o.offence_date <= (SELECT as_of FROM meta.run_parameters)
 ),
 incidents AS (
     SELECT i.*, CAST(i.reported_at AS DATE) AS reported_on
     FROM staging.police_incidents AS i
-    WHERE CAST(i.reported_at AS DATE) <= getvariable('as_of')
+    WHERE CAST(i.reported_at AS DATE) <= (SELECT as_of FROM meta.run_parameters)
 ),
 nominals AS (
     SELECT n.*, i.reported_on, i.category, i.domestic_flag, lr.family_id, lr.person_ref, lr.dob,
@@ -50,7 +50,7 @@ events AS (
            match_method, match_probability,
            'proven offence ' || offence_category || ' gravity ' || gravity_score AS detail
     FROM yot
-    WHERE outcome_date IS NOT NULL AND outcome_date <= getvariable('as_of')
+    WHERE outcome_date IS NOT NULL AND outcome_date <= (SELECT as_of FROM meta.run_parameters)
     UNION ALL
     SELECT 'yot_offences', family_id, person_ref, dob, offence_date, gravity_score, substance_risk,
            'yot_offences', _delivery_id, _month, offence_id, match_method, match_probability,
@@ -93,7 +93,7 @@ events AS (
     FROM staging.social_care_missing AS m
     JOIN intermediate.int_rules_linked_records AS lr
       ON lr.extract = 'social_care_missing' AND lr.record_key = m.missing_id
-    WHERE CAST(m.start_at AS DATE) <= getvariable('as_of')
+    WHERE CAST(m.start_at AS DATE) <= (SELECT as_of FROM meta.run_parameters)
     UNION ALL
     SELECT 'sc_referrals', lr.family_id, lr.person_ref, lr.dob, e.start_date, NULL, NULL,
            'social_care_episodes', e._delivery_id, e._month, e.episode_id,
@@ -101,7 +101,7 @@ events AS (
     FROM staging.social_care_episodes AS e
     JOIN intermediate.int_rules_linked_records AS lr
       ON lr.extract = 'social_care_episodes' AND lr.record_key = e.episode_id
-    WHERE e.episode_type = 'REFERRAL' AND e.start_date <= getvariable('as_of')
+    WHERE e.episode_type = 'REFERRAL' AND e.start_date <= (SELECT as_of FROM meta.run_parameters)
 )
 SELECT
     e.measure, e.family_id, e.person_ref, e.event_date, e.gravity, e.score,

@@ -19,4 +19,4 @@ FROM staging.school_exclusions AS x
 JOIN intermediate.int_rules_linked_records AS lr
   ON lr.extract = 'school_exclusions'
  AND lr.record_key = x.upn || '|' || strftime(x.start_date, '%Y-%m-%d') || '|' || x.category
-WHERE x.start_date <= getvariable('as_of')
+WHERE x.start_date <= (SELECT as_of FROM meta.run_parameters)

@@ -8,9 +8,9 @@ SELECT
     f.attached_on,
     f.case_closed_on,
     CASE
-        WHEN m.dob IS NOT NULL THEN CAST(m.dob + INTERVAL 18 YEAR AS DATE) <= getvariable('as_of')
+        WHEN m.dob IS NOT NULL THEN CAST(m.dob + INTERVAL 18 YEAR AS DATE) <= (SELECT as_of FROM meta.run_parameters)
         ELSE m.role <> 'child'
     END AS is_adult
 FROM staging.cohort_members AS m
 JOIN staging.cohort_families AS f ON f.family_id = m.family_id
-WHERE f.attached_on <= getvariable('as_of')
+WHERE f.attached_on <= (SELECT as_of FROM meta.run_parameters)

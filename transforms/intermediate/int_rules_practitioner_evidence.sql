@@ -14,12 +14,12 @@ WITH ev AS (
         f.attached_on,
         evidence_norm(e.domain) AS domain_norm,
         upper(trim(e.outcome_code)) AS code,
-        coalesce(list_contains(getvariable('plan_codes'), upper(trim(e.outcome_code))), FALSE)
+        coalesce(list_contains((SELECT plan_codes FROM meta.run_parameters), upper(trim(e.outcome_code))), FALSE)
             AS code_usable
     FROM staging.practitioner_evidence AS e
     JOIN staging.cohort_families AS f ON f.family_id = e.family_id
-    WHERE e.start_date <= getvariable('as_of')
-      AND f.attached_on <= getvariable('as_of')
+    WHERE e.start_date <= (SELECT as_of FROM meta.run_parameters)
+      AND f.attached_on <= (SELECT as_of FROM meta.run_parameters)
 ),
 named AS (
     -- vocabulary names found in the domain: the whole domain, or whole words of it
@@ -99,7 +99,7 @@ SELECT
     -- the end of what it states. Any other end date ends the evidence.
     CASE WHEN kind IN ('professional_statement', 'family_star') AND end_date <= start_date
              THEN NULL
-         WHEN end_date <= getvariable('as_of') THEN end_date END AS end_date,
+         WHEN end_date <= (SELECT as_of FROM meta.run_parameters) THEN end_date END AS end_date,
     attached_on,
     'practitioner_evidence' AS extract,
     _delivery_id AS delivery_id,

@@ -10,6 +10,6 @@ SELECT
     f.attached_on
 FROM staging.cohort_problems AS p
 JOIN staging.cohort_families AS f ON f.family_id = p.family_id
-WHERE f.attached_on <= getvariable('as_of')
-  AND p.identified_on <= getvariable('as_of')
-  AND p.identified_on <= f.attached_on + CAST(getvariable('identification_grace_days') AS INTEGER)
+WHERE f.attached_on <= (SELECT as_of FROM meta.run_parameters)
+  AND p.identified_on <= (SELECT as_of FROM meta.run_parameters)
+  AND p.identified_on <= f.attached_on + (SELECT identification_grace_days FROM meta.run_parameters)

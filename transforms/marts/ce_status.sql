@@ -6,13 +6,13 @@ WITH claimants AS (
     FROM intermediate.int_rules_benefit_spells AS b
     JOIN intermediate.int_rules_people AS p ON p.person_ref = b.person_ref
     WHERE p.is_adult
-      AND ((b.benefit <> 'UC' AND list_contains(getvariable('oow_benefits'), b.benefit))
+      AND ((b.benefit <> 'UC' AND list_contains((SELECT out_of_work_benefits FROM meta.run_parameters), b.benefit))
            OR (b.benefit = 'UC' AND (b.uc_regime IS NULL
-                                     OR list_contains(getvariable('oow_uc_regimes'), b.uc_regime))))
+                                     OR list_contains((SELECT out_of_work_uc_regimes FROM meta.run_parameters), b.uc_regime))))
 )
 SELECT
-    getvariable('plan') AS plan,
-    getvariable('as_of') AS as_of,
+    (SELECT plan FROM meta.run_parameters) AS plan,
+    (SELECT as_of FROM meta.run_parameters) AS as_of,
     k.family_id,
     k.person_ref,
     c.route,

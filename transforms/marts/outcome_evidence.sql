@@ -1,8 +1,8 @@
 -- The records behind each outcome line's result, with their delivery and
 -- how each was linked to the family member.
 SELECT DISTINCT
-    getvariable('plan') AS plan,
-    getvariable('as_of') AS as_of,
+    (SELECT plan FROM meta.run_parameters) AS plan,
+    (SELECT as_of FROM meta.run_parameters) AS as_of,
     e.family_id,
     e.indicator,
     e.outcome_id,

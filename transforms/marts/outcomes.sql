@@ -1,7 +1,7 @@
 -- One row per identified indicator per applicable outcome line of the plan.
 SELECT
-    getvariable('plan') AS plan,
-    getvariable('as_of') AS as_of,
+    (SELECT plan FROM meta.run_parameters) AS plan,
+    (SELECT as_of FROM meta.run_parameters) AS as_of,
     p.family_id,
     p.indicator,
     p.problem,

@@ -3,8 +3,8 @@
 -- Family Star domain not recognised). Kept, counted and listed so that the
 -- council can fix its recording or extend rules/evidence_vocabulary.yaml.
 SELECT
-    getvariable('plan') AS plan,
-    getvariable('as_of') AS as_of,
+    (SELECT plan FROM meta.run_parameters) AS plan,
+    (SELECT as_of FROM meta.run_parameters) AS as_of,
     family_id,
     evidence_id,
     person_ref,

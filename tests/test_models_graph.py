@@ -1,0 +1,190 @@
+"""The model graph: the build order comes from the models' references, a cycle or a
+reference to no model fails naming the file, and `famlink models` lists it."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from safety_support import famlink
+from test_rules_fixtures import World
+
+from famlink.contract import PLANS
+from famlink.models import (
+    FILE_LAYERS,
+    RUN_PARAMETERS,
+    TRANSFORMS_DIR,
+    ModelGraph,
+    ModelGraphError,
+    model_graph,
+    references,
+    render_staging,
+    rendered_staging,
+)
+from rules.engine import BUILT_LAYERS, load_plan, plan_graph
+
+REPO = TRANSFORMS_DIR.parent
+SQL_FILES = sorted(p.relative_to(REPO).as_posix()
+                   for layer in FILE_LAYERS for p in (TRANSFORMS_DIR / layer).glob("*.sql"))
+
+
+def _check_order(graph: ModelGraph) -> list[str]:
+    names = [m.name for m in graph.order()]
+    assert sorted(names) == sorted(graph.models)
+    seen: set[str] = set()
+    for m in graph.order():
+        for dep in m.depends_on:
+            if dep in graph.models:
+                assert dep in seen, f"{m.name} is built before {dep}, which it reads"
+        seen.add(m.name)
+    return names
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_the_order_respects_every_reference(plan: str) -> None:
+    graph = plan_graph(load_plan(plan))
+    _check_order(graph)
+    files = {m.origin for m in graph.models.values() if m.path is not None}
+    assert files == set(SQL_FILES)
+    # the rules are models of the same graph: composites after their parts, the
+    # marts after every rule
+    rules = [m for m in graph.models.values() if m.layer == "rules"]
+    assert rules
+    order = [m.name for m in graph.order()]
+    last_rule = max(order.index(m.name) for m in rules)
+    assert order.index("marts.outcomes") > last_rule
+    assert order.index(RUN_PARAMETERS) < order.index("intermediate.int_rules_people")
+
+
+def test_references_are_schema_qualified_tables_not_ctes() -> None:
+    sql = ("WITH people AS (SELECT * FROM staging.cohort_members) "
+           "SELECT * FROM people JOIN intermediate.int_rules_problems USING (family_id) "
+           "WHERE EXISTS (SELECT 1 FROM marts.outcomes) AND x IN (SELECT 1 FROM range(3))")
+    assert references(sql, "x.sql") == {
+        "staging.cohort_members", "intermediate.int_rules_problems", "marts.outcomes"}
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "transforms"
+    for rel, sql in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(sql, encoding="utf-8")
+    return root
+
+
+def test_a_new_file_is_placed_by_what_it_reads(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {
+        "staging/stg_things.sql": "SELECT * FROM raw.things",
+        "marts/zz_first.sql": "SELECT * FROM intermediate.int_b",
+        "intermediate/int_b.sql": "SELECT * FROM intermediate.int_a",
+        "intermediate/int_a.sql": "SELECT * FROM staging.things, meta.run_parameters",
+    })
+    names = _check_order(model_graph(root))
+    assert names.index("staging.things") < names.index("intermediate.int_a") \
+        < names.index("intermediate.int_b") < names.index("marts.zz_first")
+    assert model_graph(root)["intermediate.int_a"].depends_on == (
+        "meta.run_parameters", "staging.things")
+
+
+def test_a_cycle_fails_naming_the_file(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {
+        "intermediate/int_a.sql": "SELECT * FROM intermediate.int_b",
+        "intermediate/int_b.sql": "SELECT * FROM intermediate.int_c",
+        "intermediate/int_c.sql": "SELECT * FROM intermediate.int_a",
+        "marts/fine.sql": "SELECT 1 AS one",
+    })
+    with pytest.raises(ModelGraphError, match=r"transforms/intermediate/int_[abc]\.sql: "
+                                              r"models form a cycle") as info:
+        model_graph(root)
+    for name in ("int_a.sql", "int_b.sql", "int_c.sql"):
+        assert name in str(info.value)
+    assert "fine.sql" not in str(info.value)
+
+
+def test_a_reference_to_no_model_fails_naming_the_file(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {
+        "intermediate/int_a.sql": "SELECT * FROM raw.things",
+        "marts/report.sql": "SELECT * FROM intermediate.int_a JOIN intermediate.int_typo USING (x)",
+    })
+    with pytest.raises(ModelGraphError,
+                       match=r"transforms/marts/report\.sql: model marts\.report reads "
+                             r"intermediate\.int_typo, which is not a model"):
+        model_graph(root)
+
+
+def test_sql_that_does_not_parse_fails_naming_the_file(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"marts/broken.sql": "SELECT FROM WHERE ((("})
+    with pytest.raises(ModelGraphError, match=r"transforms/marts/broken\.sql: .*does not parse"):
+        model_graph(root)
+
+
+def test_famlink_models_lists_every_model_file_in_build_order() -> None:
+    done = famlink("models", "--plan", "thurrock", timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("model graph for plan thurrock")
+    for rel in SQL_FILES:
+        assert any(f"  {rel}  " in line for line in lines), rel
+    # each listed model's dependencies were listed before it
+    seen: set[str] = set()
+    for line in lines[1:]:
+        name = line.split()[1]
+        deps = line.split(" <- ", 1)[1]
+        for dep in [] if deps == "-" else deps.split(", "):
+            assert dep in seen, (name, dep)
+        seen.add(name)
+    assert "rules.4.3.attended" in seen
+    bad = famlink("models", "--plan", "atlantis", timeout=120)
+    assert bad.returncode == 2 and "unknown plan" in bad.stdout + bad.stderr
+
+
+def test_the_engine_builds_the_graph_from_one_parameters_table() -> None:
+    w = World()
+    w.family("F1", "2023-01-15", members=(("P1", "parent_carer", "1985-01-01"),))
+    w.problem("F1", "4A", "P1")
+    w.run("thurrock", "2024-06-30")
+    graph = plan_graph(load_plan("thurrock"))
+    tables = {f"{s}.{t}" for s, t in w.con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    built = {m.name for m in graph.order(BUILT_LAYERS) if m.layer != "rules"}
+    assert built <= tables
+    # the rules' own tables were session tables, collected and dropped
+    assert not [t for t in tables if t.startswith("main.rule_")]
+    assert w.con.execute(f"SELECT plan, as_of, as_of_month FROM {RUN_PARAMETERS}").fetchall() \
+        == [("thurrock", date(2024, 6, 30), "2024-06")]
+    # no session variable carries the run's parameters
+    assert w.con.execute("SELECT getvariable('as_of'), getvariable('plan')").fetchone() \
+        == (None, None)
+    assert w.con.execute("SELECT DISTINCT plan, as_of FROM marts.outcomes").fetchall() \
+        == [("thurrock", date(2024, 6, 30))]
+
+
+def test_staging_models_are_rendered_from_the_contract() -> None:
+    rendered = rendered_staging()
+    assert set((TRANSFORMS_DIR / "staging").glob("*.sql")) == set(rendered), \
+        "a staging file for no extract, or an extract with none: python -m famlink.models " \
+        "--write-staging"
+    for path, text in rendered.items():
+        assert path.read_text(encoding="utf-8") == text, \
+            f"{path.name} is not the contract's rendering: python -m famlink.models --write-staging"
+    delta = render_staging("court_orders", "delta", ["order_id", "person_ref"])
+    assert "FROM raw.court_orders AS r" in delta
+    assert "PARTITION BY order_id, person_ref" in delta
+    assert references(delta, "x") == {"raw.court_orders"}
+    with pytest.raises(ModelGraphError, match=r"staging_weekly\.sql: no staging template"):
+        render_staging("x", "weekly", ["k"])
+
+
+def test_a_run_meets_a_graph_error_as_a_fatal_fault_naming_the_file(tmp_path: Path) -> None:
+    from famlink.ingest.reading import FatalExtractError
+    from famlink.models import ModelFileFault
+
+    root = _tree(tmp_path, {"marts/report.sql": "SELECT * FROM intermediate.int_missing"})
+    with pytest.raises(ModelGraphError) as info:
+        model_graph(root)
+    fault = ModelFileFault.of(info.value)
+    assert isinstance(fault, FatalExtractError)
+    assert fault.path.name == "report.sql"
+    assert str(fault) == str(info.value) and "\n" not in str(fault)

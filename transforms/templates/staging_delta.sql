@@ -1,0 +1,16 @@
+-- staging.$name: current $name.csv records as at the as-of month.
+-- Delta: each delivery holds new and corrected records; the latest version of
+-- a key wins, and record_status D deletes it. Set the month with
+--   SET VARIABLE as_of_month = '2024-06';   (unset: every delivery)
+SELECT * EXCLUDE (_version)
+FROM (
+    SELECT r.* EXCLUDE (_load_id, _sha256),
+           row_number() OVER (
+               PARTITION BY $key
+               ORDER BY r._month DESC, r._delivery_id DESC, r._row_number DESC
+           ) AS _version
+    FROM raw.$name AS r
+    WHERE r._month <= coalesce(getvariable('as_of_month'), '9999-12')
+)
+WHERE _version = 1
+  AND coalesce(record_status, 'A') <> 'D'

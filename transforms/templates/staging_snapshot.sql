@@ -1,0 +1,15 @@
+-- staging.$name: the latest $name.csv snapshot delivered by the as-of month.
+-- Snapshot: the file is the whole truth for its scope; a key absent from the
+-- latest delivery has been deleted. Set the month with
+--   SET VARIABLE as_of_month = '2024-06';   (unset: the latest delivery)
+SELECT r.* EXCLUDE (_load_id, _sha256)
+FROM raw.$name AS r
+WHERE r._delivery_id = (
+    SELECT d.delivery_id
+    FROM meta.deliveries AS d
+    WHERE d.extract = '$name'
+      AND d.status = 'loaded'
+      AND d.month <= coalesce(getvariable('as_of_month'), '9999-12')
+    ORDER BY d.month DESC, d.delivery_id DESC
+    LIMIT 1
+)
