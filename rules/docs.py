@@ -46,7 +46,10 @@ with duration/completion), `family_star_threshold`,
 and `all_of`/`any_of` over component rules.
 An `attendance_threshold` line needs every child in scope to pass over the window, and the \
 identified child (for a person-level indicator) to be one of them: siblings attending do not \
-stand in for a child with no attendance rows.
+stand in for a child with no attendance rows. Each child is judged on the terms of the \
+window from the school year they start reception (the September after their fourth birthday; \
+every term without a DOB): a sibling who started school during the window is not failed for \
+the terms before ("school age children").
 Statuses: achieved (achieved_on = first day of the final spell in which the outcome held \
 and was sustained, <= as_of), not_yet_sustained, not_achieved, insufficient_data (the \
 extract the line needs has never been delivered, or no attendance rows for the child).

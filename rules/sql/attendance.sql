@@ -1,14 +1,20 @@
 -- Rule kind attendance_threshold: attendance (and exclusions) over windows of
 -- consecutive terms that start after attachment, ending at the latest term
 -- present in the arrived deliveries. Every child in scope must pass, and the
--- identified child must be among them.
+-- identified child must be among them. A child is judged on the terms of the
+-- window from the school year in which they start reception (the September
+-- after their fourth birthday: "school age children"); without a DOB, on every
+-- term of the window.
 WITH
 targets AS (
     SELECT family_id, indicator, person_ref, attached_on, identified_on
     FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
 ),
 people AS (
-    SELECT t.family_id, t.indicator, t.attached_on, p.person_ref
+    SELECT t.family_id, t.indicator, t.attached_on, p.person_ref,
+        CASE WHEN p.dob IS NULL THEN NULL
+             ELSE (year(p.dob) + CASE WHEN month(p.dob) <= 8 THEN 4 ELSE 5 END) * 3
+        END AS first_school_term
     FROM targets AS t
     JOIN intermediate.int_rules_people AS p ON p.family_id = t.family_id
     WHERE person_in_scope($scope, t.person_ref, p.person_ref, p.is_adult)
@@ -25,7 +31,8 @@ span AS (
     FROM targets AS t
 ),
 att AS (
-    SELECT pp.family_id, pp.indicator, pp.person_ref, a.term_idx, a.term_end,
+    SELECT pp.family_id, pp.indicator, pp.person_ref, pp.first_school_term,
+           a.term_idx, a.term_end,
            a.possible_sessions AS possible, CASE $basis WHEN 'unauthorised' THEN a.unauthorised_absence
                ELSE (a.authorised_absence + a.unauthorised_absence) END AS absence,
            a.extract, a.delivery_id, a.month, a.record_key, a.match_method, a.match_probability
@@ -54,6 +61,9 @@ win AS (
 ),
 child_win AS (
     SELECT w.family_id, w.indicator, w.t, a.person_ref,
+           -- the terms of the window in which the child was of school age
+           w.t - greatest(w.t - $terms + 1, coalesce(a.first_school_term, w.t - $terms + 1))
+               + 1 AS school_terms,
            count(DISTINCT a.term_idx) AS n_terms,
            sum(a.possible) AS possible, sum(a.absence) AS absence
     FROM win AS w
@@ -78,7 +88,7 @@ child_judged AS (
 ),
 child_ok AS (
     SELECT *,
-        n_terms = $terms AND possible > 0
+        n_terms >= greatest(school_terms, 1) AND possible > 0
         AND (CASE WHEN $strictly_above THEN (1 - absence / possible) > $min_attendance
                   ELSE (1 - absence / possible) >= $min_attendance END)
         AND ($max_susp IS NULL OR susp <= CASE
