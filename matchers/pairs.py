@@ -73,9 +73,12 @@ def read_people_csv(path: Path) -> pd.DataFrame:
     return pd.DataFrame(out, columns=INPUT_COLUMNS, dtype=object)
 
 
-def _person_table(con: duckdb.DuckDBPyConnection, left: pd.DataFrame, right: pd.DataFrame) -> None:
+def _person_table(
+    con: duckdb.DuckDBPyConnection, left: pd.DataFrame, right: pd.DataFrame | None
+) -> None:
+    """``_pairs_std``: both files standardised (only ``left`` when deduplicating)."""
     con.register("_left_raw", left)
-    con.register("_right_raw", right)
+    con.register("_right_raw", right if right is not None else left.iloc[0:0])
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _pairs_raw AS
         SELECT 'l' || row_number() OVER () AS record_id, 'left' AS source_dataset,
@@ -124,18 +127,30 @@ def resolve_pairs(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return lr[keep]
 
 
+def dedupe_pairs(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Pairs within one file at the threshold (no one-to-one rule: a person may
+    have several duplicates)."""
+    kept = scored[(scored.p >= threshold) & ~scored.guard]
+    return pd.DataFrame({"left": kept.a, "right": kept.b, "p": kept.p, "mw": kept.mw})
+
+
 def link_files(left: Path, right: Path, out: Path, threshold: float | None = None) -> LinkSummary:
-    """Write ``left_id, right_id, match_probability`` for pairs judged the same person."""
+    """Write ``left_id, right_id, match_probability`` for pairs judged the same person.
+
+    The same file as left and right deduplicates it: every pair of its rows that
+    are one person (each pair once)."""
     start = time.perf_counter()
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-    left_df, right_df = read_people_csv(Path(left)), read_people_csv(Path(right))
+    dedupe = Path(left).resolve() == Path(right).resolve()
+    left_df = read_people_csv(Path(left))
+    right_df = left_df if dedupe else read_people_csv(Path(right))
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     install_standardise_macros(con)
-    _person_table(con, left_df, right_df)
+    _person_table(con, left_df, None if dedupe else right_df)
     pairs = pd.DataFrame(columns=["left_id", "right_id", "match_probability"])
     if len(left_df) and len(right_df):
-        n = len(left_df) + len(right_df)
+        n = len(left_df) + (0 if dedupe else len(right_df))
         settings, meta = load_model(link_type="dedupe_only",
                                     term_frequencies=n >= MIN_TF_RECORDS)
         settings["probability_two_random_records_match"] = estimate_prior(
@@ -150,7 +165,7 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
                JOIN _pairs_std r ON r.unique_id = p.unique_id_r"""
         ).df()
         scored["guard"] = scored["guard"].fillna(False).astype(bool)
-        kept = resolve_pairs(scored, threshold)
+        kept = dedupe_pairs(scored, threshold) if dedupe else resolve_pairs(scored, threshold)
         ids = dict(con.execute("SELECT unique_id, orig_id FROM _pairs_std").fetchall())
         pairs = pd.DataFrame(
             {
@@ -158,7 +173,12 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
                 "right_id": kept["right"].map(ids),
                 "match_probability": kept["p"].round(6),
             }
-        ).drop_duplicates(["left_id", "right_id"])
+        )
+        if dedupe:  # each pair once, the smaller id on the left
+            swap = pairs.left_id > pairs.right_id
+            pairs.loc[swap, ["left_id", "right_id"]] = pairs.loc[
+                swap, ["right_id", "left_id"]].to_numpy()
+        pairs = pairs.drop_duplicates(["left_id", "right_id"])
         pairs = pairs.sort_values(["left_id", "right_id"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
