@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> dict[str, tuple]:
     ap.add_argument("--conventions", choices=["default", "varied"], default="default",
                     help="the generator's recording conventions (famlink generate's option)")
     ap.add_argument("--febrl", action="store_true",
-                    help="run FEBRL 1-4 through famlink link and plain Splink (benchmarks/febrl.py)")
+                    help="FEBRL 1-4 through famlink link and plain Splink (benchmarks/febrl.py)")
+    ap.add_argument("--no-learn", action="store_true",
+                    help="score with the committed model as it is (no training on the data)")
     ap.add_argument("--model", type=Path, help="model JSON (default: the committed one)")
     ap.add_argument("--loader", choices=["direct", "ingest"], default="direct")
     ap.add_argument("--memory-limit", help="DuckDB memory_limit, e.g. 5GB")
@@ -309,9 +311,10 @@ def main(argv: list[str] | None = None) -> dict[str, tuple]:
         con.execute("CHECKPOINT")  # the load's writes belong to the load stage
         stages.done(f"load ({args.loader})")
         t0 = time.perf_counter()
-        link_stage: Callable[[str], None] = lambda msg: stages.done(  # noqa: E731
-            "link: " + msg.split(":", 1)[1].split(" done")[0].strip())
-        summary = link_warehouse(con, args.model, progress=link_stage)
+        link_stage: Callable[[str], None] = lambda msg: (  # noqa: E731
+            stages.done("link: " + msg.split(":", 1)[1].split(" done")[0].strip())
+            if " done in " in msg else print(f"  {msg}"))
+        summary = link_warehouse(con, args.model, progress=link_stage, learn=not args.no_learn)
         link_wall = time.perf_counter() - t0
         print(f"link_warehouse: {link_wall:.1f}s; {summary}")
         result = evaluate(con, drop / "_truth")

@@ -49,6 +49,7 @@ class LinkSummary:
     threshold: float
     seconds: float
     out: Path
+    model_note: str = ""
 
 
 def read_people_csv(path: Path) -> pd.DataFrame:
@@ -149,6 +150,7 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
     install_standardise_macros(con)
     _person_table(con, left_df, None if dedupe else right_df)
     pairs = pd.DataFrame(columns=["left_id", "right_id", "match_probability"])
+    note = "no records to link"
     if len(left_df) and len(right_df):
         n = len(left_df) + (0 if dedupe else len(right_df))
         settings, meta = load_model(link_type="dedupe_only",
@@ -156,7 +158,8 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
         settings["probability_two_random_records_match"] = estimate_prior(
             con, "_pairs_std", meta.get("prior_rule_recall", DEFAULT_PRIOR_RECALL)
         )
-        predict_pairs(con, "_pairs_std", settings, "_pairs_pred", reestimate_u=n >= MIN_TF_RECORDS)
+        used = predict_pairs(con, "_pairs_std", settings, "_pairs_pred", learn=True)
+        note = used.note
         scored = con.execute(
             """SELECT p.unique_id_l AS a, p.unique_id_r AS b, l.source_dataset AS src_l,
                       r.source_dataset AS src_r, p.match_probability AS p, p.match_weight AS mw,
@@ -185,5 +188,6 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
     pairs.to_csv(out, index=False)
     con.close()
     return LinkSummary(
-        len(left_df), len(right_df), len(pairs), threshold, time.perf_counter() - start, out
+        len(left_df), len(right_df), len(pairs), threshold, time.perf_counter() - start, out,
+        note,
     )
