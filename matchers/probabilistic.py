@@ -196,9 +196,20 @@ def parameter_rows(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def model_charts_html(settings: dict[str, Any]) -> str:
-    """Splink's own match-weights and m/u parameter charts of ``settings`` as one
-    self-contained HTML fragment (Vega-Lite specs rendered by the page)."""
+def model_charts(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Splink's own match-weights and m/u parameter charts of ``settings`` as
+    Vega-Lite specs (data inline), for a report to render its own way."""
+    return [c.chart_dict for c in _splink_charts(settings)]
+
+
+def model_charts_html(settings: dict[str, Any]) -> list[str]:
+    """The same charts as Splink's own self-contained HTML pages (Vega bundled
+    inline, nothing fetched from a network), one page per chart."""
+    return [c.to_html(inline=True) for c in _splink_charts(settings)]
+
+
+def _splink_charts(settings: dict[str, Any]) -> list[Any]:
+    """Splink's match-weights and m/u parameter charts for a model's settings."""
     import duckdb as _duckdb
 
     con = _duckdb.connect()
@@ -212,9 +223,8 @@ def model_charts_html(settings: dict[str, Any]) -> str:
         clean["blocking_rules_to_generate_predictions"] = []
         clean["link_type"] = "dedupe_only"
         linker = make_linker(con, "_fl_empty", clean)
-        charts = (linker.visualisations.match_weights_chart(),
-                  linker.visualisations.m_u_parameters_chart())
-        return "\n".join(c.to_html() for c in charts)
+        return [linker.visualisations.match_weights_chart(),
+                linker.visualisations.m_u_parameters_chart()]
     finally:
         con.close()
 
