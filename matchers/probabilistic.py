@@ -33,7 +33,7 @@ from matchers.comparisons import (
     FIRST_NAME_COMPATIBLE_SQL,
     SWAPPED_SQL,
     blocking_columns_sql,
-    blocking_rules_settings,
+    install_comparison_macros,
     person_settings,
 )
 
@@ -100,8 +100,7 @@ def captured_splink_messages() -> Iterator[list[str]]:
     class _Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.levelno >= logging.WARNING:
-                got.append(record.getMessage().strip().splitlines()[0] if
-                           record.getMessage().strip() else "")
+                got.append(_first_words(record.getMessage()))
 
     log = logging.getLogger("splink")
     handler, old_propagate, old_level = _Keep(), log.propagate, log.level
@@ -112,11 +111,18 @@ def captured_splink_messages() -> Iterator[list[str]]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             yield got
-        got.extend(str(w.message).splitlines()[0] for w in caught)
+        got.extend(_first_words(str(w.message)) for w in caught)
     finally:
         log.removeHandler(handler)
         log.propagate = old_propagate
         log.setLevel(old_level)
+
+
+def _first_words(message: str) -> str:
+    """A message's first meaningful line (Splink's start with a bare "WARNING:")."""
+    lines = [ln.strip() for ln in message.splitlines()]
+    lines = [ln for ln in lines if ln and ln.rstrip(":").upper() != "WARNING"]
+    return lines[0][:100] if lines else ""
 
 
 def messages_summary(messages: list[str]) -> str:
@@ -237,12 +243,29 @@ def _columns_of(sql: str) -> set[str]:
 
 def load_model(model_path: Path | None = None, link_type: str = "dedupe_only",
                term_frequencies: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(Splink settings, famlink metadata) of the trained model, or of the
-    untrained defaults when no model file exists."""
+    """(Splink settings, famlink metadata): the comparisons as the code defines
+    them, with the m and u values of the trained model file wherever it has the
+    same level (by comparison and label; a fixed m always comes from the code).
+    A level the file does not know keeps its starting values."""
     path = model_path or DEFAULT_MODEL_PATH
-    settings = json.loads(path.read_text()) if path.exists() else person_settings()
-    settings = deepcopy(settings)
-    meta = settings.pop(META_KEY, {}) or {}
+    saved = json.loads(path.read_text()) if path.exists() else person_settings()
+    meta = saved.pop(META_KEY, {}) or {}
+    settings = person_settings()
+    settings["probability_two_random_records_match"] = saved.get(
+        "probability_two_random_records_match", settings["probability_two_random_records_match"])
+    trained = {(c["output_column_name"], lv.get("label_for_charts")): lv
+               for c in saved.get("comparisons", []) for lv in c["comparison_levels"]}
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            got = trained.get((comparison["output_column_name"], level.get("label_for_charts")))
+            if got is None:
+                continue
+            if not level.get("fix_m_probability") and got.get("m_probability") is not None:
+                level["m_probability"] = got["m_probability"]
+            if got.get("u_probability") is not None:
+                level["u_probability"] = got["u_probability"]
     if not term_frequencies:
         for comparison in settings["comparisons"]:
             for level in comparison["comparison_levels"]:
@@ -250,8 +273,6 @@ def load_model(model_path: Path | None = None, link_type: str = "dedupe_only",
                             "tf_minimum_u_value"):
                     level.pop(key, None)
     settings["link_type"] = link_type
-    settings.pop("linker_uid", None)
-    settings["blocking_rules_to_generate_predictions"] = blocking_rules_settings()
     return settings, meta
 
 
@@ -365,6 +386,7 @@ def splink_session(
     try:
         scratch.execute(f"SET memory_limit = '{limit}'")
         scratch.execute(f"SET temp_directory = '{tmp}'")
+        install_comparison_macros(scratch)
         scratch.register("_fl_in", con.sql(f"SELECT * FROM {table}").to_arrow_table())
         scratch.execute(f"CREATE TABLE {table} AS SELECT * FROM _fl_in")
         scratch.unregister("_fl_in")
