@@ -82,6 +82,22 @@ CREATE OR REPLACE MACRO fl_street(a) AS
 """
 
 
+# Per-record columns the levels compare, computed once per record in the scoring
+# database rather than once per pair (``derived_columns_sql``).
+DERIVED_COLUMNS = {
+    "first_name_sdx": "fl_soundex(first_name)",
+    "last_name_sdx": "fl_soundex(last_name)",
+    "house_number": "fl_house_number(address)",
+    "street": "replace(fl_street(address), ' ', '')",
+}
+
+
+def derived_columns_sql(table: str) -> str:
+    """``table`` with the derived comparison columns added."""
+    cols = ", ".join(f"{sql} AS {name}" for name, sql in DERIVED_COLUMNS.items())
+    return f"SELECT *, {cols} FROM {table}"
+
+
 def install_comparison_macros(con: Any) -> None:
     """Create the macros the comparison levels call (``COMPARISON_MACROS``)."""
     for stmt in COMPARISON_MACROS.split(";"):
@@ -149,7 +165,7 @@ def first_name_comparison() -> Comparison:
             ),
             Level(
                 "least(length(first_name_l), length(first_name_r)) > 1 AND "
-                "fl_soundex(first_name_l) = fl_soundex(first_name_r)",
+                "first_name_sdx_l = first_name_sdx_r",
                 "sounds alike (soundex)", 0.01, 0.003,
             ),
             Level(
@@ -189,7 +205,7 @@ def last_name_comparison() -> Comparison:
                 "list_has_any(last_name_tokens_l, last_name_tokens_r)",
                 "shares a part (double-barrelled)", 0.02, 0.0005,
             ),
-            Level("fl_soundex(last_name_l) = fl_soundex(last_name_r)",
+            Level("last_name_sdx_l = last_name_sdx_r",
                   "sounds alike (soundex)", 0.01, 0.002),
             Level(
                 "jaro_winkler_similarity(last_name_l, last_name_r) >= 0.8",
@@ -289,9 +305,8 @@ def address_comparison() -> Comparison:
             # House number plus street: the number must agree, the street may
             # carry a typo or a split word ("gcrescent", "cre scent").
             Level(
-                "fl_house_number(address_l) = fl_house_number(address_r) AND "
-                "jaro_winkler_similarity(replace(fl_street(address_l), ' ', ''), "
-                "replace(fl_street(address_r), ' ', '')) >= 0.88",
+                "house_number_l = house_number_r AND "
+                "jaro_winkler_similarity(street_l, street_r) >= 0.88",
                 "same house number, street alike", 0.12, 0.0005, fix_m=True,
             ),
             Level("jaro_winkler_similarity(address_l, address_r) >= 0.9", "similar", 0.05, 0.01,

@@ -33,6 +33,7 @@ from matchers.comparisons import (
     FIRST_NAME_COMPATIBLE_SQL,
     SWAPPED_SQL,
     blocking_columns_sql,
+    derived_columns_sql,
     install_comparison_macros,
     person_settings,
 )
@@ -388,7 +389,7 @@ def splink_session(
         scratch.execute(f"SET temp_directory = '{tmp}'")
         install_comparison_macros(scratch)
         scratch.register("_fl_in", con.sql(f"SELECT * FROM {table}").to_arrow_table())
-        scratch.execute(f"CREATE TABLE {table} AS SELECT * FROM _fl_in")
+        scratch.execute(f"CREATE TABLE {table} AS {derived_columns_sql('_fl_in')}")
         scratch.unregister("_fl_in")
         yield scratch
     finally:
