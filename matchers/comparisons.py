@@ -158,6 +158,11 @@ def first_name_comparison() -> Comparison:
                 "two small errors (two edits, 6+ letters)", 0.02, 0.0005,
             ),
             Level(SWAPPED_SQL, "forename and surname swapped", 0.02, 0.00002),
+            # One name moved to the other field and the other mistyped or replaced.
+            Level(
+                "first_name_l = last_name_r OR last_name_l = first_name_r",
+                "half swapped (one name in the other's field)", 0.005, 0.0002,
+            ),
             Level(
                 "list_contains(other_names_r, first_name_l) OR "
                 "list_contains(other_names_l, first_name_r)",
@@ -365,6 +370,7 @@ BLOCKING_RULES = [
     "AND month(l.dob) = month(r.dob) AND day(l.dob) = day(r.dob)",
     "l.first_name = r.last_name AND l.last_name = r.first_name",
     "l.address = r.address",
+    "l.house_number = r.house_number AND l.last_name_sdx = r.last_name_sdx",
     "l.upn = r.upn",
     "l.nhs_number = r.nhs_number",
     "l.ni_number = r.ni_number",

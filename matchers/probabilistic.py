@@ -69,7 +69,7 @@ MIN_TRAIN_RECORDS = 1000
 MAX_TRAIN_RECORDS = 100_000
 # Random pairs for u: chance agreement of the commoner levels settles well
 # before this; the rarest levels keep the committed model's u when unseen.
-U_SAMPLE_PAIRS = 3e5
+U_SAMPLE_PAIRS = 1e5
 # EM blocks: each leaves the comparisons it does not block on free to be learnt.
 EM_BLOCKS = [
     "l.dob = r.dob",
@@ -162,7 +162,8 @@ def learn_model(
             f"CREATE OR REPLACE TABLE {train} AS SELECT * FROM {table} "
             f"USING SAMPLE reservoir({MAX_TRAIN_RECORDS} ROWS) REPEATABLE ({seed})")
     linker = make_linker(scratch, train, deepcopy(settings))
-    linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=seed)
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=U_SAMPLE_PAIRS, seed=seed, num_chunks=1)
     for rule in EM_BLOCKS:
         linker.training.estimate_parameters_using_expectation_maximisation(
             rule, estimate_without_term_frequencies=True)
