@@ -434,3 +434,22 @@ def _write_doubtful_links(con: duckdb.DuckDBPyConnection) -> int:
     )
     return con.execute(
         "SELECT count(DISTINCT pair_id) FROM linkage.doubtful_links").fetchall()[0][0]
+
+
+def model_used(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], dict | None, str]:
+    """For the linkage report: the parameter rows of ``linkage.model_parameters``,
+    the Splink model they came from (``model_charts`` / ``model_charts_html``
+    draw Splink's own charts of it) and how they were got; empty when the
+    warehouse predates the table."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'linkage' "
+        "AND table_name = 'model_parameters' AND database_name = current_database()"
+    ).fetchall()[0][0]
+    if not found:
+        return [], None, ""
+    df = con.execute("SELECT * FROM linkage.model_parameters ORDER BY rowid").df()
+    if df.empty:
+        return [], None, ""
+    model = json.loads(df["model_json"].iloc[0])
+    rows = df.drop(columns=["model_json"]).to_dict("records")
+    return rows, model, str(df["how"].iloc[0])

@@ -98,3 +98,16 @@ def test_train_linkage_writes_a_new_file_with_a_before_after_summary(tmp_path):
     # Splink's own warnings are summed up in one line, never printed raw
     assert run.stdout.count("Splink:") == 1
     assert "WARNING" not in run.stderr and "m values not fully trained" not in run.stdout
+
+
+def test_the_report_gets_the_parameters_and_splinks_charts_offline():
+    from matchers.linkage import model_used
+    from matchers.probabilistic import model_charts, model_charts_html
+
+    con = staging_con()
+    link_warehouse(con)
+    rows, model, how = model_used(con)
+    assert rows[0]["comparison"] == "first_name" and "too few" in how
+    assert len(model_charts(model)) == 2
+    page = model_charts_html(model)[0]
+    assert "<html" in page and "cdn.jsdelivr" not in page  # Vega inline: no network
