@@ -126,13 +126,15 @@ def run_famlink(paths: list[Path], out: Path) -> tuple[set, float]:
 def splink_blocking_rules() -> list[str]:
     """famlink's own blocking rules over the columns plain Splink is given: the DOB
     block columns are the DOB, the list of postcodes is the postcode, and rules
-    over columns it does not have (identifiers, nickname groups) are left out."""
+    over columns it does not have (identifiers, nickname groups, soundex, house
+    numbers) are left out."""
     from matchers.comparisons import BLOCKING_RULES, EXPLODING_BLOCKING_RULES
 
     rules = BLOCKING_RULES + [r for r, _ in EXPLODING_BLOCKING_RULES]
     out: list[str] = []
     for rule in rules:
-        if any(c in rule for c in ("upn", "nhs_number", "ni_number", "first_name_groups")):
+        if any(c in rule for c in ("upn", "nhs_number", "ni_number", "first_name_groups",
+                                   "_sdx", "house_number")):
             continue
         rule = (rule.replace("dob_block", "dob").replace("dob_hot", "dob")
                 .replace("postcodes", "postcode"))

@@ -429,14 +429,16 @@ def link(
     out: Annotated[Path, typer.Option("--out", help="Pairs CSV to write.")],
     threshold: Annotated[float | None, typer.Option(help="Match probability cut-off.")] = None,
 ) -> None:
-    """Person linkage between two files: left_id, right_id, match_probability."""
+    """Person linkage between two files: left_id, right_id, match_probability (the same
+    file as left and right deduplicates it); parameters learnt from the files when they
+    hold 1,000 rows or more."""
     from matchers.pairs import link_files
 
     with _user_errors():
         summary = link_files(left, right, out, threshold=threshold)
     console.print(f"{summary.pairs} pairs at match probability >= {summary.threshold} written "
                   f"to {summary.out} ({summary.left_rows} left rows, {summary.right_rows} right "
-                  f"rows, {summary.seconds:.1f}s)")
+                  f"rows, {summary.seconds:.1f}s); model: {summary.model_note}")
 
 
 @app.command(name="train-linkage")

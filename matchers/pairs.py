@@ -56,13 +56,17 @@ def read_people_csv(path: Path) -> pd.DataFrame:
     """Read a person CSV as text, never failing on its content: a UTF-8 BOM,
     CRLF, bytes that are not UTF-8 (replaced), rows with too many or too few
     fields (cut or padded), an empty file (no rows). Unknown columns are
-    ignored, missing ones are empty, column names are matched loosely."""
+    ignored, missing ones are empty, column names are matched loosely. A header
+    with no name and no date-of-birth column is refused (ValueError, one line)."""
     text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     rows = [r for r in rows if any(v.strip() for v in r)]
     header = [str(c).strip().lower().replace(" ", "_") for c in (rows[0] if rows else [])]
     header = [ALIASES.get(c, c) if ALIASES.get(c, c) not in header else c for c in header]
     index = {c: i for i, c in reversed(list(enumerate(header)))}
+    if header and not {"first_name", "last_name", "dob"} & set(index):
+        raise ValueError(f"{path}: no name or date-of-birth column in the header (expected "
+                         "first_name/given_name, last_name/surname or dob/date_of_birth)")
     out: dict[str, list[str | None]] = {c: [] for c in INPUT_COLUMNS}
     for n, row in enumerate(rows[1:], start=1):
         for col in INPUT_COLUMNS:

@@ -111,3 +111,17 @@ def test_the_report_gets_the_parameters_and_splinks_charts_offline():
     assert len(model_charts(model)) == 2
     page = model_charts_html(model)[0]
     assert "<html" in page and "cdn.jsdelivr" not in page  # Vega inline: no network
+
+
+def test_link_refuses_a_file_with_no_name_and_no_dob_column(tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("id,first_name,last_name,dob\na,Ann,Lee,2001-02-03\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ref,colour\n1,blue\n")
+    run = subprocess.run([FAMLINK, "link", "--left", str(good), "--right", str(bad), "--out",
+                          str(tmp_path / "pairs.csv")], capture_output=True, text=True)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    out = (run.stderr + run.stdout).strip()
+    assert "bad.csv" in out and "no name or date-of-birth column" in out
+    assert len(out.splitlines()) == 1
+    assert not (tmp_path / "pairs.csv").exists()
