@@ -132,11 +132,50 @@ def resolve_pairs(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return lr[keep]
 
 
-def dedupe_pairs(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Pairs within one file at the threshold (no one-to-one rule: a person may
-    have several duplicates)."""
+def dedupe_pairs(
+    con: duckdb.DuckDBPyConnection, scored: pd.DataFrame, threshold: float
+) -> pd.DataFrame:
+    """Pairs within one file: the pairs at the threshold clustered as the monthly
+    linkage clusters them (strongest first, refusing merges that would join
+    conflicting identifiers, twins or a generation), then every pair of rows
+    of one cluster (a person may have several duplicates; two duplicates of
+    one original are one person too). A pair not scored directly gets the
+    weakest probability of its cluster."""
+    from matchers.clustering import Edge, Node, cluster
+
     kept = scored[(scored.p >= threshold) & ~scored.guard]
-    return pd.DataFrame({"left": kept.a, "right": kept.b, "p": kept.p, "mw": kept.mw})
+    if kept.empty:
+        return pd.DataFrame(columns=["left", "right", "p", "mw"])
+    ids = sorted(set(kept.a) | set(kept.b))
+    num = {u: i for i, u in enumerate(ids)}
+    con.register("_dd_ids", pd.DataFrame({"unique_id": ids}))
+    rows = con.execute(
+        """SELECT unique_id, upn, nhs_number, ni_number, dob_str, first_name, last_name,
+                  other_names FROM _pairs_std JOIN _dd_ids USING (unique_id)""").fetchall()
+    con.unregister("_dd_ids")
+    nodes = [Node(num[r[0]], r[1], r[2], r[3], None, r[4], r[5], r[6], tuple(r[7] or ()))
+             for r in rows]
+    edges = [Edge(num[a], num[b], float(p), "probabilistic")
+             for a, b, p in zip(kept.a, kept.b, kept.p, strict=True)]
+    groups = {n: frozenset(g) for n, g in con.execute("SELECT * FROM fl_name_groups").fetchall()}
+    roots, accepted, _ = cluster(nodes, edges, groups)
+    direct = {(min(e.a, e.b), max(e.a, e.b)): e.probability for e in accepted}
+    members: dict[int, list[int]] = {}
+    weakest: dict[int, float] = {}
+    for x, root in roots.items():
+        members.setdefault(root, []).append(x)
+    for e in accepted:
+        root = roots[e.a]
+        weakest[root] = min(weakest.get(root, 1.0), e.probability)
+    out = []
+    for root, xs in members.items():
+        xs = sorted(xs)
+        for i, a in enumerate(xs):
+            for b in xs[i + 1:]:
+                out.append((ids[a], ids[b], direct.get((a, b), weakest.get(root, threshold))))
+    df = pd.DataFrame(out, columns=["left", "right", "p"])
+    df["mw"] = 0.0
+    return df
 
 
 def link_files(left: Path, right: Path, out: Path, threshold: float | None = None) -> LinkSummary:
@@ -172,7 +211,7 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
                JOIN _pairs_std r ON r.unique_id = p.unique_id_r"""
         ).df()
         scored["guard"] = scored["guard"].fillna(False).astype(bool)
-        kept = dedupe_pairs(scored, threshold) if dedupe else resolve_pairs(scored, threshold)
+        kept = dedupe_pairs(con, scored, threshold) if dedupe else resolve_pairs(scored, threshold)
         ids = dict(con.execute("SELECT unique_id, orig_id FROM _pairs_std").fetchall())
         pairs = pd.DataFrame(
             {
