@@ -149,6 +149,16 @@ def floor_m(model: dict[str, Any], start: dict[str, Any]) -> None:
             lv["m_probability"] = max(float(m), M_FLOOR)
 
 
+def _round_parameters(model: dict[str, Any], digits: int = 9) -> None:
+    """Round learnt m and u to ``digits`` significant digits: parallel sums differ
+    in the last bits from run to run, and a rerun must score exactly alike."""
+    for c in model["comparisons"]:
+        for lv in c["comparison_levels"]:
+            for key in ("m_probability", "u_probability"):
+                if isinstance(lv.get(key), float):
+                    lv[key] = float(f"{lv[key]:.{digits}g}")
+
+
 def learn_model(
     scratch: duckdb.DuckDBPyConnection, table: str, settings: dict[str, Any], seed: int = 1
 ) -> dict[str, Any]:
@@ -169,6 +179,7 @@ def learn_model(
             rule, estimate_without_term_frequencies=True)
     model: dict[str, Any] = linker.misc.save_model_to_json()
     floor_m(model, settings)
+    _round_parameters(model)
     model["probability_two_random_records_match"] = settings[
         "probability_two_random_records_match"]
     model["blocking_rules_to_generate_predictions"] = settings[
