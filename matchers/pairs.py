@@ -4,7 +4,10 @@ Both files are scored together as one deduplication job so that the
 duplicates inside a file are seen: when a left record matches several right
 records, they are all kept only if those right records also match each other
 (a duplicated person); otherwise only the best is the same person. That is a
-one-to-one rule applied only where the data justify it.
+one-to-one rule applied only where the data justify it. The same file as left
+and right deduplicates it (``dedupe_pairs``). With 1,000 rows or more the
+model's parameters are learnt from the files themselves
+(``probabilistic.predict_pairs(learn=True)``); the summary says how they were got.
 """
 
 from __future__ import annotations
