@@ -323,7 +323,7 @@ def make_linker(con: duckdb.DuckDBPyConnection, table: str, settings: dict[str, 
 
     db_api = DuckDBAPI(connection=con)
     sdf = db_api.register(table)
-    return Linker(sdf, settings, log_level=None)
+    return Linker(sdf, settings, log_level=None, validate_settings=False)
 
 
 def twin_guard_sql(alias: str = "") -> str:
