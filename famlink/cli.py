@@ -436,9 +436,11 @@ def link(
 
     with _user_errors():
         summary = link_files(left, right, out, threshold=threshold)
+    rows = (f"{summary.left_rows} rows deduplicated" if summary.dedupe else
+            f"{summary.left_rows} left rows, {summary.right_rows} right rows")
     console.print(f"{summary.pairs} pairs at match probability >= {summary.threshold} written "
-                  f"to {summary.out} ({summary.left_rows} left rows, {summary.right_rows} right "
-                  f"rows, {summary.seconds:.1f}s); model: {summary.model_note}")
+                  f"to {summary.out} ({rows}, {summary.seconds:.1f}s); model: "
+                  f"{summary.model_note}")
 
 
 @app.command(name="train-linkage")

@@ -53,6 +53,7 @@ class LinkSummary:
     seconds: float
     out: Path
     model_note: str = ""
+    dedupe: bool = False
 
 
 def read_people_csv(path: Path) -> pd.DataFrame:
@@ -235,5 +236,5 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
     con.close()
     return LinkSummary(
         len(left_df), len(right_df), len(pairs), threshold, time.perf_counter() - start, out,
-        note,
+        note, dedupe,
     )
