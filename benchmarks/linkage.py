@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/linkage.py                      # generator default size
     .venv/bin/python benchmarks/linkage.py --residents 5000
     .venv/bin/python benchmarks/linkage.py --scale county --drop /tmp/county --keep
+    .venv/bin/python benchmarks/linkage.py --conventions varied --seed 2
+    .venv/bin/python benchmarks/linkage.py --febrl       # FEBRL 1-4: famlink vs plain Splink
 
 Generates a county into a temporary folder (or reuses ``--drop DIR``), loads
 the state of every extract at the last month into ``staging.*`` (its own
@@ -247,6 +249,12 @@ def main(argv: list[str] | None = None) -> dict[str, tuple]:
     ap.add_argument("--families", type=int)
     ap.add_argument("--months", type=int, default=24)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--conventions", choices=["default", "varied"], default="default",
+                    help="the generator's recording conventions (famlink generate's option)")
+    ap.add_argument("--febrl", action="store_true",
+                    help="FEBRL 1-4 through famlink link and plain Splink (benchmarks/febrl.py)")
+    ap.add_argument("--no-learn", action="store_true",
+                    help="score with the committed model as it is (no training on the data)")
     ap.add_argument("--model", type=Path, help="model JSON (default: the committed one)")
     ap.add_argument("--loader", choices=["direct", "ingest"], default="direct")
     ap.add_argument("--memory-limit", help="DuckDB memory_limit, e.g. 5GB")
@@ -255,7 +263,18 @@ def main(argv: list[str] | None = None) -> dict[str, tuple]:
     ap.add_argument("--workdir", type=Path, help="where to generate (default: a temp dir)")
     ap.add_argument("--whole-peak", action="store_true",
                     help="do not reset the peak RSS between stages (for /usr/bin/time -v)")
-    args = ap.parse_args(argv)
+    args, rest = ap.parse_known_args(argv)
+    if args.febrl:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(
+            "febrl", Path(__file__).with_name("febrl.py"))
+        febrl = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(febrl)
+        febrl.main(rest)
+        return {}
+    if rest:
+        ap.error(f"unrecognised arguments: {' '.join(rest)}")
     county = args.scale == "county"
     memory_limit = args.memory_limit or ("5GB" if county else None)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="famlink-bench-"))
@@ -274,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict[str, tuple]:
                 kw["cohort_families"] = args.families
             summary = generate_county(GeneratorConfig(
                 out_dir=drop, plan="countywide", seed=args.seed, scale=args.scale,
-                months=args.months, **kw))
+                months=args.months, conventions=args.conventions, **kw))
             print(f"generated {summary.residents} residents, {summary.cohort_people} cohort "
                   f"people, {summary.rows_written} rows in {drop}")
             stages.done("generate")
@@ -292,9 +311,10 @@ def main(argv: list[str] | None = None) -> dict[str, tuple]:
         con.execute("CHECKPOINT")  # the load's writes belong to the load stage
         stages.done(f"load ({args.loader})")
         t0 = time.perf_counter()
-        link_stage: Callable[[str], None] = lambda msg: stages.done(  # noqa: E731
-            "link: " + msg.split(":", 1)[1].split(" done")[0].strip())
-        summary = link_warehouse(con, args.model, progress=link_stage)
+        link_stage: Callable[[str], None] = lambda msg: (  # noqa: E731
+            stages.done("link: " + msg.split(":", 1)[1].split(" done")[0].strip())
+            if " done in " in msg else print(f"  {msg}"))
+        summary = link_warehouse(con, args.model, progress=link_stage, learn=not args.no_learn)
         link_wall = time.perf_counter() - t0
         print(f"link_warehouse: {link_wall:.1f}s; {summary}")
         result = evaluate(con, drop / "_truth")

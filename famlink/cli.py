@@ -580,27 +580,46 @@ def link(
     out: Annotated[Path, typer.Option("--out", help="Pairs CSV to write.")],
     threshold: Annotated[float | None, typer.Option(help="Match probability cut-off.")] = None,
 ) -> None:
-    """Person linkage between two files: left_id, right_id, match_probability."""
+    """Person linkage between two files: left_id, right_id, match_probability (the same
+    file as left and right deduplicates it); parameters learnt from the files when they
+    hold 1,000 rows or more."""
     from matchers.pairs import link_files
 
     with _user_errors():
         summary = link_files(left, right, out, threshold=threshold)
+    rows = (f"{summary.left_rows} rows deduplicated" if summary.dedupe else
+            f"{summary.left_rows} left rows, {summary.right_rows} right rows")
     console.print(f"{summary.pairs} pairs at match probability >= {summary.threshold} written "
-                  f"to {summary.out} ({summary.left_rows} left rows, {summary.right_rows} right "
-                  f"rows, {summary.seconds:.1f}s)")
+                  f"to {summary.out} ({rows}, {summary.seconds:.1f}s); model: "
+                  f"{summary.model_note}")
 
 
 @app.command(name="train-linkage")
 def train_linkage(
     warehouse: WarehouseOpt,
-    out: Annotated[Path, typer.Option("--out", help="Model JSON to write.")] = Path(
-        "matchers/model/person_model.json"),
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Model JSON to write (default: person_model_<date>.json beside the "
+                      "warehouse).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Overwrite OUT if it exists (the committed model included).")] = False,
     seed: int = 1,
 ) -> None:
-    """Train the person-linkage model (EM and u-sampling); the monthly run only loads it."""
-    from matchers.train import train_person_model
+    """Train the person-linkage model (u-sampling and EM from the committed model) into a
+    new file, and print each level's m, u and match weight before and after."""
+    from matchers.probabilistic import messages_summary
+    from matchers.train import check_out, default_out, summary_lines, train_person_model
 
-    console.print(f"model written to {train_person_model(warehouse, out, seed=seed)}")
+    target = out or default_out(warehouse)
+    with _user_errors():
+        if not Path(warehouse).exists():
+            raise FileNotFoundError(f"{warehouse}: no such warehouse")
+        check_out(target, replace)
+        result = train_person_model(warehouse, target, seed=seed)
+    for line in summary_lines(result):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    console.print(f"Splink: {messages_summary(result.messages)}", highlight=False,
+                  markup=False, soft_wrap=True)
+    console.print(f"model written to {result.out}", highlight=False, markup=False)
 
 
 @app.command()

@@ -14,55 +14,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
+
 
 def jaro_winkler(a: str, b: str) -> float:
-    """Jaro-Winkler similarity (same definition as DuckDB's)."""
-    if a == b:
-        return 1.0
-    la, lb = len(a), len(b)
-    if not la or not lb:
-        return 0.0
-    window = max(max(la, lb) // 2 - 1, 0)
-    ma, mb = [False] * la, [False] * lb
-    matches = 0
-    for i, ch in enumerate(a):
-        for j in range(max(0, i - window), min(lb, i + window + 1)):
-            if not mb[j] and b[j] == ch:
-                ma[i] = mb[j] = True
-                matches += 1
-                break
-    if not matches:
-        return 0.0
-    sa = [c for c, m in zip(a, ma, strict=True) if m]
-    sb = [c for c, m in zip(b, mb, strict=True) if m]
-    trans = sum(x != y for x, y in zip(sa, sb, strict=True)) / 2
-    jaro = (matches / la + matches / lb + (matches - trans) / matches) / 3
-    prefix = 0
-    for x, y in zip(a[:4], b[:4], strict=False):
-        if x != y:
-            break
-        prefix += 1
-    return jaro + prefix * 0.1 * (1 - jaro)
+    """Jaro-Winkler similarity (rapidfuzz's: the implementation DuckDB's
+    jaro_winkler_similarity is built on)."""
+    return JaroWinkler.similarity(a, b)
 
 
 def within_one_edit(a: str, b: str) -> bool:
     """Damerau-Levenshtein distance <= 1 (one substitution, insertion, deletion
     or swap of adjacent letters), as DuckDB's damerau_levenshtein."""
-    if a == b:
-        return True
-    la, lb = len(a), len(b)
-    if abs(la - lb) > 1:
-        return False
-    if la == lb:
-        diff = [i for i in range(la) if a[i] != b[i]]
-        return len(diff) == 1 or (
-            len(diff) == 2 and diff[1] == diff[0] + 1
-            and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
-    short, long_ = (a, b) if la < lb else (b, a)
-    i = 0
-    while i < len(short) and short[i] == long_[i]:
-        i += 1
-    return short[i:] == long_[i + 1:]
+    return DamerauLevenshtein.distance(a, b, score_cutoff=1) <= 1
 
 
 def forenames_compatible(a: str, b: str, groups: dict[str, frozenset[str]]) -> bool:

@@ -60,6 +60,51 @@ class Comparison:
         }
 
 
+# Macros the comparison levels use, installed in the database Splink scores in
+# (``install_comparison_macros``). Soundex (American rules, H and W transparent):
+# a phonetic code for names spelt as heard ("Cathryn" / "Kathryn" differ in the
+# first letter and stay apart; "Meagan" / "Megan", "Thomson" / "Thompson" agree).
+COMPARISON_MACROS = r"""
+CREATE OR REPLACE MACRO fl_sdx_collapse(x) AS
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        x, '1+', '1', 'g'), '2+', '2', 'g'), '3+', '3', 'g'), '4+', '4', 'g'), '5+', '5', 'g'),
+        '6+', '6', 'g');
+CREATE OR REPLACE MACRO fl_sdx_of(s) AS CASE WHEN s <> '' THEN left(rpad(substr(s, 1, 1)
+    || replace(substr(fl_sdx_collapse(translate(s, 'AEIOUYBFPVCGJKQSXZDTLMNRHW',
+                                                '000000111122222222334556')), 2), '0', ''),
+    4, '0'), 4) END;
+CREATE OR REPLACE MACRO fl_soundex(v) AS
+    fl_sdx_of(regexp_replace(upper(coalesce(v, '')), '[^A-Z]', '', 'g'));
+CREATE OR REPLACE MACRO fl_house_number(a) AS
+    nullif(regexp_extract(coalesce(a, ''), '^\s*([0-9]+[A-Za-z]?)', 1), '');
+CREATE OR REPLACE MACRO fl_street(a) AS
+    nullif(trim(regexp_replace(coalesce(a, ''), '^\s*[0-9]+[A-Za-z]?[\s,]*', '')), '');
+"""
+
+
+# Per-record columns the levels compare, computed once per record in the scoring
+# database rather than once per pair (``derived_columns_sql``).
+DERIVED_COLUMNS = {
+    "first_name_sdx": "fl_soundex(first_name)",
+    "last_name_sdx": "fl_soundex(last_name)",
+    "house_number": "fl_house_number(address)",
+    "street": "replace(fl_street(address), ' ', '')",
+}
+
+
+def derived_columns_sql(table: str) -> str:
+    """``table`` with the derived comparison columns added."""
+    cols = ", ".join(f"{sql} AS {name}" for name, sql in DERIVED_COLUMNS.items())
+    return f"SELECT *, {cols} FROM {table}"
+
+
+def install_comparison_macros(con: Any) -> None:
+    """Create the macros the comparison levels call (``COMPARISON_MACROS``)."""
+    for stmt in COMPARISON_MACROS.split(";"):
+        if stmt.strip():
+            con.execute(stmt)
+
+
 def null_level(*cols: str) -> Level:
     cond = " OR ".join(f"{c}_l IS NULL OR {c}_r IS NULL" for c in cols)
     return Level(cond, "null", is_null=True)
@@ -107,11 +152,26 @@ def first_name_comparison() -> Comparison:
                 "damerau_levenshtein(first_name_l, first_name_r) <= 1)",
                 "typo (JW >= 0.92 or one edit)", 0.05, 0.003,
             ),
+            Level(
+                "least(length(first_name_l), length(first_name_r)) >= 6 AND "
+                "damerau_levenshtein(first_name_l, first_name_r) <= 2",
+                "two small errors (two edits, 6+ letters)", 0.02, 0.0005,
+            ),
             Level(SWAPPED_SQL, "forename and surname swapped", 0.02, 0.00002),
+            # One name moved to the other field and the other mistyped or replaced.
+            Level(
+                "first_name_l = last_name_r OR last_name_l = first_name_r",
+                "half swapped (one name in the other's field)", 0.005, 0.0002,
+            ),
             Level(
                 "list_contains(other_names_r, first_name_l) OR "
                 "list_contains(other_names_l, first_name_r)",
                 "known by a middle name", 0.01, 0.0005,
+            ),
+            Level(
+                "least(length(first_name_l), length(first_name_r)) > 1 AND "
+                "first_name_sdx_l = first_name_sdx_r",
+                "sounds alike (soundex)", 0.01, 0.003,
             ),
             Level(
                 "(length(first_name_l) = 1 OR length(first_name_r) = 1) AND "
@@ -139,12 +199,19 @@ def last_name_comparison() -> Comparison:
                 "(length(last_name_l) >= 4 AND damerau_levenshtein(last_name_l, last_name_r) <= 1)",
                 "typo (JW >= 0.92 or one edit)", 0.05, 0.002,
             ),
+            Level(
+                "least(length(last_name_l), length(last_name_r)) >= 6 AND "
+                "damerau_levenshtein(last_name_l, last_name_r) <= 2",
+                "two small errors (two edits, 6+ letters)", 0.02, 0.0005,
+            ),
             # A swap is one piece of evidence, weighed once, by the forename comparison.
             Level(SWAPPED_SQL, "swapped with forename (weighed by the forename)", is_null=True),
             Level(
                 "list_has_any(last_name_tokens_l, last_name_tokens_r)",
                 "shares a part (double-barrelled)", 0.02, 0.0005,
             ),
+            Level("last_name_sdx_l = last_name_sdx_r",
+                  "sounds alike (soundex)", 0.01, 0.002),
             Level(
                 "jaro_winkler_similarity(last_name_l, last_name_r) >= 0.8",
                 "similar (JW >= 0.8)", 0.01, 0.03,
@@ -157,7 +224,8 @@ def last_name_comparison() -> Comparison:
 def dob_comparison() -> Comparison:
     return Comparison(
         "dob",
-        "Date of birth: exact, day/month transposed or one digit wrong, same year",
+        "Date of birth: exact, day/month transposed or one digit wrong, one of day, month "
+        "and year wrong, within a year",
         (
             null_level("dob"),
             # Term frequencies: some dates are far commoner than chance (1 January
@@ -167,6 +235,14 @@ def dob_comparison() -> Comparison:
                 "(year(dob_l) = year(dob_r) AND month(dob_l) = day(dob_r) "
                 "AND day(dob_l) = month(dob_r)) OR damerau_levenshtein(dob_str_l, dob_str_r) <= 1",
                 "transposed or one digit", 0.07, 0.002,
+            ),
+            # One part wrong: two of day, month and year agree (a mistyped year is
+            # a slip only within the generation guard's ten years).
+            Level(
+                "(year(dob_l) = year(dob_r) AND (month(dob_l) = month(dob_r) "
+                "OR day(dob_l) = day(dob_r))) OR (month(dob_l) = month(dob_r) "
+                "AND day(dob_l) = day(dob_r) AND abs(year(dob_l) - year(dob_r)) < 10)",
+                "one of day, month, year wrong", 0.03, 0.004,
             ),
             Level(
                 "abs(date_diff('day', dob_l, dob_r)) <= 366",
@@ -231,9 +307,16 @@ def address_comparison() -> Comparison:
             # m is fixed: in the warehouse only case-system records carry an address,
             # so no training block holds enough matching pairs to learn it.
             Level("address_l = address_r", "exact", 0.6, 0.001, fix_m=True),
-            Level("jaro_winkler_similarity(address_l, address_r) >= 0.9", "similar", 0.15, 0.01,
+            # House number plus street: the number must agree, the street may
+            # carry a typo or a split word ("gcrescent", "cre scent").
+            Level(
+                "house_number_l = house_number_r AND "
+                "jaro_winkler_similarity(street_l, street_r) >= 0.88",
+                "same house number, street alike", 0.12, 0.0005, fix_m=True,
+            ),
+            Level("jaro_winkler_similarity(address_l, address_r) >= 0.9", "similar", 0.05, 0.01,
                   fix_m=True),
-            Level("ELSE", "all other", 0.25, 0.989, fix_m=True),
+            Level("ELSE", "all other", 0.23, 0.989, fix_m=True),
         ),
     )
 
@@ -286,6 +369,8 @@ BLOCKING_RULES = [
     "l.first_name = r.first_name AND l.last_name = r.last_name "
     "AND month(l.dob) = month(r.dob) AND day(l.dob) = day(r.dob)",
     "l.first_name = r.last_name AND l.last_name = r.first_name",
+    "l.address = r.address",
+    "l.house_number = r.house_number AND l.last_name_sdx = r.last_name_sdx",
     "l.upn = r.upn",
     "l.nhs_number = r.nhs_number",
     "l.ni_number = r.ni_number",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 
 import duckdb
+from stdnum.gb import nhs as nhs_stdnum
+from stdnum.gb import upn as upn_stdnum
 
 UPN_CHECK_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
 _NI_BAD_FIRST = set("DFIQUV")
@@ -27,53 +29,39 @@ def _compact(value: str | None) -> str:
 
 
 def upn_check_letter(digits12: str) -> str:
-    """Check letter for the 12 characters after it (positions 2..13)."""
-    total = sum(int(ch) * pos for pos, ch in enumerate(digits12, start=2) if ch.isdigit())
-    return UPN_CHECK_LETTERS[total % 23]
+    """Check letter for the 12 characters after it (positions 2..13; a temporary
+    UPN's final letter counts by its place in the check alphabet), python-stdnum's."""
+    return upn_stdnum.calc_check_digit(digits12)
 
 
 def normalise_upn(value: str | None) -> str | None:
-    """Canonical UPN, or None when it is not a valid UPN.
-
-    A temporary UPN ends in a letter; its check letter is computed with that
-    letter's position in the check-letter alphabet, as DfE does.
-    """
+    """Canonical UPN, or None when it is not a valid UPN (format and check
+    letter; the local-authority number is not checked against stdnum's list,
+    which would refuse the test and generator numbers)."""
     upn = _compact(value)
     if not _UPN_RE.match(upn):
         return None
-    body = upn[1:]
-    last = body[-1]
-    if last.isalpha():
-        if last not in UPN_CHECK_LETTERS:
-            return None
-        body_for_check = body[:-1]
-        total = sum(int(ch) * pos for pos, ch in enumerate(body_for_check, start=2))
-        total += UPN_CHECK_LETTERS.index(last) * 13
-        expected = UPN_CHECK_LETTERS[total % 23]
-    else:
-        expected = upn_check_letter(body)
-    return upn if upn[0] == expected else None
+    if upn[-1].isalpha() and upn[-1] not in UPN_CHECK_LETTERS:
+        return None
+    return upn if upn[0] == upn_check_letter(upn[1:]) else None
 
 
 def nhs_check_digit(first9: str) -> int | None:
     """Modulus-11 check digit (weights 10..2); None where none exists (10)."""
-    total = sum(int(d) * w for d, w in zip(first9, range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        return 0
-    if check == 10:
-        return None
-    return check
+    for digit in range(10):
+        if nhs_stdnum.checksum(first9 + str(digit)) == 0:
+            return digit
+    return None
 
 
 def normalise_nhs_number(value: str | None) -> str | None:
-    """Ten digits with a valid check digit, or None."""
+    """Ten digits with a valid check digit (python-stdnum), or None."""
     nhs = re.sub(r"[\s-]+", "", value or "")
     if not re.fullmatch(r"[0-9]{10}", nhs):
         return None
     if nhs == nhs[0] * 10:
         return None
-    return nhs if nhs_check_digit(nhs[:9]) == int(nhs[9]) else None
+    return nhs if nhs_stdnum.is_valid(nhs) else None
 
 
 def normalise_ni_number(value: str | None) -> str | None:

@@ -2,8 +2,11 @@
 
 Order: standardise the distinct appearances of every person record; collapse
 identical ones into profiles; link profiles deterministically on strong and
-source identifiers; score candidate pairs with the committed Splink model
-(never retrained here: only the prior is scaled to this run's size); cluster
+source identifiers; score candidate pairs with the Splink model learnt from
+this run's profiles (u by random sampling, m by EM, from the committed model;
+the committed model as it is when there are too few profiles to train on; the
+prior scaled to this run's size), the parameters kept in
+``linkage.model_parameters``; cluster
 strongest first under constraints (different identifiers, case-system people,
 twins, a generation apart, and records that fit two people go to neither);
 join a child known by another surname to the only pupil of its forename and
@@ -28,6 +31,7 @@ never linked automatically whatever its score:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,12 +49,15 @@ from matchers.dwp import VOUCHED_METHOD as DWP_VOUCHED_METHOD
 from matchers.dwp import unverified_dwp_links
 from matchers.households import link_households
 from matchers.probabilistic import (
+    DEFAULT_MODEL_PATH,
     DEFAULT_PRIOR_RECALL,
     MIN_TF_RECORDS,
     SPLINK_COLUMNS,
+    ModelUsed,
     add_blocking_columns,
     estimate_prior,
     load_model,
+    parameter_rows,
     predict_pairs,
 )
 from matchers.pupils import METHOD as PUPIL_METHOD
@@ -98,6 +105,7 @@ class LinkageSummary:
     sole_pupil_edges: int = 0
     dwp_accuracy: float | None = None
     prior: float | None = None
+    model_note: str = ""
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -115,6 +123,7 @@ def link_warehouse(
     model_path: Path | None = None,
     progress: Callable[[str], None] | None = None,
     threshold: float = LINK_THRESHOLD,
+    learn: bool = True,
 ) -> LinkageSummary:
     """Link people and households from ``staging.*`` into ``linkage.*`` tables."""
     say = progress or (lambda _msg: None)
@@ -153,7 +162,11 @@ def link_warehouse(
         s.prior = settings["probability_two_random_records_match"] = estimate_prior(
             con, "_fl_splink_input", meta.get("prior_rule_recall", DEFAULT_PRIOR_RECALL)
         )
-        predict_pairs(con, "_fl_splink_input", settings, "_fl_pred", min_probability=0.01)
+        used = predict_pairs(con, "_fl_splink_input", settings, "_fl_pred",
+                             min_probability=0.01, learn=learn)
+        s.model_note = used.note
+        say(f"linkage: model {used.note}")
+        write_model_parameters(con, used, model_path)
         con.execute(
             """INSERT INTO linkage.person_pairs
                SELECT least(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)),
@@ -207,6 +220,24 @@ def link_warehouse(
     s.household_links = link_households(con)
     stage("households")
     return s
+
+
+def write_model_parameters(
+    con: duckdb.DuckDBPyConnection, used: ModelUsed, model_path: Path | None
+) -> int:
+    """``linkage.model_parameters``: the m, u and match weight of every comparison
+    level this run scored with, whether they were learnt from its data, and the
+    whole Splink model as JSON (for Splink's charts in the linkage report)."""
+    rows = pd.DataFrame(parameter_rows(used.settings))
+    rows["learnt"] = used.trained
+    rows["how"] = used.note
+    rows["prior"] = used.settings.get("probability_two_random_records_match")
+    rows["model_file"] = str(model_path or DEFAULT_MODEL_PATH)
+    rows["model_json"] = json.dumps(used.settings)
+    con.register("_fl_params", rows.astype({"tf_column": "object"}))
+    con.execute("CREATE OR REPLACE TABLE linkage.model_parameters AS SELECT * FROM _fl_params")
+    con.unregister("_fl_params")
+    return len(rows)
 
 
 def _write_record_links(
@@ -403,3 +434,22 @@ def _write_doubtful_links(con: duckdb.DuckDBPyConnection) -> int:
     )
     return con.execute(
         "SELECT count(DISTINCT pair_id) FROM linkage.doubtful_links").fetchall()[0][0]
+
+
+def model_used(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], dict | None, str]:
+    """For the linkage report: the parameter rows of ``linkage.model_parameters``,
+    the Splink model they came from (``model_charts`` / ``model_charts_html``
+    draw Splink's own charts of it) and how they were got; empty when the
+    warehouse predates the table."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'linkage' "
+        "AND table_name = 'model_parameters' AND database_name = current_database()"
+    ).fetchall()[0][0]
+    if not found:
+        return [], None, ""
+    df = con.execute("SELECT * FROM linkage.model_parameters ORDER BY rowid").df()
+    if df.empty:
+        return [], None, ""
+    model = json.loads(df["model_json"].iloc[0])
+    rows = df.drop(columns=["model_json"]).to_dict("records")
+    return rows, model, str(df["how"].iloc[0])

@@ -4,7 +4,10 @@ Both files are scored together as one deduplication job so that the
 duplicates inside a file are seen: when a left record matches several right
 records, they are all kept only if those right records also match each other
 (a duplicated person); otherwise only the best is the same person. That is a
-one-to-one rule applied only where the data justify it.
+one-to-one rule applied only where the data justify it. The same file as left
+and right deduplicates it (``dedupe_pairs``). With 1,000 rows or more the
+model's parameters are learnt from the files themselves
+(``probabilistic.predict_pairs(learn=True)``); the summary says how they were got.
 """
 
 from __future__ import annotations
@@ -49,19 +52,25 @@ class LinkSummary:
     threshold: float
     seconds: float
     out: Path
+    model_note: str = ""
+    dedupe: bool = False
 
 
 def read_people_csv(path: Path) -> pd.DataFrame:
     """Read a person CSV as text, never failing on its content: a UTF-8 BOM,
     CRLF, bytes that are not UTF-8 (replaced), rows with too many or too few
     fields (cut or padded), an empty file (no rows). Unknown columns are
-    ignored, missing ones are empty, column names are matched loosely."""
+    ignored, missing ones are empty, column names are matched loosely. A header
+    with no name and no date-of-birth column is refused (ValueError, one line)."""
     text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     rows = [r for r in rows if any(v.strip() for v in r)]
     header = [str(c).strip().lower().replace(" ", "_") for c in (rows[0] if rows else [])]
     header = [ALIASES.get(c, c) if ALIASES.get(c, c) not in header else c for c in header]
     index = {c: i for i, c in reversed(list(enumerate(header)))}
+    if header and not {"first_name", "last_name", "dob"} & set(index):
+        raise ValueError(f"{path}: no name or date-of-birth column in the header (expected "
+                         "first_name/given_name, last_name/surname or dob/date_of_birth)")
     out: dict[str, list[str | None]] = {c: [] for c in INPUT_COLUMNS}
     for n, row in enumerate(rows[1:], start=1):
         for col in INPUT_COLUMNS:
@@ -73,9 +82,12 @@ def read_people_csv(path: Path) -> pd.DataFrame:
     return pd.DataFrame(out, columns=INPUT_COLUMNS, dtype=object)
 
 
-def _person_table(con: duckdb.DuckDBPyConnection, left: pd.DataFrame, right: pd.DataFrame) -> None:
+def _person_table(
+    con: duckdb.DuckDBPyConnection, left: pd.DataFrame, right: pd.DataFrame | None
+) -> None:
+    """``_pairs_std``: both files standardised (only ``left`` when deduplicating)."""
     con.register("_left_raw", left)
-    con.register("_right_raw", right)
+    con.register("_right_raw", right if right is not None else left.iloc[0:0])
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _pairs_raw AS
         SELECT 'l' || row_number() OVER () AS record_id, 'left' AS source_dataset,
@@ -124,24 +136,77 @@ def resolve_pairs(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return lr[keep]
 
 
+def dedupe_pairs(
+    con: duckdb.DuckDBPyConnection, scored: pd.DataFrame, threshold: float
+) -> pd.DataFrame:
+    """Pairs within one file: the pairs at the threshold clustered as the monthly
+    linkage clusters them (strongest first, refusing merges that would join
+    conflicting identifiers, twins or a generation), then every pair of rows
+    of one cluster (a person may have several duplicates; two duplicates of
+    one original are one person too). A pair not scored directly gets the
+    weakest probability of its cluster."""
+    from matchers.clustering import Edge, Node, cluster
+
+    kept = scored[(scored.p >= threshold) & ~scored.guard]
+    if kept.empty:
+        return pd.DataFrame(columns=["left", "right", "p", "mw"])
+    ids = sorted(set(kept.a) | set(kept.b))
+    num = {u: i for i, u in enumerate(ids)}
+    con.register("_dd_ids", pd.DataFrame({"unique_id": ids}))
+    rows = con.execute(
+        """SELECT unique_id, upn, nhs_number, ni_number, dob_str, first_name, last_name,
+                  other_names FROM _pairs_std JOIN _dd_ids USING (unique_id)""").fetchall()
+    con.unregister("_dd_ids")
+    nodes = [Node(num[r[0]], r[1], r[2], r[3], None, r[4], r[5], r[6], tuple(r[7] or ()))
+             for r in rows]
+    edges = [Edge(num[a], num[b], float(p), "probabilistic")
+             for a, b, p in zip(kept.a, kept.b, kept.p, strict=True)]
+    groups = {n: frozenset(g) for n, g in con.execute("SELECT * FROM fl_name_groups").fetchall()}
+    roots, accepted, _ = cluster(nodes, edges, groups)
+    direct = {(min(e.a, e.b), max(e.a, e.b)): e.probability for e in accepted}
+    members: dict[int, list[int]] = {}
+    weakest: dict[int, float] = {}
+    for x, root in roots.items():
+        members.setdefault(root, []).append(x)
+    for e in accepted:
+        root = roots[e.a]
+        weakest[root] = min(weakest.get(root, 1.0), e.probability)
+    out = []
+    for root, xs in members.items():
+        xs = sorted(xs)
+        for i, a in enumerate(xs):
+            for b in xs[i + 1:]:
+                out.append((ids[a], ids[b], direct.get((a, b), weakest.get(root, threshold))))
+    df = pd.DataFrame(out, columns=["left", "right", "p"])
+    df["mw"] = 0.0
+    return df
+
+
 def link_files(left: Path, right: Path, out: Path, threshold: float | None = None) -> LinkSummary:
-    """Write ``left_id, right_id, match_probability`` for pairs judged the same person."""
+    """Write ``left_id, right_id, match_probability`` for pairs judged the same person.
+
+    The same file as left and right deduplicates it: every pair of its rows that
+    are one person (each pair once)."""
     start = time.perf_counter()
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-    left_df, right_df = read_people_csv(Path(left)), read_people_csv(Path(right))
+    dedupe = Path(left).resolve() == Path(right).resolve()
+    left_df = read_people_csv(Path(left))
+    right_df = left_df if dedupe else read_people_csv(Path(right))
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     install_standardise_macros(con)
-    _person_table(con, left_df, right_df)
+    _person_table(con, left_df, None if dedupe else right_df)
     pairs = pd.DataFrame(columns=["left_id", "right_id", "match_probability"])
+    note = "no records to link"
     if len(left_df) and len(right_df):
-        n = len(left_df) + len(right_df)
+        n = len(left_df) + (0 if dedupe else len(right_df))
         settings, meta = load_model(link_type="dedupe_only",
                                     term_frequencies=n >= MIN_TF_RECORDS)
         settings["probability_two_random_records_match"] = estimate_prior(
             con, "_pairs_std", meta.get("prior_rule_recall", DEFAULT_PRIOR_RECALL)
         )
-        predict_pairs(con, "_pairs_std", settings, "_pairs_pred", reestimate_u=n >= MIN_TF_RECORDS)
+        used = predict_pairs(con, "_pairs_std", settings, "_pairs_pred", learn=True)
+        note = used.note
         scored = con.execute(
             """SELECT p.unique_id_l AS a, p.unique_id_r AS b, l.source_dataset AS src_l,
                       r.source_dataset AS src_r, p.match_probability AS p, p.match_weight AS mw,
@@ -150,7 +215,7 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
                JOIN _pairs_std r ON r.unique_id = p.unique_id_r"""
         ).df()
         scored["guard"] = scored["guard"].fillna(False).astype(bool)
-        kept = resolve_pairs(scored, threshold)
+        kept = dedupe_pairs(con, scored, threshold) if dedupe else resolve_pairs(scored, threshold)
         ids = dict(con.execute("SELECT unique_id, orig_id FROM _pairs_std").fetchall())
         pairs = pd.DataFrame(
             {
@@ -158,12 +223,18 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
                 "right_id": kept["right"].map(ids),
                 "match_probability": kept["p"].round(6),
             }
-        ).drop_duplicates(["left_id", "right_id"])
+        )
+        if dedupe:  # each pair once, the smaller id on the left
+            swap = pairs.left_id > pairs.right_id
+            pairs.loc[swap, ["left_id", "right_id"]] = pairs.loc[
+                swap, ["right_id", "left_id"]].to_numpy()
+        pairs = pairs.drop_duplicates(["left_id", "right_id"])
         pairs = pairs.sort_values(["left_id", "right_id"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     pairs.to_csv(out, index=False)
     con.close()
     return LinkSummary(
-        len(left_df), len(right_df), len(pairs), threshold, time.perf_counter() - start, out
+        len(left_df), len(right_df), len(pairs), threshold, time.perf_counter() - start, out,
+        note, dedupe,
     )

@@ -1,20 +1,28 @@
-"""Splink 5 (DuckDB) scoring of candidate person pairs with the trained model.
+"""Splink 5 (DuckDB) scoring of candidate person pairs, learning from the data at hand.
 
-The monthly run loads the committed model and never retrains; the standalone
-link command may re-estimate u (how often values agree by chance) on its own
-inputs, because chance agreement depends on the population, while m (how
-records of one person disagree) is a property of data entry and transfers.
+The committed model is the starting point. Where there are enough records
+(``MIN_TRAIN_RECORDS``), ``predict_pairs(learn=True)`` re-estimates u (how
+often values agree by chance: a property of the population) by random sampling
+and m (how one person's records disagree: a property of each source's data
+entry) by expectation maximisation on the records being linked, so a source
+that mistypes dates more often is seen; levels whose m is fixed keep it (their
+reason is in ``comparisons``). Where the data are too small, or training fails,
+the committed model is used as it is, and the result says so
+(``ModelUsed.note``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import deepcopy
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +33,8 @@ from matchers.comparisons import (
     FIRST_NAME_COMPATIBLE_SQL,
     SWAPPED_SQL,
     blocking_columns_sql,
-    blocking_rules_settings,
+    derived_columns_sql,
+    install_comparison_macros,
     person_settings,
 )
 
@@ -53,15 +62,223 @@ META_KEY = "famlink"
 # model's average u values are used instead.
 MIN_TF_RECORDS = 2000
 
+# Training needs enough records of one person to show how they differ: below
+# this many records the committed model is used as it is. Above MAX, training
+# runs on a random sample of this many (EM's blocks grow with the square).
+MIN_TRAIN_RECORDS = 1000
+MAX_TRAIN_RECORDS = 100_000
+# Random pairs for u: chance agreement of the commoner levels settles well
+# before this; the rarest levels keep the committed model's u when unseen.
+U_SAMPLE_PAIRS = 1e5
+# EM blocks: each leaves the comparisons it does not block on free to be learnt.
+EM_BLOCKS = [
+    "l.dob = r.dob",
+    "l.first_name = r.first_name AND l.last_name = r.last_name",
+    "l.postcode = r.postcode AND substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",
+]
+# No level is impossible for one person's records: EM on a small or clean data
+# set can drive an m towards zero (a weight of -80 bits); it is floored here.
+M_FLOOR = 1e-4
+
+
+@dataclass
+class ModelUsed:
+    """The parameters a scoring run used, and whether they were learnt from its data."""
+
+    settings: dict[str, Any]
+    trained: bool
+    note: str
+    records: int
+    messages: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def captured_splink_messages() -> Iterator[list[str]]:
+    """Collect Splink's log warnings and Python warnings instead of printing them
+    (a summary line is the caller's to print)."""
+    got: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                got.append(_first_words(record.getMessage()))
+
+    log = logging.getLogger("splink")
+    handler, old_propagate, old_level = _Keep(), log.propagate, log.level
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield got
+        got.extend(_first_words(str(w.message)) for w in caught)
+    finally:
+        log.removeHandler(handler)
+        log.propagate = old_propagate
+        log.setLevel(old_level)
+
+
+def _first_words(message: str) -> str:
+    """A message's first meaningful line (Splink's start with a bare "WARNING:")."""
+    lines = [ln.strip() for ln in message.splitlines()]
+    lines = [ln for ln in lines if ln and ln.rstrip(":").upper() != "WARNING"]
+    return lines[0][:100] if lines else ""
+
+
+def messages_summary(messages: list[str]) -> str:
+    """One line for what Splink warned about during training."""
+    msgs = [m for m in messages if m]
+    if not msgs:
+        return "no training warnings"
+    first = sorted(set(msgs), key=msgs.index)[:3]
+    return f"{len(msgs)} training warnings from Splink, e.g. " + "; ".join(first)
+
+
+def floor_m(model: dict[str, Any], start: dict[str, Any]) -> None:
+    """Floor every trained m; a level never observed keeps its starting value."""
+    begin = {(c["output_column_name"], lv["sql_condition"]): lv.get("m_probability")
+             for c in start["comparisons"] for lv in c["comparison_levels"]}
+    for c in model["comparisons"]:
+        for lv in c["comparison_levels"]:
+            if lv.get("is_null_level"):
+                continue
+            m = lv.get("m_probability")
+            if not isinstance(m, (int, float)) or math.isnan(m):
+                m = begin.get((c["output_column_name"], lv["sql_condition"])) or M_FLOOR
+            lv["m_probability"] = max(float(m), M_FLOOR)
+
+
+def _round_parameters(model: dict[str, Any], digits: int = 9) -> None:
+    """Round learnt m and u to ``digits`` significant digits: parallel sums differ
+    in the last bits from run to run, and a rerun must score exactly alike."""
+    for c in model["comparisons"]:
+        for lv in c["comparison_levels"]:
+            for key in ("m_probability", "u_probability"):
+                if isinstance(lv.get(key), float):
+                    lv[key] = float(f"{lv[key]:.{digits}g}")
+
+
+def learn_model(
+    scratch: duckdb.DuckDBPyConnection, table: str, settings: dict[str, Any], seed: int = 1
+) -> dict[str, Any]:
+    """u by random sampling, m by EM on (a sample of) ``table``, starting from
+    ``settings``; the learnt Splink model (fixed m levels unchanged)."""
+    n = scratch.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    train = table
+    if n > MAX_TRAIN_RECORDS:
+        train = f"{table}_train"
+        scratch.execute(
+            f"CREATE OR REPLACE TABLE {train} AS SELECT * FROM {table} "
+            f"USING SAMPLE reservoir({MAX_TRAIN_RECORDS} ROWS) REPEATABLE ({seed})")
+    linker = make_linker(scratch, train, deepcopy(settings))
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=U_SAMPLE_PAIRS, seed=seed, num_chunks=1)
+    for rule in EM_BLOCKS:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, estimate_without_term_frequencies=True)
+    model: dict[str, Any] = linker.misc.save_model_to_json()
+    floor_m(model, settings)
+    _round_parameters(model)
+    model["probability_two_random_records_match"] = settings[
+        "probability_two_random_records_match"]
+    model["blocking_rules_to_generate_predictions"] = settings[
+        "blocking_rules_to_generate_predictions"]
+    if train != table:
+        scratch.execute(f"DROP TABLE {train}")
+    return model
+
+
+def match_weight(m: float | None, u: float | None) -> float | None:
+    """log2(m / u), the level's match weight (None when either is missing)."""
+    if not m or not u:
+        return None
+    return math.log2(m / u)
+
+
+def parameter_rows(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per comparison level: comparison, level, label, m, u, match weight,
+    whether m is fixed (the parameter table the warehouse and report keep)."""
+    rows = []
+    for c in settings["comparisons"]:
+        for i, lv in enumerate(c["comparison_levels"]):
+            if lv.get("is_null_level"):
+                continue
+            m, u = lv.get("m_probability"), lv.get("u_probability")
+            rows.append({
+                "comparison": c["output_column_name"], "level": i,
+                "label": lv.get("label_for_charts", lv["sql_condition"]),
+                "m_probability": m, "u_probability": u, "match_weight": match_weight(m, u),
+                "fixed_m": bool(lv.get("fix_m_probability", False)),
+                "tf_column": lv.get("tf_adjustment_column"),
+            })
+    return rows
+
+
+def model_charts(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Splink's own match-weights and m/u parameter charts of ``settings`` as
+    Vega-Lite specs (data inline), for a report to render its own way."""
+    return [c.chart_dict for c in _splink_charts(settings)]
+
+
+def model_charts_html(settings: dict[str, Any]) -> list[str]:
+    """The same charts as Splink's own self-contained HTML pages (Vega bundled
+    inline, nothing fetched from a network), one page per chart."""
+    return [c.to_html(inline=True) for c in _splink_charts(settings)]
+
+
+def _splink_charts(settings: dict[str, Any]) -> list[Any]:
+    """Splink's match-weights and m/u parameter charts for a model's settings."""
+    import duckdb as _duckdb
+
+    con = _duckdb.connect()
+    try:
+        cols = sorted({c for comp in settings["comparisons"] for lv in comp["comparison_levels"]
+                       for c in _columns_of(lv["sql_condition"])} | {"unique_id"})
+        con.execute("CREATE TABLE _fl_empty AS SELECT " + ", ".join(
+            f"NULL::VARCHAR AS {c}" for c in cols) + " WHERE false")
+        clean = deepcopy(settings)
+        clean.pop(META_KEY, None)
+        clean["blocking_rules_to_generate_predictions"] = []
+        clean["link_type"] = "dedupe_only"
+        linker = make_linker(con, "_fl_empty", clean)
+        return [linker.visualisations.match_weights_chart(),
+                linker.visualisations.m_u_parameters_chart()]
+    finally:
+        con.close()
+
+
+def _columns_of(sql: str) -> set[str]:
+    import re
+
+    return {m.group(1) for m in re.finditer(r"\b([a-z_]+)_[lr]\b", sql)}
+
 
 def load_model(model_path: Path | None = None, link_type: str = "dedupe_only",
                term_frequencies: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(Splink settings, famlink metadata) of the trained model, or of the
-    untrained defaults when no model file exists."""
+    """(Splink settings, famlink metadata): the comparisons as the code defines
+    them, with the m and u values of the trained model file wherever it has the
+    same level (by comparison and label; a fixed m always comes from the code).
+    A level the file does not know keeps its starting values."""
     path = model_path or DEFAULT_MODEL_PATH
-    settings = json.loads(path.read_text()) if path.exists() else person_settings()
-    settings = deepcopy(settings)
-    meta = settings.pop(META_KEY, {}) or {}
+    saved = json.loads(path.read_text()) if path.exists() else person_settings()
+    meta = saved.pop(META_KEY, {}) or {}
+    settings = person_settings()
+    settings["probability_two_random_records_match"] = saved.get(
+        "probability_two_random_records_match", settings["probability_two_random_records_match"])
+    trained = {(c["output_column_name"], lv.get("label_for_charts")): lv
+               for c in saved.get("comparisons", []) for lv in c["comparison_levels"]}
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            got = trained.get((comparison["output_column_name"], level.get("label_for_charts")))
+            if got is None:
+                continue
+            if not level.get("fix_m_probability") and got.get("m_probability") is not None:
+                level["m_probability"] = got["m_probability"]
+            if got.get("u_probability") is not None:
+                level["u_probability"] = got["u_probability"]
     if not term_frequencies:
         for comparison in settings["comparisons"]:
             for level in comparison["comparison_levels"]:
@@ -69,8 +286,6 @@ def load_model(model_path: Path | None = None, link_type: str = "dedupe_only",
                             "tf_minimum_u_value"):
                     level.pop(key, None)
     settings["link_type"] = link_type
-    settings.pop("linker_uid", None)
-    settings["blocking_rules_to_generate_predictions"] = blocking_rules_settings()
     return settings, meta
 
 
@@ -108,7 +323,7 @@ def make_linker(con: duckdb.DuckDBPyConnection, table: str, settings: dict[str, 
 
     db_api = DuckDBAPI(connection=con)
     sdf = db_api.register(table)
-    return Linker(sdf, settings, log_level=None)
+    return Linker(sdf, settings, log_level=None, validate_settings=False)
 
 
 def twin_guard_sql(alias: str = "") -> str:
@@ -184,8 +399,9 @@ def splink_session(
     try:
         scratch.execute(f"SET memory_limit = '{limit}'")
         scratch.execute(f"SET temp_directory = '{tmp}'")
+        install_comparison_macros(scratch)
         scratch.register("_fl_in", con.sql(f"SELECT * FROM {table}").to_arrow_table())
-        scratch.execute(f"CREATE TABLE {table} AS SELECT * FROM _fl_in")
+        scratch.execute(f"CREATE TABLE {table} AS {derived_columns_sql('_fl_in')}")
         scratch.unregister("_fl_in")
         yield scratch
     finally:
@@ -199,15 +415,31 @@ def predict_pairs(
     settings: dict[str, Any],
     out_table: str,
     min_probability: float = 0.01,
-    reestimate_u: bool = False,
+    learn: bool = False,
     seed: int = 1,
-) -> str:
+) -> ModelUsed:
     """Score the blocked pairs of ``table`` into the temp table ``out_table`` of
-    ``con``, with the guard columns; Splink runs in a scratch database."""
+    ``con``, with the guard columns; Splink runs in a scratch database. With
+    ``learn``, the parameters are first learnt from ``table`` (``learn_model``)
+    when it holds at least ``MIN_TRAIN_RECORDS`` records; the parameters used
+    and how they were got are returned."""
+    n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    used = ModelUsed(settings, False, "committed model (training not asked for)", n)
     with splink_session(con, table) as scratch:
-        linker = make_linker(scratch, table, settings)
-        if reestimate_u:
-            linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
+        if learn and n < MIN_TRAIN_RECORDS:
+            used.note = (f"committed model: {n} records are too few to train on "
+                         f"(needs {MIN_TRAIN_RECORDS})")
+        elif learn:
+            with captured_splink_messages() as msgs:
+                try:
+                    used = ModelUsed(learn_model(scratch, table, settings, seed), True,
+                                     f"learnt from these {n} records (u by random sampling, "
+                                     "m by EM from the committed model)", n)
+                except Exception as exc:  # noqa: BLE001 - training is optional
+                    used.note = (f"committed model: training failed "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+            used.messages = list(msgs)
+        linker = make_linker(scratch, table, deepcopy(used.settings))
         df = linker.inference.predict(threshold_match_probability=min_probability)
         pairs = scratch.sql(
             f"SELECT *, {twin_guard_sql()} AS twin_guard, "
@@ -217,4 +449,4 @@ def predict_pairs(
     con.register("_fl_pairs_in", pairs)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {out_table} AS SELECT * FROM _fl_pairs_in")
     con.unregister("_fl_pairs_in")
-    return out_table
+    return used

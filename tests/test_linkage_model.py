@@ -33,7 +33,7 @@ def test_link_warehouse_with_committed_model_links_fixture(monkeypatch):
     from splink.internals.linker_components.training import LinkerTraining
 
     def no_training(*_a, **_k):
-        raise AssertionError("the monthly run must not train")
+        raise AssertionError("a warehouse this small must be scored with the committed model")
 
     for name in ("estimate_u_using_random_sampling",
                  "estimate_parameters_using_expectation_maximisation",
