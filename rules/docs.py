@@ -47,9 +47,10 @@ and `all_of`/`any_of` over component rules.
 An `attendance_threshold` line needs every child in scope to pass over the window, and the \
 identified child (for a person-level indicator) to be one of them: siblings attending do not \
 stand in for a child with no attendance rows. Each child is judged on the terms of the \
-window from the school year they start reception (the September after their fourth birthday; \
-every term without a DOB): a sibling who started school during the window is not failed for \
-the terms before ("school age children").
+window in which they are of school age, from the school year they start reception (the \
+September after their fourth birthday) to the one they finish year 11 (every term without a \
+DOB): a sibling who started school, or left after year 11, during the window is not failed \
+for the terms outside it ("school age children").
 Statuses: achieved (achieved_on = first day of the final spell in which the outcome held \
 and was sustained, <= as_of), not_yet_sustained, not_achieved, insufficient_data (the \
 extract the line needs has never been delivered, or no attendance rows for the child).

@@ -2,8 +2,9 @@
 -- consecutive terms that start after attachment, ending at the latest term
 -- present in the arrived deliveries. Every child in scope must pass, and the
 -- identified child must be among them. A child is judged on the terms of the
--- window from the school year in which they start reception (the September
--- after their fourth birthday: "school age children"); without a DOB, on every
+-- window in which they are of school age: from the school year in which they
+-- start reception (the September after their fourth birthday) to the one in
+-- which they finish year 11 ("school age children"); without a DOB, on every
 -- term of the window.
 WITH
 targets AS (
@@ -14,7 +15,10 @@ people AS (
     SELECT t.family_id, t.indicator, t.attached_on, p.person_ref,
         CASE WHEN p.dob IS NULL THEN NULL
              ELSE (year(p.dob) + CASE WHEN month(p.dob) <= 8 THEN 4 ELSE 5 END) * 3
-        END AS first_school_term
+        END AS first_school_term,
+        CASE WHEN p.dob IS NULL THEN NULL
+             ELSE (year(p.dob) + CASE WHEN month(p.dob) <= 8 THEN 15 ELSE 16 END) * 3 + 2
+        END AS last_school_term
     FROM targets AS t
     JOIN intermediate.int_rules_people AS p ON p.family_id = t.family_id
     WHERE person_in_scope($scope, t.person_ref, p.person_ref, p.is_adult)
@@ -32,6 +36,7 @@ span AS (
 ),
 att AS (
     SELECT pp.family_id, pp.indicator, pp.person_ref, pp.first_school_term,
+           pp.last_school_term,
            a.term_idx, a.term_end,
            a.possible_sessions AS possible, CASE $basis WHEN 'unauthorised' THEN a.unauthorised_absence
                ELSE (a.authorised_absence + a.unauthorised_absence) END AS absence,
@@ -62,7 +67,8 @@ win AS (
 child_win AS (
     SELECT w.family_id, w.indicator, w.t, a.person_ref,
            -- the terms of the window in which the child was of school age
-           w.t - greatest(w.t - $terms + 1, coalesce(a.first_school_term, w.t - $terms + 1))
+           least(w.t, coalesce(a.last_school_term, w.t))
+               - greatest(w.t - $terms + 1, coalesce(a.first_school_term, w.t - $terms + 1))
                + 1 AS school_terms,
            count(DISTINCT a.term_idx) AS n_terms,
            sum(a.possible) AS possible, sum(a.absence) AS absence
