@@ -439,7 +439,10 @@ def predict_pairs(
                     used.note = (f"committed model: training failed "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
             used.messages = list(msgs)
-        linker = make_linker(scratch, table, deepcopy(used.settings))
+        scoring = deepcopy(used.settings)
+        # each comparison's weight (mw_*, mw_tf_adj_*) too: the audit pack's waterfall
+        scoring["retain_intermediate_calculation_columns"] = True
+        linker = make_linker(scratch, table, scoring)
         df = linker.inference.predict(threshold_match_probability=min_probability)
         pairs = scratch.sql(
             f"SELECT *, {twin_guard_sql()} AS twin_guard, "
