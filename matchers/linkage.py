@@ -18,9 +18,9 @@ the records of a person linked to no cohort member that scored at or above the
 review floor against one (a claim they would contradict is held for review,
 ``famlink.claims.review``); for those pairs and the probabilistic links of
 cohort members' records, ``linkage.link_waterfall`` keeps Splink's waterfall
-(each comparison's level and match weight, ``matchers.waterfall``). A reviewer's "same" decision (``review.decisions``)
-is applied here at every later run: the records are merged with the member
-whatever the guards say.
+(each comparison's level and match weight, ``matchers.waterfall``). A
+reviewer's "same" decision (``review.decisions``) is applied here at every later
+run: the records are merged with the member whatever the guards say.
 
 Guards on a scored pair (``linkage.person_pairs``), each a reason a pair is
 never linked automatically whatever its score:
