@@ -814,7 +814,7 @@ def _waterfall_table(rec: Row, member: str) -> Table:
         level = _fmt(st.get("label"))
         tf = st.get("tf_adjustment")
         if tf:
-            level += f" (term frequency {tf:+.2f})"
+            level += f" (incl. term frequency {tf:+.2f})"
         t.add_row(_fmt(st.get("comparison")), level, f"{w:+.2f}",
                   f"{float(st.get('running_weight') or 0.0):+.2f}", _bar(w))
     final = float(wf.get("match_weight") or 0.0)
@@ -970,7 +970,7 @@ def waterfall_chart(wf: Row) -> Row:
         rows.append({"y": 24 + i * _WF_ROW, "x": x(min(a, b)),
                      "w": max(round(abs(x(b) - x(a)), 1), 1.0), "fill": _WF_FILL[kind],
                      "label": label, "value": f"{w:+.2f}",
-                     "title": label + (f" (term frequency {tf:+.2f})" if tf else "")
+                     "title": label + (f" (incl. term frequency {tf:+.2f})" if tf else "")
                      + f": {w:+.2f}, total {b:+.2f}"})
     rows.append({"y": 24 + len(spans) * _WF_ROW, "x": x(min(0.0, final)),
                  "w": max(round(abs(x(final) - x(0.0)), 1), 1.0), "fill": _WF_FILL["final"],
