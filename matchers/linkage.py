@@ -168,7 +168,7 @@ def link_warehouse(
             con, "_fl_splink_input", meta.get("prior_rule_recall", DEFAULT_PRIOR_RECALL)
         )
         used = predict_pairs(con, "_fl_splink_input", settings, "_fl_pred",
-                             min_probability=0.01, learn=learn)
+                             min_probability=0.01, learn=learn, waterfall=True)
         s.model_note = used.note
         scored_with = used.settings
         say(f"linkage: model {used.note}")
