@@ -101,13 +101,32 @@ def test_the_pack_shows_the_waterfall_under_the_linked_record(
 
 def test_the_waterfall_table_fits_100_columns(held_and_claimed) -> None:
     _, warehouse = held_and_claimed
-    result = subprocess.run([sys.executable, "-m", "famlink", "explain", "FAM2", "--warehouse",
-                             str(warehouse)], capture_output=True, text=True, check=False,
-                            timeout=120, env={**os.environ, "COLUMNS": "100"})
-    assert result.returncode == 0, result.stderr
-    assert "FAM2-EP3" in result.stdout and "identifiers" in result.stdout
-    too_long = [line for line in result.stdout.splitlines() if len(line) > 100]
-    assert not too_long, too_long
+    for family, needle in (("FAM2", "Why social_care_episodes:FAM2-EP3 is FAM2-P2"),
+                           ("FAM1", "Why social_care_episodes:FAM1-EP2 is FAM1-P2? (pair DL-")):
+        result = subprocess.run([sys.executable, "-m", "famlink", "explain", family,
+                                 "--warehouse", str(warehouse)], capture_output=True, text=True,
+                                check=False, timeout=120, env={**os.environ, "COLUMNS": "100"})
+        assert result.returncode == 0, result.stderr
+        assert needle in " ".join(result.stdout.split()) and "identifiers" in result.stdout
+        too_long = [line for line in result.stdout.splitlines() if len(line) > 100]
+        assert not too_long, too_long
+
+
+def test_a_held_pair_shows_the_waterfall_of_its_doubtful_pair(
+        held_and_claimed, tmp_path: Path) -> None:
+    """FAM1's "Gordy": the twin guard refused the pair, its score is still explained."""
+    _, warehouse = held_and_claimed
+    html = tmp_path / "fam1.html"
+    pack = explain_family(warehouse, "FAM1", None, html, quiet=True)
+    page = html.read_text(encoding="utf-8")
+    assert page.count("<svg") == 1 and "might be FAM1-P2 (pair DL-" in page
+    assert not re.search(r"<script|<link|https?://|@import", page)
+    shown = [h for h in pack.held if h.get("waterfall")]
+    assert len(shown) == 1 and shown[0]["waterfall"]["record_id"] == (
+        "social_care_episodes:FAM1-EP2")
+    wf = shown[0]["waterfall"]
+    assert abs(wf["match_probability"] - shown[0]["match_probability"]) < 1e-9
+    assert abs(sum(s["match_weight"] for s in wf["steps"]) - wf["match_weight"]) < 1e-9
 
 
 def test_a_snapshot_written_before_waterfalls_still_explains(

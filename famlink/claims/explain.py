@@ -737,7 +737,42 @@ def _held(con: duckdb.DuckDBPyConnection, family_id: str, plan: str | None,
         "SELECT min(a.run_id) FROM claims.assessments AS a JOIN claims.runs AS r USING (run_id) "
         "WHERE a.family_id = ? AND r.plan = ? AND r.as_of = ?", [family_id, plan, as_of],
     ).fetchone()
-    return (held_rows(con, row[0], family_id) if row and row[0] else []), review_decisions
+    held = held_rows(con, row[0], family_id) if row and row[0] else []
+    _doubtful_waterfalls(con, held)
+    return held, review_decisions
+
+
+def _doubtful_waterfalls(con: duckdb.DuckDBPyConnection, held: list[Row]) -> None:
+    """Add to the first row of each held pair the waterfall of its strongest scored
+    pair in the current linkage (the member's record against the doubtful person's)."""
+    if not held or not _table_exists(con, "linkage.link_waterfall"):
+        return
+    seen: set[str] = set()
+    for h in held:
+        if h.get("pair_id") in seen:
+            continue
+        seen.add(str(h.get("pair_id")))
+        found = con.execute(
+            """WITH other AS (SELECT person_id FROM linkage.record_links
+                              WHERE extract = ? AND record_key = ?)
+               SELECT w.record_id_l, w.record_id_r, a.person_ref IS NOT NULL
+               FROM linkage.link_waterfall AS w
+               JOIN linkage.record_links AS a ON a.record_id = w.record_id_l
+               JOIN linkage.record_links AS b ON b.record_id = w.record_id_r
+               WHERE w.kept_as = 'doubtful' AND w.step = 0
+                 AND ((a.person_ref = ? AND b.person_id IN (SELECT person_id FROM other))
+                   OR (b.person_ref = ? AND a.person_id IN (SELECT person_id FROM other)))
+               ORDER BY w.record_id_l, w.record_id_r""",
+            [h.get("extract"), h.get("record_key"), h.get("person_ref"), h.get("person_ref")],
+        ).fetchall()
+        best = None
+        for left, right, member_left in found:
+            member, other = (left, right) if member_left else (right, left)
+            wf = pair_waterfall(con, other, member)
+            if wf is not None and (best is None or wf["match_weight"] > best["match_weight"]):
+                best = {**wf, "record_id": other}
+        if best is not None:
+            h["waterfall"] = best
 
 
 def _fmt(v: Any) -> str:
@@ -926,6 +961,13 @@ def print_pack(pack: FamilyAuditPack, console: Console | None = None) -> None:
                       f"{_fmt(h.get('indicator'))} (if same: {_fmt(h.get('status_if_same'))})",
                       _fmt(h.get("decision")))
         console.print(t)
+        for h in pack.held:
+            if h.get("waterfall"):
+                rec = {"extract": h["waterfall"]["record_id"].split(":", 1)[0],
+                       "record_key": h["waterfall"]["record_id"].split(":", 1)[-1],
+                       "waterfall": h["waterfall"]}
+                console.print(_waterfall_table(rec, f"{h.get('person_ref')}? (pair "
+                                                    f"{h.get('pair_id')})"))
     if pack.review_decisions:
         t = _table("Review decisions")
         _ids(t, "pair", "member")
