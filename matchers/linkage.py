@@ -16,9 +16,11 @@ it was linked and with what probability (the evidence a claim needs), a
 clerical-review list of the pairs the rules stopped, and ``linkage.doubtful_links``:
 the records of a person linked to no cohort member that scored at or above the
 review floor against one (a claim they would contradict is held for review,
-``famlink.claims.review``). A reviewer's "same" decision (``review.decisions``)
-is applied here at every later run: the records are merged with the member
-whatever the guards say.
+``famlink.claims.review``); for those pairs and the probabilistic links of
+cohort members' records, ``linkage.link_waterfall`` keeps Splink's waterfall
+(each comparison's level and match weight, ``matchers.waterfall``). A
+reviewer's "same" decision (``review.decisions``) is applied here at every later
+run: the records are merged with the member whatever the guards say.
 
 Guards on a scored pair (``linkage.person_pairs``), each a reason a pair is
 never linked automatically whatever its score:
@@ -63,6 +65,7 @@ from matchers.probabilistic import (
 from matchers.pupils import METHOD as PUPIL_METHOD
 from matchers.pupils import sole_pupil_links
 from matchers.records import build_person_records, build_profiles
+from matchers.waterfall import write_link_waterfall
 
 REVIEW_SETTINGS_PATH = Path(__file__).parent / "data" / "review.yaml"
 # A reviewer decided the two records are one person (``famlink review decide --same``).
@@ -103,6 +106,7 @@ class LinkageSummary:
     household_links: int = 0
     dwp_unverified_edges: int = 0
     sole_pupil_edges: int = 0
+    waterfall_pairs: int = 0
     dwp_accuracy: float | None = None
     prior: float | None = None
     model_note: str = ""
@@ -156,6 +160,7 @@ def link_warehouse(
         "match_weight DOUBLE, match_probability DOUBLE, twin_guard BOOLEAN, "
         "generation_guard BOOLEAN, household_guard BOOLEAN)"
     )
+    scored_with: dict | None = None
     if n_input > 1:
         settings, meta = load_model(model_path, link_type="dedupe_only",
                                     term_frequencies=n_input >= MIN_TF_RECORDS)
@@ -163,8 +168,9 @@ def link_warehouse(
             con, "_fl_splink_input", meta.get("prior_rule_recall", DEFAULT_PRIOR_RECALL)
         )
         used = predict_pairs(con, "_fl_splink_input", settings, "_fl_pred",
-                             min_probability=0.01, learn=learn)
+                             min_probability=0.01, learn=learn, waterfall=True)
         s.model_note = used.note
+        scored_with = used.settings
         say(f"linkage: model {used.note}")
         write_model_parameters(con, used, model_path)
         con.execute(
@@ -213,6 +219,7 @@ def link_warehouse(
     _review_candidates(con, refused, threshold)
     s.clerical_review = _write_clerical_review(con)
     s.doubtful_links = _write_doubtful_links(con)
+    s.waterfall_pairs = write_link_waterfall(con, scored_with)
     s.persons = con.execute("SELECT count(DISTINCT person_id) FROM linkage.record_links"
                             ).fetchall()[0][0]
     stage("cluster")

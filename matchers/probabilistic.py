@@ -417,12 +417,14 @@ def predict_pairs(
     min_probability: float = 0.01,
     learn: bool = False,
     seed: int = 1,
+    waterfall: bool = False,
 ) -> ModelUsed:
     """Score the blocked pairs of ``table`` into the temp table ``out_table`` of
     ``con``, with the guard columns; Splink runs in a scratch database. With
     ``learn``, the parameters are first learnt from ``table`` (``learn_model``)
     when it holds at least ``MIN_TRAIN_RECORDS`` records; the parameters used
-    and how they were got are returned."""
+    and how they were got are returned. With ``waterfall``, each comparison's match
+    weight is kept too (``mw_*``, ``mw_tf_adj_*``: ``matchers.waterfall``)."""
     n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     used = ModelUsed(settings, False, "committed model (training not asked for)", n)
     with splink_session(con, table) as scratch:
@@ -439,7 +441,9 @@ def predict_pairs(
                     used.note = (f"committed model: training failed "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
             used.messages = list(msgs)
-        linker = make_linker(scratch, table, deepcopy(used.settings))
+        scoring = deepcopy(used.settings)
+        scoring["retain_intermediate_calculation_columns"] = waterfall
+        linker = make_linker(scratch, table, scoring)
         df = linker.inference.predict(threshold_match_probability=min_probability)
         pairs = scratch.sql(
             f"SELECT *, {twin_guard_sql()} AS twin_guard, "

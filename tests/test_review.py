@@ -73,6 +73,13 @@ def write_drop(drop: Path) -> None:
                      "last_name": "Shah", "dob": "02/09/2011", "sex": "M",
                      "postcode": "RM17 5AA", "episode_type": "EARLY_HELP",
                      "start_date": "01/02/2024"})
+    # FAM2's child in an older early-help episode under a third child_id, no identifier:
+    # linked by the model alone (the audit pack shows its waterfall)
+    episodes.append({"episode_id": "FAM2-EP3", "child_id": "SC-FAM2-C", "first_name": "Anil",
+                     "last_name": "Shah", "dob": "02/09/2011", "sex": "M",
+                     "postcode": "RM17 5AA", "episode_type": "EARLY_HELP",
+                     "start_date": "01/03/2021", "end_date": "01/09/2021",
+                     "end_reason": "CLOSED_NFA"})
     for file, rows in {"cohort_families.csv": families, "cohort_members.csv": members,
                        "cohort_addresses.csv": addresses, "cohort_problems.csv": problems,
                        "practitioner_evidence.csv": evidence,

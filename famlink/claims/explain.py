@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from rich import box
 from rich.console import Console
 from rich.padding import Padding
 from rich.panel import Panel
@@ -31,6 +32,7 @@ from rich.table import Table
 from famlink.claims.eligibility import Assessment, _table_exists, assess
 from famlink.claims.ledger import has_ledger
 from famlink.claims.review import HELD, decisions_about, held_rows
+from matchers.waterfall import pair_waterfall
 from rules.national import name_problems
 
 Row = dict[str, Any]
@@ -489,6 +491,17 @@ def _event_dates(con: duckdb.DuckDBPyConnection, records: list[Row]) -> None:
             r["event"] = found.get(str(r.get("record_key")))
 
 
+def _waterfalls(con: duckdb.DuckDBPyConnection, records: list[Row]) -> None:
+    """Add to each probabilistically linked record the waterfall of the pair that
+    linked it ('waterfall': each comparison's level and match weight), when the
+    linkage kept one (``linkage.link_waterfall``)."""
+    for r in records:
+        if r.get("match_method") == "probabilistic" and r.get("matched_to_record_id"):
+            wf = pair_waterfall(con, str(r["record_id"]), str(r["matched_to_record_id"]))
+            if wf is not None:
+                r["waterfall"] = wf
+
+
 def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
                as_of: date | None, *, use_snapshot: bool = True) -> FamilyAuditPack:
     """Assemble the audit pack from an open (read-only is enough) connection.
@@ -523,6 +536,7 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
         ORDER BY rl.extract, rl.record_key
         """, [refs], notes, "linked records") if refs else []
     _event_dates(con, linked)
+    _waterfalls(con, linked)
     members = [MemberAudit(person_ref=m["person_ref"], details=m,
                            records=[{k: v for k, v in r.items() if k != "_member"}
                                     for r in linked if r["_member"] == m["person_ref"]])
@@ -723,7 +737,42 @@ def _held(con: duckdb.DuckDBPyConnection, family_id: str, plan: str | None,
         "SELECT min(a.run_id) FROM claims.assessments AS a JOIN claims.runs AS r USING (run_id) "
         "WHERE a.family_id = ? AND r.plan = ? AND r.as_of = ?", [family_id, plan, as_of],
     ).fetchone()
-    return (held_rows(con, row[0], family_id) if row and row[0] else []), review_decisions
+    held = held_rows(con, row[0], family_id) if row and row[0] else []
+    _doubtful_waterfalls(con, held)
+    return held, review_decisions
+
+
+def _doubtful_waterfalls(con: duckdb.DuckDBPyConnection, held: list[Row]) -> None:
+    """Add to the first row of each held pair the waterfall of its strongest scored
+    pair in the current linkage (the member's record against the doubtful person's)."""
+    if not held or not _table_exists(con, "linkage.link_waterfall"):
+        return
+    seen: set[str] = set()
+    for h in held:
+        if h.get("pair_id") in seen:
+            continue
+        seen.add(str(h.get("pair_id")))
+        found = con.execute(
+            """WITH other AS (SELECT person_id FROM linkage.record_links
+                              WHERE extract = ? AND record_key = ?)
+               SELECT w.record_id_l, w.record_id_r, a.person_ref IS NOT NULL
+               FROM linkage.link_waterfall AS w
+               JOIN linkage.record_links AS a ON a.record_id = w.record_id_l
+               JOIN linkage.record_links AS b ON b.record_id = w.record_id_r
+               WHERE w.kept_as = 'doubtful' AND w.step = 0
+                 AND ((a.person_ref = ? AND b.person_id IN (SELECT person_id FROM other))
+                   OR (b.person_ref = ? AND a.person_id IN (SELECT person_id FROM other)))
+               ORDER BY w.record_id_l, w.record_id_r""",
+            [h.get("extract"), h.get("record_key"), h.get("person_ref"), h.get("person_ref")],
+        ).fetchall()
+        best = None
+        for left, right, member_left in found:
+            member, other = (left, right) if member_left else (right, left)
+            wf = pair_waterfall(con, other, member)
+            if wf is not None and (best is None or wf["match_weight"] > best["match_weight"]):
+                best = {**wf, "record_id": other}
+        if best is not None:
+            h["waterfall"] = best
 
 
 def _fmt(v: Any) -> str:
@@ -774,6 +823,41 @@ def _step_text(st: RuleStep) -> str:
             + (f"; found {st.found}" if st.found else ""))
 
 
+def _bar(weight: float) -> str:
+    """A step's weight as a text bar, one block per bit (at most 12), green for
+    evidence for the link and red against."""
+    n = min(round(abs(weight)), 12)
+    if n == 0:
+        return ""
+    return f"[green]{'█' * n}[/green]" if weight > 0 else f"[red]{'▒' * n}[/red]"
+
+
+def _waterfall_table(rec: Row, member: str) -> Table:
+    """Why a probabilistically linked record is the member: the prior, each
+    comparison's level and match weight, the running total, and the final score."""
+    wf = rec["waterfall"]
+    t = Table(title=f"Why {_fmt(rec.get('extract'))}:{_fmt(rec.get('record_key'))} is "
+                    f"{member}: its pair with {_fmt(wf.get('matched_to_record_id'))}",
+              title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    _ids(t, "comparison")
+    _words(t, "level")
+    for name in ("weight", "total"):
+        t.add_column(name, justify="right", no_wrap=True)
+    t.add_column("", no_wrap=True, overflow="ignore")
+    for st in wf.get("steps", []):
+        w = float(st.get("match_weight") or 0.0)
+        level = _fmt(st.get("label"))
+        tf = st.get("tf_adjustment")
+        if tf:
+            level += f" (incl. term frequency {tf:+.2f})"
+        t.add_row(_fmt(st.get("comparison")), level, f"{w:+.2f}",
+                  f"{float(st.get('running_weight') or 0.0):+.2f}", _bar(w))
+    final = float(wf.get("match_weight") or 0.0)
+    t.add_row("final", f"match probability {float(wf.get('match_probability') or 0):.6f}",
+              "", f"{final:+.2f}", "", style="bold")
+    return t
+
+
 def print_pack(pack: FamilyAuditPack, console: Console | None = None) -> None:
     """The audit pack in the terminal; fits 100 columns with every id whole."""
     console = console or Console()
@@ -817,6 +901,9 @@ def print_pack(pack: FamilyAuditPack, console: Console | None = None) -> None:
             t.add_row(f"{_fmt(r.get('extract'))}\n{_fmt(r.get('record_key'))}",
                       _fmt(r.get("event")), _how(r), who)
         console.print(t)
+        for r in m.records:
+            if r.get("waterfall"):
+                console.print(_waterfall_table(r, m.person_ref))
     if pack.household_links:
         t = _table("Police incidents linked to the household")
         _ids(t, "incident_ref")
@@ -874,6 +961,13 @@ def print_pack(pack: FamilyAuditPack, console: Console | None = None) -> None:
                       f"{_fmt(h.get('indicator'))} (if same: {_fmt(h.get('status_if_same'))})",
                       _fmt(h.get("decision")))
         console.print(t)
+        for h in pack.held:
+            if h.get("waterfall"):
+                rec = {"extract": h["waterfall"]["record_id"].split(":", 1)[0],
+                       "record_key": h["waterfall"]["record_id"].split(":", 1)[-1],
+                       "waterfall": h["waterfall"]}
+                console.print(_waterfall_table(rec, f"{h.get('person_ref')}? (pair "
+                                                    f"{h.get('pair_id')})"))
     if pack.review_decisions:
         t = _table("Review decisions")
         _ids(t, "pair", "member")
@@ -886,6 +980,51 @@ def print_pack(pack: FamilyAuditPack, console: Console | None = None) -> None:
         console.print(f"[dim]note: {note}[/dim]")
 
 
+# The HTML waterfall's layout (px): level names, then the bars, then each weight.
+_WF_LABEL_W, _WF_CHART_W, _WF_ROW, _WF_FILL = 380, 300, 20, {
+    "prior": "#2b6cb0", "for": "#2f855a", "against": "#c53030", "none": "#a0aec0",
+    "final": "#1a365d"}
+
+
+def waterfall_chart(wf: Row) -> Row:
+    """Geometry of one waterfall as inline SVG bars (the template writes the
+    elements; every text goes through its escaping): each step's bar runs from
+    the total before it to the total after it, the final bar from 0."""
+    steps = wf.get("steps") or []
+    final = float(wf.get("match_weight") or 0.0)
+    spans = []
+    for st in steps:
+        w, run = float(st.get("match_weight") or 0.0), float(st.get("running_weight") or 0.0)
+        spans.append((run - w, run, w, st))
+    ends = [0.0, final, *(v for a, b, _, _ in spans for v in (a, b))]
+    lo, hi = min(ends), max(ends)
+    hi = max(hi, lo + 1.0)
+
+    def x(v: float) -> float:
+        return round(_WF_LABEL_W + (v - lo) / (hi - lo) * _WF_CHART_W, 1)
+
+    rows = []
+    for i, (a, b, w, st) in enumerate(spans):
+        kind = "prior" if i == 0 and st.get("comparison") == "prior" else (
+            "for" if w > 0 else "against" if w < 0 else "none")
+        tf = st.get("tf_adjustment")
+        label = f"{_fmt(st.get('comparison'))}: {_fmt(st.get('label'))}"
+        rows.append({"y": 24 + i * _WF_ROW, "x": x(min(a, b)),
+                     "w": max(round(abs(x(b) - x(a)), 1), 1.0), "fill": _WF_FILL[kind],
+                     "label": label, "value": f"{w:+.2f}",
+                     "title": label + (f" (incl. term frequency {tf:+.2f})" if tf else "")
+                     + f": {w:+.2f}, total {b:+.2f}"})
+    rows.append({"y": 24 + len(spans) * _WF_ROW, "x": x(min(0.0, final)),
+                 "w": max(round(abs(x(final) - x(0.0)), 1), 1.0), "fill": _WF_FILL["final"],
+                 "label": "final match weight", "value": f"{final:+.2f}",
+                 "title": f"final match weight {final:+.2f}, match probability "
+                          f"{float(wf.get('match_probability') or 0):.6f}"})
+    return {"width": _WF_LABEL_W + _WF_CHART_W + 70, "height": 30 + len(rows) * _WF_ROW,
+            "zero": x(0.0), "value_x": _WF_LABEL_W + _WF_CHART_W + 8,
+            "label_x": _WF_LABEL_W - 8, "rows": rows, "final": f"{final:+.2f}",
+            "probability": f"{float(wf.get('match_probability') or 0):.6f}"}
+
+
 def render_html(pack: FamilyAuditPack) -> str:
     """The audit pack as one self-contained HTML page (inline CSS, no scripts)."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -896,6 +1035,7 @@ def render_html(pack: FamilyAuditPack) -> str:
     )
     env.filters["fmt"] = _fmt
     env.filters["how"] = _how
+    env.filters["waterfall_chart"] = waterfall_chart
     env.filters["named"] = lambda problems, plan: name_problems(
         ";".join(str(x) for x in problems) if isinstance(problems, list) else problems, plan)
     return env.get_template("explain.html").render(pack=pack)
