@@ -48,6 +48,17 @@ def linkage_backend() -> str:
     return value
 
 
+def choose_backend(name: str) -> None:
+    """Score this process's linkage on ``name`` (``famlink run --linkage-backend``)."""
+    os.environ[BACKEND_ENV] = name.strip().lower()
+    try:
+        linkage_backend()
+    except ValueError:
+        del os.environ[BACKEND_ENV]
+        raise ValueError(f"--linkage-backend {name!r}: must be one of {', '.join(BACKENDS)}"
+                         ) from None
+
+
 def _column_name(node: exp.Expression) -> str:
     """A column's name without its ``_l``/``_r`` side (``postcodes_l`` -> ``postcodes``)."""
     name = node.name if isinstance(node, exp.Column) else ""
@@ -125,6 +136,7 @@ def spark_session() -> Any:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={local}")
     )
     _session = builder.getOrCreate()
