@@ -28,14 +28,15 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         .config("spark.jars", similarity_jar_location())
         .config("spark.local.dir", str(local))
         .config("spark.sql.warehouse.dir", str(local / "warehouse"))
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "1")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         # a few dozen records: compiling whole-stage code costs more than it saves
         .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.sql.adaptive.enabled", "false")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
@@ -58,6 +59,8 @@ def _clusters(links: dict) -> set[frozenset]:
 def test_spark_links_the_fixtures_as_duckdb_does(
     spark: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # term frequencies on, though the fixtures are small: Spark computes its own tables
+    monkeypatch.setattr("matchers.linkage.MIN_TF_RECORDS", 0)
     monkeypatch.setenv(BACKEND_ENV, "duckdb")
     on_duckdb = staging_con()
     link_warehouse(on_duckdb)
