@@ -24,6 +24,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import warnings
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
@@ -68,8 +69,6 @@ def _column_name(node: exp.Expression) -> str:
 def _to_spark(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.JarowinklerSimilarity):
         return exp.Anonymous(this="jaro_winkler", expressions=[node.this, node.expression])
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "damerau_levenshtein":
-        return node
     if isinstance(node, exp.ArrayOverlaps):
         return exp.Anonymous(this="arrays_overlap", expressions=[node.this, node.expression])
     if isinstance(node, exp.Length) and _column_name(node.this) in LIST_COLUMNS:
@@ -165,15 +164,19 @@ def spark_predict(
     from splink import Linker
     from splink.backends.spark import SparkAPI
 
-    spark = spark_session()
-    records = spark.createDataFrame(scratch.sql(f"SELECT * FROM {table}").to_arrow_table())
-    logging.getLogger("splink").setLevel(logging.WARNING)
-    api = SparkAPI(spark_session=spark, break_lineage_method="persist")
-    linker = Linker(api.register(records), spark_settings(settings), log_level=None,
-                    validate_settings=False)
-    predictions = linker.inference.predict(threshold_match_probability=min_probability)
-    pairs = predictions.as_spark_dataframe().toArrow()
-    linker.table_management.delete_tables_created_by_splink_from_db()
-    spark.catalog.clearCache()
+    with warnings.catch_warnings():
+        # pyspark 4 warns that it "does not yet fully support pandas >= 3": only Arrow
+        # crosses between DuckDB and Spark here, never pandas
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        spark = spark_session()
+        records = spark.createDataFrame(scratch.sql(f"SELECT * FROM {table}").to_arrow_table())
+        logging.getLogger("splink").setLevel(logging.WARNING)
+        api = SparkAPI(spark_session=spark, break_lineage_method="persist")
+        linker = Linker(api.register(records), spark_settings(settings), log_level=None,
+                        validate_settings=False)
+        predictions = linker.inference.predict(threshold_match_probability=min_probability)
+        pairs = predictions.as_spark_dataframe().toArrow()
+        linker.table_management.delete_tables_created_by_splink_from_db()
+        spark.catalog.clearCache()
     scratch.register(PREDICTIONS_VIEW, pairs)
     return SparkPredictions(PREDICTIONS_VIEW, pairs.num_rows)
