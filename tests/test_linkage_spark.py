@@ -113,3 +113,18 @@ def test_unknown_backend_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_pyproject_installs_pyspark_for_tests() -> None:
     text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert "pyspark" in text.split("dev = [", 1)[1].split("]", 1)[0]
+
+
+def test_run_refuses_an_unknown_backend_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "famlink", "run", "--extracts", "data/sample",
+         "--warehouse", str(tmp_path / "w.duckdb"), "--plan", "countywide",
+         "--as-of", "2024-12-31", "--linkage-backend", "sparky"],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: --linkage-backend 'sparky': must be one of duckdb, spark")
+    assert not (tmp_path / "w.duckdb").exists()
