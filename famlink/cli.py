@@ -330,13 +330,12 @@ def run(
                                   "(as FAMLINK_LINKAGE_BACKEND; README: Splink on Spark).")] = None,
 ) -> None:
     """The monthly run: ingest, link, outcomes under PLAN at AS_OF, record claims."""
-    if linkage_backend is not None:
-        from matchers.spark import choose_backend
+    from matchers.spark import check_backend
 
-        try:
-            choose_backend(linkage_backend)
-        except ValueError as exc:
-            raise _error(str(exc)) from None
+    try:
+        check_backend(linkage_backend)
+    except ValueError as exc:
+        raise _error(str(exc)) from None
     from famlink.ingest.reading import FatalExtractError
     from famlink.pipeline import RunRequest
     from famlink.report import print_run_summary

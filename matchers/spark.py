@@ -21,6 +21,7 @@ space; a temporary directory by default) and ``FAMLINK_SPARK_SHUFFLE_PARTITIONS`
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -49,15 +50,22 @@ def linkage_backend() -> str:
     return value
 
 
-def choose_backend(name: str) -> None:
-    """Score this process's linkage on ``name`` (``famlink run --linkage-backend``)."""
-    os.environ[BACKEND_ENV] = name.strip().lower()
-    try:
-        linkage_backend()
-    except ValueError:
-        del os.environ[BACKEND_ENV]
-        raise ValueError(f"--linkage-backend {name!r}: must be one of {', '.join(BACKENDS)}"
-                         ) from None
+def check_backend(name: str | None = None) -> str:
+    """Score this process's linkage on ``name`` (``famlink run --linkage-backend``), or
+    on ``FAMLINK_LINKAGE_BACKEND`` when None; refused before a run starts when the
+    name is unknown or pyspark is not installed."""
+    if name is not None:
+        os.environ[BACKEND_ENV] = name.strip().lower()
+        try:
+            linkage_backend()
+        except ValueError:
+            del os.environ[BACKEND_ENV]
+            raise ValueError(f"--linkage-backend {name!r}: must be one of "
+                             f"{', '.join(BACKENDS)}") from None
+    backend = linkage_backend()
+    if backend == "spark" and importlib.util.find_spec("pyspark") is None:
+        raise ValueError("the spark linkage backend needs pyspark: pip install 'famlink[spark]'")
+    return backend
 
 
 def _column_name(node: exp.Expression) -> str:

@@ -7,6 +7,7 @@ probability equal within 1e-6. Java and pyspark are part of ``make test``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,3 +134,11 @@ def test_run_refuses_an_unknown_backend_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "error: --linkage-backend 'sparky': must be one of duckdb, spark")
     assert not (tmp_path / "w.duckdb").exists()
+    result = subprocess.run(
+        [sys.executable, "-m", "famlink", "run", "--extracts", "data/sample",
+         "--warehouse", str(tmp_path / "w.duckdb"), "--plan", "countywide",
+         "--as-of", "2024-12-31"], env={**os.environ, BACKEND_ENV: "spak"},
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: FAMLINK_LINKAGE_BACKEND='spak': must be one of duckdb, spark")
