@@ -325,8 +325,17 @@ def run(
         "--back-run", help="AS_OF precedes the latest run: evaluate and report, change "
                            "nothing.")] = False,
     accept_shrink: AcceptShrinkOpt = None,
+    linkage_backend: Annotated[str | None, typer.Option(
+        "--linkage-backend", help="Where person pairs are scored: duckdb (default) or spark "
+                                  "(as FAMLINK_LINKAGE_BACKEND; README: Splink on Spark).")] = None,
 ) -> None:
     """The monthly run: ingest, link, outcomes under PLAN at AS_OF, record claims."""
+    from matchers.spark import check_backend
+
+    try:
+        check_backend(linkage_backend)
+    except ValueError as exc:
+        raise _error(str(exc)) from None
     from famlink.ingest.reading import FatalExtractError
     from famlink.pipeline import RunRequest
     from famlink.report import print_run_summary

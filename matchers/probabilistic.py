@@ -37,6 +37,7 @@ from matchers.comparisons import (
     install_comparison_macros,
     person_settings,
 )
+from matchers.spark import linkage_backend, spark_predict
 
 DEFAULT_MODEL_PATH = Path(__file__).parent / "model" / "person_model.json"
 SPLINK_COLUMNS = [
@@ -443,8 +444,11 @@ def predict_pairs(
             used.messages = list(msgs)
         scoring = deepcopy(used.settings)
         scoring["retain_intermediate_calculation_columns"] = waterfall
-        linker = make_linker(scratch, table, scoring)
-        df = linker.inference.predict(threshold_match_probability=min_probability)
+        if linkage_backend() == "spark":  # the pairs scored on Spark, the rest here
+            df = spark_predict(scratch, table, scoring, min_probability)
+        else:
+            linker = make_linker(scratch, table, scoring)
+            df = linker.inference.predict(threshold_match_probability=min_probability)
         pairs = scratch.sql(
             f"SELECT *, {twin_guard_sql()} AS twin_guard, "
             f"{generation_guard_sql()} AS generation_guard, "
