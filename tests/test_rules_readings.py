@@ -9,7 +9,9 @@ Each test builds two families that differ only on one side of the line:
 - Bath 4b: EET present tense, held 13 weeks; 4c: a debt plan implemented 13 weeks;
 - Bath 5b: a referral / engagement sustained 6 months, a statement at once;
 - Central Bedfordshire 5A/5B: incidents reduced against the 12 months before;
-- an EET status superseded by a later NEET status no longer holds.
+- an EET status superseded by a later NEET status no longer holds;
+- attendance counts a sibling only in the terms they are of school age (reception to
+  year 11), and Thurrock 7.3 (re-referrals into MASH) answers 7A, not 7B.
 """
 
 from __future__ import annotations
@@ -232,3 +234,50 @@ def test_an_outcome_resting_on_no_events_needs_the_deliveries_that_would_show_th
     got = w.run("thurrock", AS_OF)
     assert got[("F2", "1B", "1.3")][0] == "not_achieved"
     assert got[("F3", "1B", "1.3")][0] == "insufficient_data"
+
+
+def _school_age_world(sibling_dobs: dict[str, str]) -> World:
+    """The identified child attends well from autumn 2023/24 to autumn 2024/25; the
+    sibling has rows only in the terms given by the test."""
+    w = World()
+    for fid, dob in sibling_dobs.items():
+        w.family(fid, ATTACHED, members=((f"{fid}P", "parent_carer", "1985-01-01"),
+                                         (f"{fid}C", "child", "2012-05-05"),
+                                         (f"{fid}S", "child", dob)))
+        w.problem(fid, "2A", f"{fid}C")
+        w.terms(f"{fid}C", ("2023/24", "AUT"), [0.96, 0.97, 0.95, 0.96])
+    return w
+
+
+def test_a_sibling_starting_reception_is_judged_from_then() -> None:
+    # F1's sibling starts reception in September 2024 (born March 2020): one term is
+    # all the window holds for them. F2's sibling is of school age throughout and
+    # has that term only: missing terms still fail the family.
+    w = _school_age_world({"F1": "2020-03-03", "F2": "2015-03-03"})
+    w.terms("F1S", ("2024/25", "AUT"), [0.97])
+    w.terms("F2S", ("2024/25", "AUT"), [0.97])
+    assert _status(w, "bath_ne_somerset", "F1", "2A", "2025-03-31") == "achieved"
+    assert _status(w, "bath_ne_somerset", "F2", "2A", "2025-03-31") != "achieved"
+
+
+def test_a_sibling_who_finished_year_11_is_judged_until_then() -> None:
+    # F1's sibling (born March 2008) finishes year 11 in summer 2024; F2's (born
+    # March 2009) is in year 11 in 2024/25 and has no row for that autumn.
+    w = _school_age_world({"F1": "2008-03-03", "F2": "2009-03-03"})
+    w.terms("F1S", ("2023/24", "SPR"), [0.97, 0.96])
+    w.terms("F2S", ("2023/24", "SPR"), [0.97, 0.96])
+    assert _status(w, "bath_ne_somerset", "F1", "2A", "2025-03-31") == "achieved"
+    assert _status(w, "bath_ne_somerset", "F2", "2A", "2025-03-31") != "achieved"
+
+
+def test_thurrock_fewer_mash_re_referrals_answer_7a_not_7b() -> None:
+    # 7.3 names no indicator and is read by its sense: service demand (7A). A 7B
+    # family's police call-outs are judged by 7.1 and 7.2 only.
+    w = World()
+    for fid, ind in (("F1", "7A"), ("F2", "7B")):
+        w.family(fid, ATTACHED, members=((f"{fid}P", "parent_carer", "1985-01-01"),
+                                         (f"{fid}C", "child", "2012-05-05")))
+        w.problem(fid, ind)
+        w.episode(f"{fid}C", "REFERRAL", "2023-03-01", "2023-03-20")
+    assert _status(w, "thurrock", "F1", "7A") == "achieved"
+    assert _status(w, "thurrock", "F2", "7B") != "achieved"
