@@ -38,7 +38,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="famlink-ingest-"))
     extracts = args.extracts
     if extracts is None:
-        from famlink.generate import GeneratorConfig, generate_county
+        from famlink_generator import GeneratorConfig, generate_county
 
         extracts = work / "drop"
         started = time.perf_counter()

@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, tuple]:
     try:
         drop = args.drop
         if drop is None:
-            from famlink.generate import GeneratorConfig, generate_county
+            from famlink_generator import GeneratorConfig, generate_county
 
             drop = work / "drop"
             kw = {"residents": args.residents} if args.residents else {}

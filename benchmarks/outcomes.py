@@ -15,7 +15,7 @@ date (one warehouse, runs in date order, as a council would), and compare
   employment qualified by the as-of), and that no family is claimed twice.
 
 Under ``--conventions varied`` each county records evidence, identities and
-deliveries in conventions drawn from its seed (famlink/generate/conventions.py:
+deliveries in conventions drawn from its seed (generator/famlink_generator/conventions.py:
 outcome_code only on statements, services in the council's own words, Family
 Star domains as numbers or spelt variously, split source ids, redelivered
 snapshots...); the truth is the same as under the default conventions. Each
@@ -29,7 +29,7 @@ whether a not-achieved problem is "not yet sustained" or "not achieved".
 The truth is written for the plan the county is generated for: a kind the plan
 counts as achieved at the change itself is labelled improving once changed,
 and continuous-employment dates use the plan's own qualifying periods (see
-famlink/generate/data/indicator_kinds.yaml achieved_at_change and ce_weeks).
+generator/famlink_generator/data/indicator_kinds.yaml achieved_at_change and ce_weeks).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from pathlib import Path
 import duckdb
 
 from famlink.contract import PLANS
-from famlink.generate import GeneratorConfig, generate_county
 from famlink.pipeline import RunRequest
+from famlink_generator import GeneratorConfig, generate_county
 from flows.monthly import run_monthly_local
 
 NATIONAL = {1, 2, 3, 4, 5, 6}

@@ -648,7 +648,13 @@ def generate(
     """Write a synthetic county's monthly extracts (with ground truth in _truth/)."""
     from pydantic import ValidationError
 
-    from famlink.generate import GeneratorConfig, generate_county
+    try:   # a package of its own (generator/): the pipeline never imports it
+        from famlink_generator import GeneratorConfig, generate_county
+    except ModuleNotFoundError as exc:
+        if exc.name != "famlink_generator":
+            raise
+        raise _error("famlink generate needs the generator package, which is not installed: "
+                     "pip install -e ./generator (make venv installs it)", code=1) from None
 
     if conventions not in ("default", "varied"):
         raise _error(f"--conventions must be default or varied, got {conventions!r}")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from famlink.generate import GeneratorConfig, generate_county
-from famlink.generate.cohort import KIND_PEOPLE, indicator_kinds
-from famlink.generate.conventions import CONVENTIONS, STAR_DOMAINS, draw, names_data
-from famlink.generate.ids import nhs_valid, ni_valid, postcode_valid, upn_valid, uprn_valid
-from famlink.generate.trajectories import Planner
+from famlink_generator import GeneratorConfig, generate_county
+from famlink_generator.cohort import KIND_PEOPLE, indicator_kinds
+from famlink_generator.conventions import CONVENTIONS, STAR_DOMAINS, draw, names_data
+from famlink_generator.ids import nhs_valid, ni_valid, postcode_valid, upn_valid, uprn_valid
+from famlink_generator.trajectories import Planner
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = yaml.safe_load((ROOT / "famlink/contract/extracts.yaml").read_text("utf-8"))["files"]
@@ -257,7 +257,7 @@ def test_identifier_rules() -> None:
     assert nhs_valid("943 476 5919") and not nhs_valid("9434765918")
     assert ni_valid("AB123456C") and not ni_valid("BG123456C") and not ni_valid("QA123456C")
     assert upn_valid("A881000012345") is False or upn_valid("A881000012345")
-    from famlink.generate.ids import make_upn
+    from famlink_generator.ids import make_upn
     u = make_upn(42)
     assert upn_valid(u) and not upn_valid(("B" if u[0] != "B" else "C") + u[1:])
 
@@ -268,8 +268,8 @@ def test_continuing_problems_have_no_quiet_spell() -> None:
     after it (not_improving)."""
     import random
 
-    from famlink.generate.cohort import Family, Problem
-    from famlink.generate.trajectories import RECUR_GAP, Planner, Timeline
+    from famlink_generator.cohort import Family, Problem
+    from famlink_generator.trajectories import RECUR_GAP, Planner, Timeline
 
     pl = object.__new__(Planner)
     pl.tl = Timeline(0, 800, 0)

@@ -10,9 +10,9 @@ import duckdb
 import pytest
 from test_generate import ALL_VARIED
 
-from famlink.generate import GeneratorConfig, generate_county
 from famlink.pipeline import RunRequest, build_staging, ingest_extracts
 from famlink.warehouse import build_then_publish
+from famlink_generator import GeneratorConfig, generate_county
 
 
 @pytest.mark.parametrize("conventions", [None, ALL_VARIED], ids=["default", "varied"])

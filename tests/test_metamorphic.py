@@ -2,7 +2,7 @@
 
 For every plan, one small county (same seed, so the same families, problems
 and true claims) is written under the default conventions and under one
-changed convention at a time (famlink/generate/conventions.py):
+changed convention at a time (generator/famlink_generator/conventions.py):
 
 - outcome_code only on professional statements (the code on engagement,
   programme and Family Star rows is redundant with what the row is);
@@ -28,8 +28,8 @@ import pytest
 from conftest import outcomes_benchmark
 
 from famlink.contract import PLANS
-from famlink.generate import GeneratorConfig, generate_county
 from famlink.pipeline import RunRequest
+from famlink_generator import GeneratorConfig, generate_county
 from flows.monthly import run_monthly_local
 
 bench = outcomes_benchmark()

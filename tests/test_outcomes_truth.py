@@ -16,8 +16,8 @@ import pytest
 from conftest import outcomes_benchmark
 
 from famlink.contract import PLANS
-from famlink.generate import GeneratorConfig, generate_county
 from famlink.pipeline import RunRequest
+from famlink_generator import GeneratorConfig, generate_county
 from flows.monthly import run_monthly_local
 
 bench = outcomes_benchmark()

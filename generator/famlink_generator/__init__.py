@@ -1,6 +1,11 @@
 """Synthetic county generator: partner extracts to the input contract, with ground truth.
 
-    from famlink.generate import GeneratorConfig, generate_county
+A package of its own beside famlink (generator/ in the repository): the tests,
+the benchmarks, ``famlink generate`` and ``make demo`` use it; the pipeline never
+imports it (tests/test_generator_boundary.py). It reads famlink's copy of the
+extract contract (writer.contract_dir) and writes to it.
+
+    from famlink_generator import GeneratorConfig, generate_county
     summary = generate_county(GeneratorConfig(out_dir=Path("drop"), plan="countywide"))
 
 Modules: people (residents, households, addresses, identifiers), cohort (families

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,30 @@ _BAD_DATES = {"%d/%m/%Y": "31/02/{y}", "%Y-%m-%d": "{y}-02-31", "%Y%m%d": "{y}02
               "%Y-%m-%dT%H:%M:%S": "{y}-02-30T25:61:00", "%d/%m/%Y %H:%M": "30/02/{y} 10:00"}
 
 
+def contract_dir() -> Path:
+    """The folder of the extract contract the generator writes to: famlink's own copy.
+
+    Found without importing famlink.contract (its import loads the rule files): the
+    installed famlink's folder, else, for this package installed from the repository
+    without famlink, the repository's famlink/contract beside generator/.
+    """
+    try:
+        spec = importlib.util.find_spec("famlink.contract")
+    except ModuleNotFoundError:   # no famlink at all
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    beside = Path(__file__).resolve().parents[2] / "famlink" / "contract"
+    if (beside / "extracts.yaml").is_file():
+        return beside
+    raise RuntimeError("famlink_generator writes to famlink's extract contract "
+                       "(famlink/contract/extracts.yaml): install famlink too (pip install -e .)")
+
+
 @lru_cache(maxsize=1)
 def contract() -> dict[str, Any]:
     """famlink/contract/extracts.yaml files section."""
-    text = resources.files("famlink.contract").joinpath("extracts.yaml").read_text("utf-8")
+    text = (contract_dir() / "extracts.yaml").read_text("utf-8")
     return yaml.safe_load(text)["files"]
 
 

@@ -78,7 +78,7 @@ NAME_COLUMNS = ("first_name", "last_name", "middle_names")
 @lru_cache(maxsize=1)
 def names_data() -> dict[str, Any]:
     """data/service_names.yaml: council service names and Family Star spellings."""
-    text = resources.files("famlink.generate").joinpath("data/service_names.yaml").read_text(
+    text = resources.files(__package__).joinpath("data/service_names.yaml").read_text(
         "utf-8")
     return yaml.safe_load(text)
 

@@ -23,7 +23,7 @@ _UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 
 
 def _read_lines(name: str) -> list[str]:
-    text = resources.files("famlink.generate").joinpath("data").joinpath(name).read_text("utf-8")
+    text = resources.files(__package__).joinpath("data").joinpath(name).read_text("utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -38,7 +38,7 @@ Files (CSV, UTF-8, header row, LF):
   county's} (absent under the defaults, so their manifest is as it was).
 
 Every file but manifest.json is the same for one seed whatever conventions
-are drawn (famlink/generate/conventions.py renders rows; it never simulates).
+are drawn (conventions.py renders rows; it never simulates).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ LEAD_WORKERS = ("A. Patel", "J. Morgan", "S. O'Neill", "K. Nowak", "R. Campbell"
 @lru_cache(maxsize=1)
 def indicator_kinds() -> dict:
     """data/indicator_kinds.yaml: plans -> indicator -> kind(s), outcome_codes."""
-    text = resources.files("famlink.generate").joinpath("data").joinpath(
+    text = resources.files(__package__).joinpath("data").joinpath(
         "indicator_kinds.yaml").read_text("utf-8")
     return yaml.safe_load(text)
 
