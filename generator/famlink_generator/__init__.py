@@ -2,7 +2,7 @@
 
 A package of its own beside famlink (generator/ in the repository): the tests,
 the benchmarks, ``famlink generate`` and ``make demo`` use it; the pipeline never
-imports it (tests/test_generator_boundary.py). It reads famlink's copy of the
+imports it (tests/test_generate_boundary.py). It reads famlink's copy of the
 extract contract (writer.contract_dir) and writes to it.
 
     from famlink_generator import GeneratorConfig, generate_county
