@@ -3,7 +3,7 @@
 #               (PLAN=thurrock: on a sample generated for that plan)
 #   make test   creates .venv if missing and runs the whole suite
 # .venv holds famlink and, beside it, the synthetic county generator (generator/, its own
-# package: the tests, benchmarks, `famlink generate` and the PLAN demo use it; the pipeline never)
+# package: the tests, benchmarks, `famlink generate` and the PLAN demo use it, the pipeline never)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
