@@ -76,9 +76,9 @@ CREATE OR REPLACE MACRO fl_sdx_of(s) AS CASE WHEN s <> '' THEN left(rpad(substr(
 CREATE OR REPLACE MACRO fl_soundex(v) AS
     fl_sdx_of(regexp_replace(upper(coalesce(v, '')), '[^A-Z]', '', 'g'));
 CREATE OR REPLACE MACRO fl_house_number(a) AS
-    nullif(regexp_extract(coalesce(a, ''), '^\s*([0-9]+[A-Za-z]?)', 1), '');
+    nullif(regexp_extract(coalesce(a, ''), '^\s*([0-9]+[A-Za-z]?)\b', 1), '');
 CREATE OR REPLACE MACRO fl_street(a) AS
-    nullif(trim(regexp_replace(coalesce(a, ''), '^\s*[0-9]+[A-Za-z]?[\s,]*', '')), '');
+    nullif(trim(regexp_replace(coalesce(a, ''), '^\s*[0-9]+[A-Za-z]?\b[\s,]*', '')), '');
 """
 
 
