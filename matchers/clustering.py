@@ -30,17 +30,16 @@ def within_one_edit(a: str, b: str) -> bool:
 
 
 def forenames_compatible(a: str, b: str, groups: dict[str, frozenset[str]]) -> bool:
-    """Could two standardised forenames belong to one person? The same tests as
+    """Could two standardised forenames belong to one person (the same, a nickname
+    of one formal name, a typo, an initial)? The forename terms of
     ``comparisons.FIRST_NAME_COMPATIBLE_SQL``."""
-    if a == b:
-        return True
-    if len(a) == 1 or len(b) == 1:
-        return a[0] == b[0]
-    if groups.get(a, frozenset((a,))) & groups.get(b, frozenset((b,))):
-        return True
-    if min(len(a), len(b)) >= 4 and within_one_edit(a, b):
-        return True
-    return jaro_winkler(a, b) >= 0.9
+    return (
+        a == b
+        or bool(groups.get(a, frozenset((a,))) & groups.get(b, frozenset((b,))))
+        or jaro_winkler(a, b) >= 0.9
+        or (min(len(a), len(b)) >= 4 and within_one_edit(a, b))
+        or ((len(a) == 1 or len(b) == 1) and a[:1] == b[:1])
+    )
 
 
 # (forename, surname, other given names) of one record
@@ -49,13 +48,15 @@ Name = tuple[str, str, tuple[str, ...]]
 
 def names_compatible(x: Name, y: Name, groups: dict[str, frozenset[str]]) -> bool:
     """Could two records' names be one person's (nickname, typo, initial, a middle
-    name used as forename, forename and surname swapped)?"""
+    name used as forename, forename and surname swapped)? The Python twin of
+    ``comparisons.FIRST_NAME_COMPATIBLE_SQL`` (a missing surname is ``""``),
+    checked against it by ``tests/test_predicates.py``."""
     return (
         forenames_compatible(x[0], y[0], groups)
         or x[0] in y[2]
         or y[0] in x[2]
         or jaro_winkler(x[0], y[1]) >= 0.9
-        or jaro_winkler(x[1], y[0]) >= 0.9
+        or jaro_winkler(y[0], x[1]) >= 0.9
     )
 
 
@@ -125,7 +126,8 @@ def _weight(p: float) -> float:
 
 def dob_slip(a: str, b: str) -> bool:
     """Could one ISO date be the other mistyped (one digit, two adjacent digits
-    swapped, or day and month transposed)?"""
+    swapped, or day and month transposed)? The Python twin of
+    ``comparisons.DOB_SLIP_SQL``, checked against it by ``tests/test_predicates.py``."""
     if len(a) != len(b):
         return False
     diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]

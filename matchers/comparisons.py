@@ -114,13 +114,22 @@ def else_level(m: float, u: float) -> Level:
     return Level("ELSE", "all other", m, u)
 
 
+# The predicates below are defined once, here, over ``_l``/``_r`` columns, and
+# used by the comparison levels and the guards alike; ``matchers.clustering``
+# has their Python twins (``names_compatible``, ``dob_slip``), which
+# ``tests/test_predicates.py`` checks against this SQL on many generated pairs.
+
 # Forename and surname swapped, allowing a typo in either.
 SWAPPED_SQL = (
     "jaro_winkler_similarity(first_name_l, last_name_r) >= 0.9 AND "
     "jaro_winkler_similarity(last_name_l, first_name_r) >= 0.9"
 )
 
-# Names compatible enough to be one person; also used by the twin guard.
+# Names compatible enough to be one person (a nickname, a typo, an initial, a
+# middle name used as forename, forename and surname swapped); the twin guard
+# refuses a same-DOB pair without it. Both forenames are present; a missing
+# surname or middle-name list counts as no evidence (never as NULL, which would
+# switch the guard off). Python twin: ``clustering.names_compatible``.
 FIRST_NAME_COMPATIBLE_SQL = """(
     first_name_l = first_name_r
     OR list_has_any(first_name_groups_l, first_name_groups_r)
@@ -129,10 +138,38 @@ FIRST_NAME_COMPATIBLE_SQL = """(
         AND damerau_levenshtein(first_name_l, first_name_r) <= 1)
     OR ((length(first_name_l) = 1 OR length(first_name_r) = 1)
         AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1))
-    OR list_contains(other_names_r, first_name_l) OR list_contains(other_names_l, first_name_r)
-    OR jaro_winkler_similarity(first_name_l, last_name_r) >= 0.9
-    OR jaro_winkler_similarity(first_name_r, last_name_l) >= 0.9
+    OR coalesce(list_contains(other_names_r, first_name_l), false)
+    OR coalesce(list_contains(other_names_l, first_name_r), false)
+    OR jaro_winkler_similarity(first_name_l, coalesce(last_name_r, '')) >= 0.9
+    OR jaro_winkler_similarity(first_name_r, coalesce(last_name_l, '')) >= 0.9
 )"""
+
+# A full forename agrees (no initials): what the household guard asks of a pair
+# whose surname and address are shared by everyone at the house.
+FULL_FORENAME_AGREES_SQL = f"""(
+    (length(first_name_l) > 1 AND length(first_name_r) > 1 AND (
+        first_name_l = first_name_r
+        OR list_has_any(first_name_groups_l, first_name_groups_r)
+        OR jaro_winkler_similarity(first_name_l, first_name_r) >= 0.92
+        OR (length(first_name_l) >= 4
+            AND damerau_levenshtein(first_name_l, first_name_r) <= 1)))
+    OR list_contains(other_names_r, first_name_l)
+    OR list_contains(other_names_l, first_name_r)
+    OR ({SWAPPED_SQL})
+)"""
+
+# One date of birth a typing slip of the other: one digit wrong (or two adjacent
+# digits swapped) in the ISO text, or day and month transposed. Python twin:
+# ``clustering.dob_slip``.
+DOB_SLIP_SQL = (
+    "(damerau_levenshtein(dob_str_l, dob_str_r) <= 1 OR (year(dob_l) = year(dob_r) "
+    "AND month(dob_l) = day(dob_r) AND day(dob_l) = month(dob_r)))"
+)
+
+# A strong identifier (UPN, NHS number, NI number) agrees.
+IDENTIFIER_AGREES_SQL = (
+    "(upn_l = upn_r OR nhs_number_l = nhs_number_r OR ni_number_l = ni_number_r)"
+)
 
 
 def first_name_comparison() -> Comparison:
@@ -231,11 +268,7 @@ def dob_comparison() -> Comparison:
             # Term frequencies: some dates are far commoner than chance (1 January
             # for people whose birth date is not known, a system's default date).
             Level("dob_l = dob_r", "exact", 0.9, 0.0001, tf_column="dob"),
-            Level(
-                "(year(dob_l) = year(dob_r) AND month(dob_l) = day(dob_r) "
-                "AND day(dob_l) = month(dob_r)) OR damerau_levenshtein(dob_str_l, dob_str_r) <= 1",
-                "transposed or one digit", 0.07, 0.002,
-            ),
+            Level(DOB_SLIP_SQL, "transposed or one digit", 0.07, 0.002),
             # One part wrong: two of day, month and year agree (a mistyped year is
             # a slip only within the generation guard's ten years).
             Level(
@@ -329,10 +362,7 @@ def identifier_comparison() -> Comparison:
         "Strong identifiers: one agrees, or present on both sides and all disagree",
         (
             Level(f"NOT ({' OR '.join(both)})", "null", is_null=True),
-            Level(
-                "upn_l = upn_r OR nhs_number_l = nhs_number_r OR ni_number_l = ni_number_r",
-                "an identifier agrees", 0.95, 0.00001,
-            ),
+            Level(IDENTIFIER_AGREES_SQL, "an identifier agrees", 0.95, 0.00001),
             else_level(0.05, 0.99999),
         ),
     )
