@@ -10,6 +10,7 @@ house moves within a postcode history.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +166,13 @@ DOB_SLIP_SQL = (
     "(damerau_levenshtein(dob_str_l, dob_str_r) <= 1 OR (year(dob_l) = year(dob_r) "
     "AND month(dob_l) = day(dob_r) AND day(dob_l) = month(dob_r)))"
 )
+
+def between(sql: str, left: str, right: str) -> str:
+    """A pair predicate over ``_l``/``_r`` columns, applied to two table aliases
+    (``between(DOB_SLIP_SQL, "x", "y")`` compares ``x.dob_str`` with ``y.dob_str``)."""
+    return re.sub(r"\b([a-z][a-z_]*)_([lr])\b",
+                  lambda m: f"{left if m.group(2) == 'l' else right}.{m.group(1)}", sql)
+
 
 # A strong identifier (UPN, NHS number, NI number) agrees.
 IDENTIFIER_AGREES_SQL = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 import tempfile
 import warnings
@@ -343,8 +344,6 @@ def _aliased(sql: str, alias: str) -> str:
     """``sql`` with every ``<column>_l``/``<column>_r`` prefixed by ``alias``."""
     if not alias:
         return sql
-    import re
-
     return re.sub(r"\b([a-z_]+_[lr])\b", rf"{alias}\1", sql)
 
 
