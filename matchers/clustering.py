@@ -46,6 +46,13 @@ def forenames_compatible(a: str, b: str, groups: dict[str, frozenset[str]]) -> b
 Name = tuple[str, str, tuple[str, ...]]
 
 
+def split_forename(x: Name, y: Name) -> bool:
+    """One side's forename and first middle name joined are the other's forename
+    (one edit allowed): ``comparisons.SPLIT_FORENAME_SQL``."""
+    return (bool(x[2]) and within_one_edit(x[0] + x[2][0], y[0])) or (
+        bool(y[2]) and within_one_edit(y[0] + y[2][0], x[0]))
+
+
 def names_compatible(x: Name, y: Name, groups: dict[str, frozenset[str]]) -> bool:
     """Could two records' names be one person's (nickname, typo, initial, a middle
     name used as forename, forename and surname swapped)? The Python twin of
@@ -55,6 +62,7 @@ def names_compatible(x: Name, y: Name, groups: dict[str, frozenset[str]]) -> boo
         forenames_compatible(x[0], y[0], groups)
         or x[0] in y[2]
         or y[0] in x[2]
+        or split_forename(x, y)
         or jaro_winkler(x[0], y[1]) >= 0.9
         or jaro_winkler(y[0], x[1]) >= 0.9
     )

@@ -126,12 +126,23 @@ SWAPPED_SQL = (
     "jaro_winkler_similarity(last_name_l, first_name_r) >= 0.9"
 )
 
+# A forename written as two words on one record and as one on the other ("Anne
+# Marie" / "Annemarie", or a stray space: "Gabr ielle"): the standardiser reads the
+# second word as a middle name, so the forename and the first middle name are
+# joined again and compared with the other side's forename (one edit allowed).
+SPLIT_FORENAME_SQL = """(
+    (len(coalesce(other_names_l, [])) > 0
+     AND damerau_levenshtein(first_name_l || other_names_l[1], first_name_r) <= 1)
+    OR (len(coalesce(other_names_r, [])) > 0
+        AND damerau_levenshtein(first_name_r || other_names_r[1], first_name_l) <= 1)
+)"""
+
 # Names compatible enough to be one person (a nickname, a typo, an initial, a
 # middle name used as forename, forename and surname swapped); the twin guard
 # refuses a same-DOB pair without it. Both forenames are present; a missing
 # surname or middle-name list counts as no evidence (never as NULL, which would
 # switch the guard off). Python twin: ``clustering.names_compatible``.
-FIRST_NAME_COMPATIBLE_SQL = """(
+FIRST_NAME_COMPATIBLE_SQL = f"""(
     first_name_l = first_name_r
     OR list_has_any(first_name_groups_l, first_name_groups_r)
     OR jaro_winkler_similarity(first_name_l, first_name_r) >= 0.9
@@ -141,6 +152,7 @@ FIRST_NAME_COMPATIBLE_SQL = """(
         AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1))
     OR coalesce(list_contains(other_names_r, first_name_l), false)
     OR coalesce(list_contains(other_names_l, first_name_r), false)
+    OR {SPLIT_FORENAME_SQL}
     OR jaro_winkler_similarity(first_name_l, coalesce(last_name_r, '')) >= 0.9
     OR jaro_winkler_similarity(first_name_r, coalesce(last_name_l, '')) >= 0.9
 )"""
@@ -156,6 +168,7 @@ FULL_FORENAME_AGREES_SQL = f"""(
             AND damerau_levenshtein(first_name_l, first_name_r) <= 1)))
     OR list_contains(other_names_r, first_name_l)
     OR list_contains(other_names_l, first_name_r)
+    OR {SPLIT_FORENAME_SQL}
     OR ({SWAPPED_SQL})
 )"""
 
@@ -202,6 +215,7 @@ def first_name_comparison() -> Comparison:
                 "damerau_levenshtein(first_name_l, first_name_r) <= 2",
                 "two small errors (two edits, 6+ letters)", 0.02, 0.0005,
             ),
+            Level(SPLIT_FORENAME_SQL, "written as two words (a space inside)", 0.01, 0.0001),
             Level(SWAPPED_SQL, "forename and surname swapped", 0.02, 0.00002),
             # One name moved to the other field and the other mistyped or replaced.
             Level(
@@ -423,6 +437,11 @@ EXPLODING_BLOCKING_RULES = [
      ["postcodes"]),
     ("l.first_name_groups = r.first_name_groups AND l.last_name = r.last_name "
      "AND year(l.dob) = year(r.dob)", ["first_name_groups"]),
+    # Names swapped and one of them mistyped or replaced: one name in the other's
+    # field, at a place the person is known at (both directions: a dedupe sees
+    # each pair once).
+    ("l.postcodes = r.postcodes AND l.first_name = r.last_name", ["postcodes"]),
+    ("l.postcodes = r.postcodes AND l.last_name = r.first_name", ["postcodes"]),
 ]
 BLOCKING_COLUMNS = ["dob_block", "dob_hot"]
 # A date is "hot" when more records carry it than this many times the average.

@@ -61,9 +61,13 @@ def _name_pairs(rng: random.Random, names: list[str], surnames: list[str]) -> li
             f2, s2 = rng.choice(names), rng.choice(surnames + [s1])
         o1 = tuple(rng.sample(names, rng.randint(0, 1)))
         o2 = tuple([f1] if rng.random() < 0.1 else rng.sample(names, rng.randint(0, 1)))
+        if kind == 5 and len(f1) > 3:  # a forename split by a space ("GABR IELLE")
+            k = rng.randrange(1, len(f1))
+            f1, o1, f2, s2 = f1[:k], (f1[k:], *o1), _typo(rng, f1), s1
         if rng.random() < 0.2:  # a missing surname, on either side
             s1, s2 = (None, s2) if rng.random() < 0.5 else (s1, None)
-        pairs.append((f1, s1, list(o1), f2, s2, list(o2)))
+        pair = (f1, s1, list(o1), f2, s2, list(o2))
+        pairs.append(pair if rng.random() < 0.5 else pair[3:] + pair[:3])
     return pairs
 
 
