@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +191,35 @@ def dedupe_pairs(
     return df
 
 
+# The comparisons whose exact levels make up the prior's rule (``PRIOR_RULE``).
+PRIOR_RULE_COMPARISONS = ("first_name", "last_name", "dob")
+
+
+def implied_prior_recall(settings: dict) -> float | None:
+    """The share of one person's record pairs that agree exactly on forename,
+    surname and DOB, as the learnt model sees it: the product of those exact
+    levels' m (Splink's own assumption of independence given a match). A source
+    that mistypes more has a lower recall, so its prior is scaled up more than
+    the committed model's fixed recall (measured on one synthetic county) would."""
+    got = 1.0
+    for c in settings["comparisons"]:
+        if c["output_column_name"] in PRIOR_RULE_COMPARISONS:
+            m = [lv.get("m_probability") for lv in c["comparison_levels"]
+                 if lv.get("label_for_charts") == "exact"]
+            if not m or not isinstance(m[0], (int, float)):
+                return None
+            got *= float(m[0])
+    return min(max(got, 0.05), 1.0)
+
+
+def shift_prior(con: duckdb.DuckDBPyConnection, table: str, old: float, new: float) -> None:
+    """Re-score Splink's predictions in ``table`` for another prior: the prior is
+    one additive term of each pair's match weight (log2 of its odds)."""
+    d = math.log2(new / (1 - new)) - math.log2(old / (1 - old))
+    con.execute(f"UPDATE {table} SET match_weight = match_weight + {d!r}, "
+                f"match_probability = 1 / (1 + pow(2, -(match_weight + {d!r})))")
+
+
 # Why a pair at the threshold was not linked (the words of the warehouse's
 # ``linkage.clerical_review``), for the review file ``famlink link`` writes.
 REVIEW_REASONS = {
@@ -273,6 +303,13 @@ def link_files(left: Path, right: Path, out: Path, threshold: float | None = Non
         )
         used = predict_pairs(con, "_pairs_std", settings, "_pairs_pred", learn=True)
         note = used.note
+        recall = implied_prior_recall(used.settings) if used.trained else None
+        if recall is not None:
+            prior = estimate_prior(con, "_pairs_std", recall)
+            shift_prior(con, "_pairs_pred", settings["probability_two_random_records_match"],
+                        prior)
+            note += (f"; prior {prior:.3g} (its rule's recall {recall:.2f}, from the learnt "
+                     "exact-agreement m of forename, surname and DOB)")
         scored = con.execute(
             """SELECT p.unique_id_l AS a, p.unique_id_r AS b, l.source_dataset AS src_l,
                       r.source_dataset AS src_r, p.match_probability AS p, p.match_weight AS mw,
