@@ -343,6 +343,9 @@ def postcode_comparison() -> Comparison:
             Level("postcode_l = postcode_r", "exact", 0.7, 0.001, tf_column="postcode"),
             Level("list_has_any(postcodes_l, postcodes_r)", "in address history", 0.1, 0.002),
             Level("postcode_sector_l = postcode_sector_r", "same sector", 0.05, 0.02),
+            # A postcode mistyped: one character wrong, or two adjacent swapped.
+            Level("damerau_levenshtein(postcode_l, postcode_r) <= 1",
+                  "one character wrong (a typo)", 0.03, 0.005),
             Level("postcode_district_l = postcode_district_r", "same district", 0.05, 0.1),
             Level(
                 "postcode_is_location_l OR postcode_is_location_r",
@@ -422,6 +425,9 @@ BLOCKING_RULES = [
     "AND month(l.dob) = month(r.dob) AND day(l.dob) = day(r.dob)",
     "l.first_name = r.last_name AND l.last_name = r.first_name",
     "l.address = r.address",
+    # A postcode mistyped or out of date and no DOB to block on: the same street
+    # and forename (``street`` is the address without its house number).
+    "l.street = r.street AND l.first_name = r.first_name",
     "l.house_number = r.house_number AND l.last_name_sdx = r.last_name_sdx",
     "l.upn = r.upn",
     "l.nhs_number = r.nhs_number",
