@@ -85,7 +85,13 @@ CREATE OR REPLACE MACRO fl_street(a) AS
 
 # Per-record columns the levels compare, computed once per record in the scoring
 # database rather than once per pair (``derived_columns_sql``).
+# How many records of the table carry the forename (NULL below
+# ``RARE_NAME_MIN_RECORDS`` records, where every name looks rare): a typing error
+# makes a string seen once, a second child's name is seen elsewhere too.
+RARE_NAME_MIN_RECORDS = 2000
 DERIVED_COLUMNS = {
+    "first_name_seen": f"CASE WHEN count(*) OVER () >= {RARE_NAME_MIN_RECORDS} "
+                       "THEN count(*) OVER (PARTITION BY first_name) END",
     "first_name_sdx": "fl_soundex(first_name)",
     "last_name_sdx": "fl_soundex(last_name)",
     "house_number": "fl_house_number(address)",
@@ -137,6 +143,17 @@ SPLIT_FORENAME_SQL = """(
         AND damerau_levenshtein(first_name_r || other_names_r[1], first_name_l) <= 1)
 )"""
 
+# A forename mistyped more than the typo tests allow: one side's forename is seen
+# only once in the data (a string no one else carries), has the other's initial,
+# and is within two edits of it (one, for names under five letters). Two real
+# names of twins (Oliver and Olivia) are each seen elsewhere, and stay apart.
+RARE_TYPO_SQL = """(
+    least(first_name_seen_l, first_name_seen_r) = 1
+    AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)
+    AND damerau_levenshtein(first_name_l, first_name_r)
+        <= CASE WHEN least(length(first_name_l), length(first_name_r)) >= 5 THEN 2 ELSE 1 END
+)"""
+
 # Names compatible enough to be one person (a nickname, a typo, an initial, a
 # middle name used as forename, forename and surname swapped); the twin guard
 # refuses a same-DOB pair without it. Both forenames are present; a missing
@@ -153,6 +170,7 @@ FIRST_NAME_COMPATIBLE_SQL = f"""(
     OR coalesce(list_contains(other_names_r, first_name_l), false)
     OR coalesce(list_contains(other_names_l, first_name_r), false)
     OR {SPLIT_FORENAME_SQL}
+    OR coalesce({RARE_TYPO_SQL}, false)
     OR jaro_winkler_similarity(first_name_l, coalesce(last_name_r, '')) >= 0.9
     OR jaro_winkler_similarity(first_name_r, coalesce(last_name_l, '')) >= 0.9
 )"""
@@ -491,7 +509,8 @@ def person_settings(
         "blocking_rules_to_generate_predictions": blocking_rules_settings(),
         "retain_matching_columns": True,
         "retain_intermediate_calculation_columns": False,
-        "additional_columns_to_retain": [],
+        # the guards' forename test reads it (``RARE_TYPO_SQL``)
+        "additional_columns_to_retain": ["first_name_seen"],
         "max_iterations": 20,
         "em_convergence": 0.0001,
     }

@@ -22,7 +22,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from matchers.comparisons import FIRST_NAME_COMPATIBLE_SQL, between
+from matchers.comparisons import (
+    DERIVED_COLUMNS,
+    FIRST_NAME_COMPATIBLE_SQL,
+    RARE_NAME_MIN_RECORDS,
+    between,
+)
 from matchers.probabilistic import (
     DEFAULT_PRIOR_RECALL,
     MIN_TF_RECORDS,
@@ -141,6 +146,15 @@ def resolve_pairs(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return lr[keep]
 
 
+def forename_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
+    """Records per forename in ``_pairs_std`` (the Python side of the
+    ``first_name_seen`` column), or None when the files are too small to tell."""
+    if con.execute("SELECT count(*) FROM _pairs_std").fetchall()[0][0] < RARE_NAME_MIN_RECORDS:
+        return None
+    return dict(con.execute("SELECT first_name, count(*) FROM _pairs_std "
+                            "WHERE first_name IS NOT NULL GROUP BY ALL").fetchall())
+
+
 def dedupe_pairs(
     con: duckdb.DuckDBPyConnection, scored: pd.DataFrame, threshold: float,
     refused_out: list | None = None,
@@ -169,7 +183,7 @@ def dedupe_pairs(
     edges = [Edge(num[a], num[b], float(p), "probabilistic")
              for a, b, p in zip(kept.a, kept.b, kept.p, strict=True)]
     groups = {n: frozenset(g) for n, g in con.execute("SELECT * FROM fl_name_groups").fetchall()}
-    roots, accepted, refused = cluster(nodes, edges, groups)
+    roots, accepted, refused = cluster(nodes, edges, groups, forename_counts(con))
     if refused_out is not None:
         refused_out.extend((ids[e.a], ids[e.b], e.probability) for e in refused)
     direct = {(min(e.a, e.b), max(e.a, e.b)): e.probability for e in accepted}
@@ -240,11 +254,13 @@ def twins_in_one_delivery(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -
         return set()
     con.register("_tw_pairs", pairs[["a", "b"]])
     got = con.execute(f"""
-        WITH sides AS (SELECT a AS x, b AS y FROM _tw_pairs UNION ALL SELECT b, a FROM _tw_pairs)
+        WITH sides AS (SELECT a AS x, b AS y FROM _tw_pairs UNION ALL SELECT b, a FROM _tw_pairs),
+        std AS (SELECT *, {DERIVED_COLUMNS["first_name_seen"]} AS first_name_seen
+                FROM _pairs_std)
         SELECT DISTINCT s.x, s.y FROM sides s
-        JOIN _pairs_std x ON x.unique_id = s.x
-        JOIN _pairs_std y ON y.unique_id = s.y
-        JOIN _pairs_std c ON c.source_dataset = x.source_dataset AND c.unique_id <> x.unique_id
+        JOIN std x ON x.unique_id = s.x
+        JOIN std y ON y.unique_id = s.y
+        JOIN std c ON c.source_dataset = x.source_dataset AND c.unique_id <> x.unique_id
              AND c.dob = x.dob
              AND coalesce(c.address = x.address, c.postcode = x.postcode, false)
         WHERE {between(FIRST_NAME_COMPATIBLE_SQL, "c", "y")}""").fetchall()

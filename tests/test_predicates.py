@@ -1,6 +1,7 @@
 """One definition per predicate: the SQL in ``matchers.comparisons`` and its Python
 twin in ``matchers.clustering`` give the same answer on many generated value pairs
-(names with typos, nicknames, initials, middle names, swaps, missing surnames;
+(names with typos, nicknames, initials, middle names, swaps, missing surnames,
+forenames seen once or often;
 dates with one digit wrong, digits swapped, day and month transposed, a generation
 apart), and rapidfuzz's string similarities equal DuckDB's."""
 
@@ -78,12 +79,23 @@ def test_forename_compatible_sql_and_python_agree(con: duckdb.DuckDBPyConnection
     names = rng.sample(names, 300) + ["JACK", "JAMES", "JO", "A"]
     surnames = ["SMITH", "JONES", "TAYLOR", "BROWN", "JAMES", "THOMAS", "LEE", "KHAN", "OWEN"]
     pairs = _name_pairs(rng, names, surnames)
+    # records per forename in the data (half of them seen once, as a typo would be);
+    # the last pairs have no counts (too few records to tell)
+    seen = {f: 1 if rng.random() < 0.5 else rng.randint(2, 9)
+            for p in pairs for f in (p[0], p[3])}
+    counted = len(pairs) * 3 // 4
     cols = ["first_name_l", "last_name_l", "other_names_l", "first_name_r", "last_name_r",
             "other_names_r"]
-    frame = pd.DataFrame(pairs, columns=cols).reset_index(names="i")  # noqa: F841
+    frame = pd.DataFrame(pairs, columns=cols).reset_index(names="i")
+    frame["first_name_seen_l"] = [seen[f] if i < counted else None
+                                  for i, f in enumerate(frame.first_name_l)]
+    frame["first_name_seen_r"] = [seen[f] if i < counted else None
+                                  for i, f in enumerate(frame.first_name_r)]
     con.execute("CREATE OR REPLACE TEMP TABLE _np AS SELECT i, first_name_l, last_name_l, "
                 "other_names_l::VARCHAR[] AS other_names_l, first_name_r, last_name_r, "
-                "other_names_r::VARCHAR[] AS other_names_r FROM frame")
+                "other_names_r::VARCHAR[] AS other_names_r, "
+                "first_name_seen_l::BIGINT AS first_name_seen_l, "
+                "first_name_seen_r::BIGINT AS first_name_seen_r FROM frame")
     got = con.execute(f"""
         WITH p AS (
             SELECT _np.*, coalesce(gl.name_groups, [first_name_l]) AS first_name_groups_l,
@@ -93,8 +105,9 @@ def test_forename_compatible_sql_and_python_agree(con: duckdb.DuckDBPyConnection
         SELECT i, {FIRST_NAME_COMPATIBLE_SQL} FROM p ORDER BY i""").fetchall()
     groups = {n: frozenset(g) for n, g in con.execute("SELECT * FROM fl_name_groups").fetchall()}
     sql = [v for _, v in got]
-    py = [names_compatible((f1, s1 or "", tuple(o1)), (f2, s2 or "", tuple(o2)), groups)
-          for f1, s1, o1, f2, s2, o2 in pairs]
+    py = [names_compatible((f1, s1 or "", tuple(o1)), (f2, s2 or "", tuple(o2)), groups,
+                           seen if i < counted else None)
+          for i, (f1, s1, o1, f2, s2, o2) in enumerate(pairs)]
     assert None not in sql  # two-valued: a missing surname never makes it NULL
     differ = [pairs[i] for i in range(len(pairs)) if sql[i] != py[i]]
     assert not differ, differ[:5]
