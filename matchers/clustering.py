@@ -59,10 +59,10 @@ Name = tuple[str, str, tuple[str, ...]]
 
 
 def split_forename(x: Name, y: Name) -> bool:
-    """One side's forename and first middle name joined are the other's forename
-    (one edit allowed): ``comparisons.SPLIT_FORENAME_SQL``."""
-    return (bool(x[2]) and within_one_edit(x[0] + x[2][0], y[0])) or (
-        bool(y[2]) and within_one_edit(y[0] + y[2][0], x[0]))
+    """One side's forename and middle names joined are the other's forename (one
+    edit allowed): ``comparisons.SPLIT_FORENAME_SQL``."""
+    return (bool(x[2]) and within_one_edit(x[0] + "".join(x[2]), y[0])) or (
+        bool(y[2]) and within_one_edit(y[0] + "".join(y[2]), x[0]))
 
 
 def names_compatible(x: Name, y: Name, groups: dict[str, frozenset[str]],

@@ -134,13 +134,15 @@ SWAPPED_SQL = (
 
 # A forename written as two words on one record and as one on the other ("Anne
 # Marie" / "Annemarie", or a stray space: "Gabr ielle"): the standardiser reads the
-# second word as a middle name, so the forename and the first middle name are
-# joined again and compared with the other side's forename (one edit allowed).
+# second word as a middle name, so the forename and the middle names are joined
+# again and compared with the other side's forename (one edit allowed).
 SPLIT_FORENAME_SQL = """(
-    (len(coalesce(other_names_l, [])) > 0
-     AND damerau_levenshtein(first_name_l || other_names_l[1], first_name_r) <= 1)
-    OR (len(coalesce(other_names_r, [])) > 0
-        AND damerau_levenshtein(first_name_r || other_names_r[1], first_name_l) <= 1)
+    (coalesce(array_length(other_names_l), 0) > 0
+     AND damerau_levenshtein(first_name_l || array_to_string(other_names_l, ''), first_name_r)
+         <= 1)
+    OR (coalesce(array_length(other_names_r), 0) > 0
+        AND damerau_levenshtein(first_name_r || array_to_string(other_names_r, ''), first_name_l)
+            <= 1)
 )"""
 
 # A forename mistyped more than the typo tests allow: one side's forename is seen
