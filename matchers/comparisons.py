@@ -185,7 +185,8 @@ FULL_FORENAME_AGREES_SQL = f"""(
         OR list_has_any(first_name_groups_l, first_name_groups_r)
         OR jaro_winkler_similarity(first_name_l, first_name_r) >= 0.92
         OR (length(first_name_l) >= 4
-            AND damerau_levenshtein(first_name_l, first_name_r) <= 1)))
+            AND damerau_levenshtein(first_name_l, first_name_r) <= 1)
+        OR coalesce({RARE_TYPO_SQL}, false)))
     OR list_contains(other_names_r, first_name_l)
     OR list_contains(other_names_l, first_name_r)
     OR {SPLIT_FORENAME_SQL}

@@ -163,3 +163,24 @@ def test_rapidfuzz_similarities_equal_duckdbs(con: duckdb.DuckDBPyConnection) ->
     for (a, b), (jw, one_edit) in zip(pairs, rows, strict=True):
         assert abs(jaro_winkler(a, b) - jw) < 1e-9, (a, b)
         assert within_one_edit(a, b) == one_edit, (a, b)
+
+
+def test_a_rare_forename_mistyped_is_one_person_two_real_names_are_twins(
+        con: duckdb.DuckDBPyConnection) -> None:
+    """GABKEL (seen once) is GABRIEL mistyped; OLIVER and OLIVIA, each seen often, are
+    twins; with too few records to count (NULL / None) neither fits."""
+    seen = {"GABKEL": 1, "GABRIEL": 40, "OLIVER": 30, "OLIVIA": 25, "AMF": 1, "AMY": 50}
+    cases = [("GABKEL", "GABRIEL", True), ("OLIVER", "OLIVIA", False), ("AMF", "AMY", True)]
+    for a, b, want in cases:
+        for counts in (seen, None):
+            expect = want and counts is not None
+            x, y = (a, "SMITH", ()), (b, "SMITH", ())
+            assert names_compatible(x, y, {}, counts) is expect, (a, b, counts)
+            got = con.execute(
+                f"SELECT {FIRST_NAME_COMPATIBLE_SQL} FROM (SELECT ? AS first_name_l, "
+                "? AS first_name_r, 'SMITH' AS last_name_l, 'SMITH' AS last_name_r, "
+                "[]::VARCHAR[] AS other_names_l, []::VARCHAR[] AS other_names_r, "
+                "[?] AS first_name_groups_l, [?] AS first_name_groups_r, "
+                "?::BIGINT AS first_name_seen_l, ?::BIGINT AS first_name_seen_r)",
+                [a, b, a, b, counts and counts[a], counts and counts[b]]).fetchall()[0][0]
+            assert got is expect, (a, b, counts)
