@@ -591,7 +591,8 @@ def link(
 ) -> None:
     """Person linkage between two files: left_id, right_id, match_probability (the same
     file as left and right deduplicates it); parameters learnt from the files when they
-    hold 1,000 rows or more."""
+    hold 1,000 rows or more. Pairs a guard stopped (twins, a generation apart, only the
+    household agreeing) go to PAIRS_review.csv with the reason."""
     from matchers.pairs import link_files
 
     with _user_errors():
@@ -601,6 +602,11 @@ def link(
     console.print(f"{summary.pairs} pairs at match probability >= {summary.threshold} written "
                   f"to {summary.out} ({rows}, {summary.seconds:.1f}s); model: "
                   f"{summary.model_note}")
+    twins = (f"; {summary.twins_apart} twin pairs kept apart (two people at one address in "
+             "one file)" if summary.twins_apart else "")
+    console.print(f"{summary.review} pairs at the threshold stopped by a guard or cluster "
+                  f"constraint, for clerical review, written to {summary.review_out} (with "
+                  f"the reason){twins}")
 
 
 @app.command(name="train-linkage")

@@ -29,37 +29,60 @@ def within_one_edit(a: str, b: str) -> bool:
     return DamerauLevenshtein.distance(a, b, score_cutoff=1) <= 1
 
 
-def forenames_compatible(a: str, b: str, groups: dict[str, frozenset[str]]) -> bool:
-    """Could two standardised forenames belong to one person? The same tests as
-    ``comparisons.FIRST_NAME_COMPATIBLE_SQL``."""
-    if a == b:
-        return True
-    if len(a) == 1 or len(b) == 1:
-        return a[0] == b[0]
-    if groups.get(a, frozenset((a,))) & groups.get(b, frozenset((b,))):
-        return True
-    if min(len(a), len(b)) >= 4 and within_one_edit(a, b):
-        return True
-    return jaro_winkler(a, b) >= 0.9
+def forenames_compatible(a: str, b: str, groups: dict[str, frozenset[str]],
+                         seen: dict[str, int] | None = None) -> bool:
+    """Could two standardised forenames belong to one person (the same, a nickname
+    of one formal name, a typo, an initial, a rare string mistyped from the
+    other)? The forename terms of ``comparisons.FIRST_NAME_COMPATIBLE_SQL``;
+    ``seen`` counts each forename's records (None: too few records to tell)."""
+    return (
+        a == b
+        or bool(groups.get(a, frozenset((a,))) & groups.get(b, frozenset((b,))))
+        or jaro_winkler(a, b) >= 0.9
+        or (min(len(a), len(b)) >= 4 and within_one_edit(a, b))
+        or ((len(a) == 1 or len(b) == 1) and a[:1] == b[:1])
+        or rare_typo(a, b, seen)
+    )
+
+
+def rare_typo(a: str, b: str, seen: dict[str, int] | None) -> bool:
+    """``comparisons.RARE_TYPO_SQL``: one forename seen once in the data, with the
+    other's initial, within two edits of it (one under five letters)."""
+    if seen is None or min(seen.get(a, 0), seen.get(b, 0)) != 1 or a[:1] != b[:1]:
+        return False
+    limit = 2 if min(len(a), len(b)) >= 5 else 1
+    return DamerauLevenshtein.distance(a, b, score_cutoff=limit) <= limit
 
 
 # (forename, surname, other given names) of one record
 Name = tuple[str, str, tuple[str, ...]]
 
 
-def names_compatible(x: Name, y: Name, groups: dict[str, frozenset[str]]) -> bool:
+def split_forename(x: Name, y: Name) -> bool:
+    """One side's forename and middle names joined are the other's forename (one
+    edit allowed): ``comparisons.SPLIT_FORENAME_SQL``."""
+    return (bool(x[2]) and within_one_edit(x[0] + "".join(x[2]), y[0])) or (
+        bool(y[2]) and within_one_edit(y[0] + "".join(y[2]), x[0]))
+
+
+def names_compatible(x: Name, y: Name, groups: dict[str, frozenset[str]],
+                     seen: dict[str, int] | None = None) -> bool:
     """Could two records' names be one person's (nickname, typo, initial, a middle
-    name used as forename, forename and surname swapped)?"""
+    name used as forename, forename and surname swapped)? The Python twin of
+    ``comparisons.FIRST_NAME_COMPATIBLE_SQL`` (a missing surname is ``""``),
+    checked against it by ``tests/test_predicates.py``."""
     return (
-        forenames_compatible(x[0], y[0], groups)
+        forenames_compatible(x[0], y[0], groups, seen)
         or x[0] in y[2]
         or y[0] in x[2]
+        or split_forename(x, y)
         or jaro_winkler(x[0], y[1]) >= 0.9
-        or jaro_winkler(x[1], y[0]) >= 0.9
+        or jaro_winkler(y[0], x[1]) >= 0.9
     )
 
 
-def names_conflict(n1: set[Name], n2: set[Name], groups: dict[str, frozenset[str]]) -> bool:
+def names_conflict(n1: set[Name], n2: set[Name], groups: dict[str, frozenset[str]],
+                   seen: dict[str, int] | None = None) -> bool:
     """Two sets of names seen on one date of birth that cannot be one person.
 
     Full forenames decide when both sides have one: an initial ("J") fits both
@@ -69,7 +92,7 @@ def names_conflict(n1: set[Name], n2: set[Name], groups: dict[str, frozenset[str
     full2 = {y for y in n2 if len(y[0]) > 1}
     if full1 and full2:
         n1, n2 = full1, full2
-    return not any(names_compatible(x, y, groups) for x in n1 for y in n2)
+    return not any(names_compatible(x, y, groups, seen) for x in n1 for y in n2)
 
 
 class _Cluster:
@@ -125,7 +148,8 @@ def _weight(p: float) -> float:
 
 def dob_slip(a: str, b: str) -> bool:
     """Could one ISO date be the other mistyped (one digit, two adjacent digits
-    swapped, or day and month transposed)?"""
+    swapped, or day and month transposed)? The Python twin of
+    ``comparisons.DOB_SLIP_SQL``, checked against it by ``tests/test_predicates.py``."""
     if len(a) != len(b):
         return False
     diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
@@ -153,7 +177,8 @@ def dobs_conflict(d1: set[str], d2: set[str]) -> bool:
 
 
 def cluster(
-    nodes: Iterable[Node], edges: Iterable[Edge], groups: dict[str, frozenset[str]]
+    nodes: Iterable[Node], edges: Iterable[Edge], groups: dict[str, frozenset[str]],
+    seen: dict[str, int] | None = None,
 ) -> tuple[dict[int, int], list[Edge], list[Edge]]:
     """Return (profile -> cluster root, accepted edges, refused edges).
 
@@ -162,11 +187,12 @@ def cluster(
     A profile whose probabilistic edges reach two conflicting people about as
     strongly (``AMBIGUITY_MARGIN``) is ambiguous: a second pass clusters without
     its probabilistic edges, which are returned among the refused ones with
-    method ``ambiguous``.
+    method ``ambiguous``. ``seen`` (records per forename, from a table of at least
+    ``comparisons.RARE_NAME_MIN_RECORDS``) lets a rare mistyped forename fit.
     """
     nodes = list(nodes)
     edges = sorted(edges, key=lambda e: (e.method == "probabilistic", -e.probability, e.a, e.b))
-    roots, accepted, refused, rivals = _cluster_pass(nodes, edges, groups)
+    roots, accepted, refused, rivals = _cluster_pass(nodes, edges, groups, seen)
     best: dict[int, float] = {}
     for e in accepted:
         if e.method == "probabilistic":
@@ -183,7 +209,7 @@ def cluster(
             dropped.append(Edge(e.a, e.b, e.probability, "ambiguous"))
         else:
             keep.append(e)
-    roots, accepted, refused, _ = _cluster_pass(nodes, keep, groups)
+    roots, accepted, refused, _ = _cluster_pass(nodes, keep, groups, seen)
     return roots, accepted, refused + dropped
 
 
@@ -207,7 +233,8 @@ def _node_info(n: Node) -> _Cluster:
 
 
 def _cluster_pass(
-    nodes: list[Node], ordered: list[Edge], groups: dict[str, frozenset[str]]
+    nodes: list[Node], ordered: list[Edge], groups: dict[str, frozenset[str]],
+    seen: dict[str, int] | None = None,
 ) -> tuple[dict[int, int], list[Edge], list[Edge], list[tuple[int, float]]]:
     """One greedy pass. ``rivals`` lists (profile, weight) for each refused edge
     whose profile would have fitted the other cluster on its own: the refusal
@@ -240,7 +267,7 @@ def _cluster_pass(
             return True
         for dob, names1 in c1.forenames_by_dob.items():
             names2 = c2.forenames_by_dob.get(dob)
-            if names2 and names_conflict(names1, names2, groups):
+            if names2 and names_conflict(names1, names2, groups, seen):
                 return True
         return bool(c1.dobs and c2.dobs and dobs_conflict(c1.dobs, c2.dobs))
 

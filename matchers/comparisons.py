@@ -10,6 +10,7 @@ house moves within a postcode history.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,15 +77,21 @@ CREATE OR REPLACE MACRO fl_sdx_of(s) AS CASE WHEN s <> '' THEN left(rpad(substr(
 CREATE OR REPLACE MACRO fl_soundex(v) AS
     fl_sdx_of(regexp_replace(upper(coalesce(v, '')), '[^A-Z]', '', 'g'));
 CREATE OR REPLACE MACRO fl_house_number(a) AS
-    nullif(regexp_extract(coalesce(a, ''), '^\s*([0-9]+[A-Za-z]?)', 1), '');
+    nullif(regexp_extract(coalesce(a, ''), '^\s*([0-9]+[A-Za-z]?)\b', 1), '');
 CREATE OR REPLACE MACRO fl_street(a) AS
-    nullif(trim(regexp_replace(coalesce(a, ''), '^\s*[0-9]+[A-Za-z]?[\s,]*', '')), '');
+    nullif(trim(regexp_replace(coalesce(a, ''), '^\s*[0-9]+[A-Za-z]?\b[\s,]*', '')), '');
 """
 
 
 # Per-record columns the levels compare, computed once per record in the scoring
 # database rather than once per pair (``derived_columns_sql``).
+# How many records of the table carry the forename (NULL below
+# ``RARE_NAME_MIN_RECORDS`` records, where every name looks rare): a typing error
+# makes a string seen once, a second child's name is seen elsewhere too.
+RARE_NAME_MIN_RECORDS = 2000
 DERIVED_COLUMNS = {
+    "first_name_seen": f"CASE WHEN count(*) OVER () >= {RARE_NAME_MIN_RECORDS} "
+                       "THEN count(*) OVER (PARTITION BY first_name) END",
     "first_name_sdx": "fl_soundex(first_name)",
     "last_name_sdx": "fl_soundex(last_name)",
     "house_number": "fl_house_number(address)",
@@ -114,14 +121,47 @@ def else_level(m: float, u: float) -> Level:
     return Level("ELSE", "all other", m, u)
 
 
+# The predicates below are defined once, here, over ``_l``/``_r`` columns, and
+# used by the comparison levels and the guards alike; ``matchers.clustering``
+# has their Python twins (``names_compatible``, ``dob_slip``), which
+# ``tests/test_predicates.py`` checks against this SQL on many generated pairs.
+
 # Forename and surname swapped, allowing a typo in either.
 SWAPPED_SQL = (
     "jaro_winkler_similarity(first_name_l, last_name_r) >= 0.9 AND "
     "jaro_winkler_similarity(last_name_l, first_name_r) >= 0.9"
 )
 
-# Names compatible enough to be one person; also used by the twin guard.
-FIRST_NAME_COMPATIBLE_SQL = """(
+# A forename written as two words on one record and as one on the other ("Anne
+# Marie" / "Annemarie", or a stray space: "Gabr ielle"): the standardiser reads the
+# second word as a middle name, so the forename and the middle names are joined
+# again and compared with the other side's forename (one edit allowed).
+SPLIT_FORENAME_SQL = """(
+    (coalesce(array_length(other_names_l), 0) > 0
+     AND damerau_levenshtein(first_name_l || array_to_string(other_names_l, ''), first_name_r)
+         <= 1)
+    OR (coalesce(array_length(other_names_r), 0) > 0
+        AND damerau_levenshtein(first_name_r || array_to_string(other_names_r, ''), first_name_l)
+            <= 1)
+)"""
+
+# A forename mistyped more than the typo tests allow: one side's forename is seen
+# only once in the data (a string no one else carries), has the other's initial,
+# and is within two edits of it (one, for names under five letters). Two real
+# names of twins (Oliver and Olivia) are each seen elsewhere, and stay apart.
+RARE_TYPO_SQL = """(
+    least(first_name_seen_l, first_name_seen_r) = 1
+    AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)
+    AND damerau_levenshtein(first_name_l, first_name_r)
+        <= CASE WHEN least(length(first_name_l), length(first_name_r)) >= 5 THEN 2 ELSE 1 END
+)"""
+
+# Names compatible enough to be one person (a nickname, a typo, an initial, a
+# middle name used as forename, forename and surname swapped); the twin guard
+# refuses a same-DOB pair without it. Both forenames are present; a missing
+# surname or middle-name list counts as no evidence (never as NULL, which would
+# switch the guard off). Python twin: ``clustering.names_compatible``.
+FIRST_NAME_COMPATIBLE_SQL = f"""(
     first_name_l = first_name_r
     OR list_has_any(first_name_groups_l, first_name_groups_r)
     OR jaro_winkler_similarity(first_name_l, first_name_r) >= 0.9
@@ -129,10 +169,49 @@ FIRST_NAME_COMPATIBLE_SQL = """(
         AND damerau_levenshtein(first_name_l, first_name_r) <= 1)
     OR ((length(first_name_l) = 1 OR length(first_name_r) = 1)
         AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1))
-    OR list_contains(other_names_r, first_name_l) OR list_contains(other_names_l, first_name_r)
-    OR jaro_winkler_similarity(first_name_l, last_name_r) >= 0.9
-    OR jaro_winkler_similarity(first_name_r, last_name_l) >= 0.9
+    OR coalesce(list_contains(other_names_r, first_name_l), false)
+    OR coalesce(list_contains(other_names_l, first_name_r), false)
+    OR {SPLIT_FORENAME_SQL}
+    OR coalesce({RARE_TYPO_SQL}, false)
+    OR jaro_winkler_similarity(first_name_l, coalesce(last_name_r, '')) >= 0.9
+    OR jaro_winkler_similarity(first_name_r, coalesce(last_name_l, '')) >= 0.9
 )"""
+
+# A full forename agrees (no initials): what the household guard asks of a pair
+# whose surname and address are shared by everyone at the house.
+FULL_FORENAME_AGREES_SQL = f"""(
+    (length(first_name_l) > 1 AND length(first_name_r) > 1 AND (
+        first_name_l = first_name_r
+        OR list_has_any(first_name_groups_l, first_name_groups_r)
+        OR jaro_winkler_similarity(first_name_l, first_name_r) >= 0.92
+        OR (length(first_name_l) >= 4
+            AND damerau_levenshtein(first_name_l, first_name_r) <= 1)
+        OR coalesce({RARE_TYPO_SQL}, false)))
+    OR list_contains(other_names_r, first_name_l)
+    OR list_contains(other_names_l, first_name_r)
+    OR {SPLIT_FORENAME_SQL}
+    OR ({SWAPPED_SQL})
+)"""
+
+# One date of birth a typing slip of the other: one digit wrong (or two adjacent
+# digits swapped) in the ISO text, or day and month transposed. Python twin:
+# ``clustering.dob_slip``.
+DOB_SLIP_SQL = (
+    "(damerau_levenshtein(dob_str_l, dob_str_r) <= 1 OR (year(dob_l) = year(dob_r) "
+    "AND month(dob_l) = day(dob_r) AND day(dob_l) = month(dob_r)))"
+)
+
+def between(sql: str, left: str, right: str) -> str:
+    """A pair predicate over ``_l``/``_r`` columns, applied to two table aliases
+    (``between(DOB_SLIP_SQL, "x", "y")`` compares ``x.dob_str`` with ``y.dob_str``)."""
+    return re.sub(r"\b([a-z][a-z_]*)_([lr])\b",
+                  lambda m: f"{left if m.group(2) == 'l' else right}.{m.group(1)}", sql)
+
+
+# A strong identifier (UPN, NHS number, NI number) agrees.
+IDENTIFIER_AGREES_SQL = (
+    "(upn_l = upn_r OR nhs_number_l = nhs_number_r OR ni_number_l = ni_number_r)"
+)
 
 
 def first_name_comparison() -> Comparison:
@@ -157,6 +236,7 @@ def first_name_comparison() -> Comparison:
                 "damerau_levenshtein(first_name_l, first_name_r) <= 2",
                 "two small errors (two edits, 6+ letters)", 0.02, 0.0005,
             ),
+            Level(SPLIT_FORENAME_SQL, "written as two words (a space inside)", 0.01, 0.0001),
             Level(SWAPPED_SQL, "forename and surname swapped", 0.02, 0.00002),
             # One name moved to the other field and the other mistyped or replaced.
             Level(
@@ -231,11 +311,7 @@ def dob_comparison() -> Comparison:
             # Term frequencies: some dates are far commoner than chance (1 January
             # for people whose birth date is not known, a system's default date).
             Level("dob_l = dob_r", "exact", 0.9, 0.0001, tf_column="dob"),
-            Level(
-                "(year(dob_l) = year(dob_r) AND month(dob_l) = day(dob_r) "
-                "AND day(dob_l) = month(dob_r)) OR damerau_levenshtein(dob_str_l, dob_str_r) <= 1",
-                "transposed or one digit", 0.07, 0.002,
-            ),
+            Level(DOB_SLIP_SQL, "transposed or one digit", 0.07, 0.002),
             # One part wrong: two of day, month and year agree (a mistyped year is
             # a slip only within the generation guard's ten years).
             Level(
@@ -288,6 +364,9 @@ def postcode_comparison() -> Comparison:
             Level("postcode_l = postcode_r", "exact", 0.7, 0.001, tf_column="postcode"),
             Level("list_has_any(postcodes_l, postcodes_r)", "in address history", 0.1, 0.002),
             Level("postcode_sector_l = postcode_sector_r", "same sector", 0.05, 0.02),
+            # A postcode mistyped: one character wrong, or two adjacent swapped.
+            Level("damerau_levenshtein(postcode_l, postcode_r) <= 1",
+                  "one character wrong (a typo)", 0.03, 0.005),
             Level("postcode_district_l = postcode_district_r", "same district", 0.05, 0.1),
             Level(
                 "postcode_is_location_l OR postcode_is_location_r",
@@ -329,10 +408,7 @@ def identifier_comparison() -> Comparison:
         "Strong identifiers: one agrees, or present on both sides and all disagree",
         (
             Level(f"NOT ({' OR '.join(both)})", "null", is_null=True),
-            Level(
-                "upn_l = upn_r OR nhs_number_l = nhs_number_r OR ni_number_l = ni_number_r",
-                "an identifier agrees", 0.95, 0.00001,
-            ),
+            Level(IDENTIFIER_AGREES_SQL, "an identifier agrees", 0.95, 0.00001),
             else_level(0.05, 0.99999),
         ),
     )
@@ -370,6 +446,9 @@ BLOCKING_RULES = [
     "AND month(l.dob) = month(r.dob) AND day(l.dob) = day(r.dob)",
     "l.first_name = r.last_name AND l.last_name = r.first_name",
     "l.address = r.address",
+    # A postcode mistyped or out of date and no DOB to block on: the same street
+    # and forename (``street`` is the address without its house number).
+    "l.street = r.street AND l.first_name = r.first_name",
     "l.house_number = r.house_number AND l.last_name_sdx = r.last_name_sdx",
     "l.upn = r.upn",
     "l.nhs_number = r.nhs_number",
@@ -385,6 +464,11 @@ EXPLODING_BLOCKING_RULES = [
      ["postcodes"]),
     ("l.first_name_groups = r.first_name_groups AND l.last_name = r.last_name "
      "AND year(l.dob) = year(r.dob)", ["first_name_groups"]),
+    # Names swapped and one of them mistyped or replaced: one name in the other's
+    # field, at a place the person is known at (both directions: a dedupe sees
+    # each pair once).
+    ("l.postcodes = r.postcodes AND l.first_name = r.last_name", ["postcodes"]),
+    ("l.postcodes = r.postcodes AND l.last_name = r.first_name", ["postcodes"]),
 ]
 BLOCKING_COLUMNS = ["dob_block", "dob_hot"]
 # A date is "hot" when more records carry it than this many times the average.
@@ -428,7 +512,8 @@ def person_settings(
         "blocking_rules_to_generate_predictions": blocking_rules_settings(),
         "retain_matching_columns": True,
         "retain_intermediate_calculation_columns": False,
-        "additional_columns_to_retain": [],
+        # the guards' forename test reads it (``RARE_TYPO_SQL``)
+        "additional_columns_to_retain": ["first_name_seen"],
         "max_iterations": 20,
         "em_convergence": 0.0001,
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 import tempfile
 import warnings
@@ -30,8 +31,10 @@ import duckdb
 
 from matchers.clustering import GENERATION_DAYS
 from matchers.comparisons import (
+    DOB_SLIP_SQL,
     FIRST_NAME_COMPATIBLE_SQL,
-    SWAPPED_SQL,
+    FULL_FORENAME_AGREES_SQL,
+    IDENTIFIER_AGREES_SQL,
     blocking_columns_sql,
     derived_columns_sql,
     install_comparison_macros,
@@ -330,17 +333,18 @@ def make_linker(con: duckdb.DuckDBPyConnection, table: str, settings: dict[str, 
 def twin_guard_sql(alias: str = "") -> str:
     """True when a pair must never link: same DOB, both forenames present and
     incompatible, and no strong identifier agreeing (the twin signature)."""
-    a = alias
-    cond = FIRST_NAME_COMPATIBLE_SQL
-    for col in ("first_name_groups", "first_name", "other_names", "last_name"):
-        for side in ("l", "r"):
-            cond = cond.replace(f"{col}_{side}", f"{a}{col}_{side}")
-    return f"""(
-        {a}dob_l = {a}dob_r AND {a}first_name_l IS NOT NULL AND {a}first_name_r IS NOT NULL
-        AND NOT {cond}
-        AND NOT coalesce({a}upn_l = {a}upn_r OR {a}nhs_number_l = {a}nhs_number_r
-                         OR {a}ni_number_l = {a}ni_number_r, false)
-    )"""
+    return _aliased(f"""(
+        dob_l = dob_r AND first_name_l IS NOT NULL AND first_name_r IS NOT NULL
+        AND NOT {FIRST_NAME_COMPATIBLE_SQL}
+        AND NOT coalesce({IDENTIFIER_AGREES_SQL}, false)
+    )""", alias)
+
+
+def _aliased(sql: str, alias: str) -> str:
+    """``sql`` with every ``<column>_l``/``<column>_r`` prefixed by ``alias``."""
+    if not alias:
+        return sql
+    return re.sub(r"\b([a-z_]+_[lr])\b", rf"{alias}\1", sql)
 
 
 def generation_guard_sql() -> str:
@@ -350,11 +354,8 @@ def generation_guard_sql() -> str:
     return f"""(
         dob_l IS NOT NULL AND dob_r IS NOT NULL
         AND abs(date_diff('day', dob_l, dob_r)) >= {GENERATION_DAYS}
-        AND NOT (damerau_levenshtein(dob_str_l, dob_str_r) <= 1
-                 OR (year(dob_l) = year(dob_r) AND month(dob_l) = day(dob_r)
-                     AND day(dob_l) = month(dob_r)))
-        AND NOT coalesce(upn_l = upn_r OR nhs_number_l = nhs_number_r
-                         OR ni_number_l = ni_number_r, false)
+        AND NOT {DOB_SLIP_SQL}
+        AND NOT coalesce({IDENTIFIER_AGREES_SQL}, false)
     )"""
 
 
@@ -363,21 +364,9 @@ def household_guard_sql() -> str:
     everyone at a house, so a link also needs the person, a full forename or a
     date of birth that agrees (or a strong identifier)."""
     return f"""(
-        NOT coalesce(
-            (length(first_name_l) > 1 AND length(first_name_r) > 1 AND (
-                first_name_l = first_name_r
-                OR list_has_any(first_name_groups_l, first_name_groups_r)
-                OR jaro_winkler_similarity(first_name_l, first_name_r) >= 0.92
-                OR (length(first_name_l) >= 4
-                    AND damerau_levenshtein(first_name_l, first_name_r) <= 1)))
-            OR list_contains(other_names_r, first_name_l)
-            OR list_contains(other_names_l, first_name_r)
-            OR ({SWAPPED_SQL}), false)
-        AND NOT coalesce(dob_l = dob_r OR damerau_levenshtein(dob_str_l, dob_str_r) <= 1
-            OR (year(dob_l) = year(dob_r) AND month(dob_l) = day(dob_r)
-                AND day(dob_l) = month(dob_r)), false)
-        AND NOT coalesce(upn_l = upn_r OR nhs_number_l = nhs_number_r
-                         OR ni_number_l = ni_number_r, false)
+        NOT coalesce({FULL_FORENAME_AGREES_SQL}, false)
+        AND NOT coalesce(dob_l = dob_r OR {DOB_SLIP_SQL}, false)
+        AND NOT coalesce({IDENTIFIER_AGREES_SQL}, false)
     )"""
 
 
