@@ -229,13 +229,23 @@ def run_parameters_model() -> Model:
     return written_model(RUN_PARAMETERS, "meta", "famlink/models.py write_run_parameters")
 
 
+def ensure_run_parameters(con: duckdb.DuckDBPyConnection) -> None:
+    """The table, empty if no build has written it yet (a view over it can then be
+    created; with no row the staging views show every delivery)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {RUN_PARAMETERS} ({_RUN_PARAMETER_COLUMNS})")
+
+
 def write_run_parameters(
     con: duckdb.DuckDBPyConnection, *, plan: str, as_of: date,
     identification_grace_days: int, plan_codes: Iterable[str],
     out_of_work_benefits: Iterable[str], out_of_work_uc_regimes: Iterable[str],
     snapshot_extracts: Iterable[str],
 ) -> None:
-    """The one row every model reads its run's parameters from (replaced each build)."""
+    """The one row every model reads its run's parameters from (replaced each build).
+
+    It is a table in the warehouse, not session state: a view over it (staging,
+    analyst) gives a later reader of the published warehouse the run's as-of."""
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute(f"CREATE OR REPLACE TABLE {RUN_PARAMETERS} ({_RUN_PARAMETER_COLUMNS})")
     con.execute(

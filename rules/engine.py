@@ -137,11 +137,7 @@ def evaluate_outcomes(
     vocabulary: Path = VOCABULARY_PATH,
 ) -> OutcomeSummary:
     """Build the measures and the outcome marts for a plan as at a date."""
-    try:
-        plan, vocab = check_rule_files(plan_name, vocabulary)
-    except RuleFileError as exc:
-        path, _, fault = str(exc).partition(": ")
-        raise RuleFileFault(Path(path), fault) from None
+    plan, vocab = _checked_rule_files(plan_name, vocabulary)
     con.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(NORMALISE_SQL)
@@ -161,6 +157,33 @@ def evaluate_outcomes(
         else:  # pragma: no cover - every written model has a step
             raise RuntimeError(f"model {model.name}: nothing builds it")
     return _summary(con, plan_name, as_of)
+
+
+def _checked_rule_files(plan_name: str, vocabulary: Path) -> tuple[Plan, Vocabulary]:
+    """check_rule_files, a bad file met by a run stopping it in one line."""
+    try:
+        return check_rule_files(plan_name, vocabulary)
+    except RuleFileError as exc:
+        path, _, fault = str(exc).partition(": ")
+        raise RuleFileFault(Path(path), fault) from None
+
+
+def record_run_parameters(con: Con, plan_name: str, as_of: date,
+                          vocabulary: Path = VOCABULARY_PATH) -> None:
+    """The run's row of meta.run_parameters, written before staging is built (the
+    staging views read the as-of month from it) and again by the outcome build."""
+    plan, _ = _checked_rule_files(plan_name, vocabulary)
+    _write_parameters(con, plan, as_of)
+
+
+def _write_parameters(con: Con, plan: Plan, as_of: date) -> None:
+    write_run_parameters(
+        con, plan=plan.plan, as_of=as_of,
+        identification_grace_days=plan.identification_grace_days,
+        plan_codes=plan_codes(plan),
+        out_of_work_benefits=plan.ce.out_of_work_benefits,
+        out_of_work_uc_regimes=plan.ce.out_of_work_uc_regimes,
+        snapshot_extracts=[s.name for s in _contract_files() if s.delivery == "snapshot"])
 
 
 def _write_vocabulary(con: duckdb.DuckDBPyConnection, plan: Plan, vocab: Vocabulary) -> None:
@@ -676,13 +699,7 @@ def _steps(plan: Plan, vocab: Vocabulary, as_of: date) -> dict[str, Callable[[Co
     """How each model that is not a plain SELECT is made."""
     rules = _compiled_rules(plan)
     steps: dict[str, Callable[[Con], None]] = {
-        RUN_PARAMETERS: lambda con: write_run_parameters(
-            con, plan=plan.plan, as_of=as_of,
-            identification_grace_days=plan.identification_grace_days,
-            plan_codes=plan_codes(plan),
-            out_of_work_benefits=plan.ce.out_of_work_benefits,
-            out_of_work_uc_regimes=plan.ce.out_of_work_uc_regimes,
-            snapshot_extracts=[s.name for s in _contract_files() if s.delivery == "snapshot"]),
+        RUN_PARAMETERS: lambda con: _write_parameters(con, plan, as_of),
         "intermediate.int_rules_vocabulary": lambda con: _write_vocabulary(con, plan, vocab),
         "intermediate.int_rules_delivered": _write_delivered,
         "intermediate.int_rules_catalog": lambda con: _write_catalog(con, plan),

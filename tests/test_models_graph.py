@@ -172,7 +172,9 @@ def test_staging_models_are_rendered_from_the_contract() -> None:
     delta = render_staging("court_orders", "delta", ["order_id", "person_ref"])
     assert "FROM raw.court_orders AS r" in delta
     assert "PARTITION BY order_id, person_ref" in delta
-    assert references(delta, "x") == {"raw.court_orders"}
+    # the as-of month is the run's, from the parameters table, never the reader's session
+    assert references(delta, "x") == {"raw.court_orders", RUN_PARAMETERS}
+    assert "getvariable" not in delta
     with pytest.raises(ModelGraphError, match=r"staging_weekly\.sql: no staging template"):
         render_staging("x", "weekly", ["k"])
 
