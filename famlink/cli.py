@@ -673,10 +673,10 @@ def _check_query_as_of(con: duckdb.DuckDBPyConnection, when: date) -> None:
     """The views show the records of the run that built the warehouse (its as-of month
     is in meta.run_parameters, not in the reader's session): another month is refused."""
     try:
-        row = con.execute("SELECT max(as_of) FROM meta.run_parameters").fetchone()
+        rows = con.execute("SELECT max(as_of) FROM meta.run_parameters").fetchall()
     except duckdb.CatalogException:  # a warehouse no run has built
-        row = None
-    built = row[0] if row else None
+        rows = []
+    built = rows[0][0] if rows else None
     if built is None or f"{built:%Y-%m}" != f"{when:%Y-%m}":
         shown = f"as at {built}" if built else "with no run recorded"
         raise _error(f"--as-of {when}: the warehouse is built {shown}, and its views show "

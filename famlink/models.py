@@ -21,7 +21,7 @@ import functools
 import graphlib
 import string
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -198,6 +198,15 @@ def build_order(models: Iterable[Model]) -> list[Model]:
         out += [by_name[n] for n in ready]
         sorter.done(*ready)
     return out
+
+
+def layer_order(layer: str, root: Path = TRANSFORMS_DIR) -> list[Model]:
+    """One layer's file models in build order (views are bound when created, so one that
+    reads another of its layer comes after it); the layers it reads are built already."""
+    models = [m for m in file_models(root) if m.layer == layer]
+    own = [replace(m, depends_on=tuple(d for d in m.depends_on
+                                       if d.partition(".")[0] == layer)) for m in models]
+    return build_order(own)
 
 
 def sources(model: Model, graph: ModelGraph) -> list[str]:

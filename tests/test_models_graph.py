@@ -3,11 +3,15 @@ reference to no model fails naming the file, and `famlink models` lists it."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
-from safety_support import famlink
+from safety_support import famlink, run_args, write_drop
 from test_rules_fixtures import World
 
 from famlink.contract import PLANS
@@ -190,3 +194,93 @@ def test_a_run_meets_a_graph_error_as_a_fatal_fault_naming_the_file(tmp_path: Pa
     assert isinstance(fault, FatalExtractError)
     assert fault.path.name == "report.sql"
     assert str(fault) == str(info.value) and "\n" not in str(fault)
+
+
+# --------------------------------------------------------------- no session variables
+SESSION_VARIABLE = re.compile(r"getvariable\s*\(|\b(SET|RESET)\s+VARIABLE\b|set_variable",
+                              re.IGNORECASE)
+PIPELINE_CODE = ("famlink", "rules", "transforms", "matchers", "flows")
+
+
+def test_no_pipeline_sql_or_module_uses_session_variables() -> None:
+    """Run parameters are read from meta.run_parameters by name: a session variable set in
+    one connection is gone in the next (the published warehouse's readers, Prefect's
+    workers), so no SQL file or module of the pipeline may set or read one."""
+    found = []
+    for top in PIPELINE_CODE:
+        for path in sorted((REPO / top).rglob("*")):
+            if path.suffix not in {".py", ".sql", ".j2", ".html"} or not path.is_file():
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if SESSION_VARIABLE.search(line):
+                    found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not found, "session variables in the pipeline:\n" + "\n".join(found)
+
+
+def test_the_session_variable_check_finds_one(tmp_path: Path) -> None:
+    assert SESSION_VARIABLE.search("WHERE m <= coalesce(getvariable('as_of_month'), '9')")
+    assert SESSION_VARIABLE.search('con.execute("set variable as_of = ?", [d])')
+    assert not SESSION_VARIABLE.search("SELECT as_of_month FROM meta.run_parameters")
+
+
+# --------------------------------------------------------------- the published warehouse
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse whose raw tables hold a month after its run's as-of: ingest loaded
+    2024-02, then the run (the latest, so published) was as at 2024-01-31."""
+    root = tmp_path_factory.mktemp("published")
+    drop, warehouse = write_drop(root / "drop"), root / "wh" / "warehouse.duckdb"
+    warehouse.parent.mkdir()
+    loaded = famlink("ingest", "--extracts", str(drop), "--warehouse", str(warehouse),
+                     "--as-of", "2024-02-29")
+    assert loaded.returncode == 0, loaded.stderr
+    ran = famlink(*run_args(drop, warehouse, as_of="2024-01-31"))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return warehouse
+
+
+READER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("SET VARIABLE as_of_month = '2024-02'")   # a reader's session cannot re-point them
+print(con.execute("SELECT lead_worker FROM staging.cohort_families").fetchall())
+print(con.execute("SELECT count(*) FROM analyst.families").fetchall())
+"""
+
+
+def test_a_later_reader_sees_the_runs_as_of_in_staging_and_analyst_views(
+        published: Path) -> None:
+    con = duckdb.connect(str(published), read_only=True)
+    try:   # the later month is there, in raw
+        assert con.execute("SELECT DISTINCT _month FROM raw.cohort_families ORDER BY 1"
+                           ).fetchall() == [("2024-01",), ("2024-02",)]
+        assert con.execute(f"SELECT as_of, as_of_month FROM {RUN_PARAMETERS}").fetchall() \
+            == [(date(2024, 1, 31), "2024-01")]
+        families = con.execute("SELECT count(DISTINCT family_id) FROM marts.family_problems"
+                               ).fetchone()[0]
+    finally:
+        con.close()
+    # famlink query, a new read-only process: the staging view is as at the run's month
+    staged = famlink("query", "SELECT lead_worker FROM staging.cohort_families",
+                     "--warehouse", str(published), "--identifiable")
+    assert staged.returncode == 0, staged.stderr
+    assert "2024-01" in staged.stdout and "2024-02" not in staged.stdout
+    # the analyst layer, sealed (no file access), agrees with the marts of the run
+    counted = famlink("query", "SELECT count(*) AS n FROM families", "--warehouse",
+                      str(published))
+    assert counted.returncode == 0, counted.stderr
+    assert re.search(rf"│\s*{families}\s*│", counted.stdout), counted.stdout
+    # a reader who sets the old session variable still sees the run's records
+    out = subprocess.run([sys.executable, "-c", READER, str(published)], capture_output=True,
+                         text=True, check=True, timeout=120).stdout.splitlines()
+    assert out == ["[('2024-01',)]", f"[({families},)]"]
+
+
+def test_query_as_of_another_month_is_refused_in_one_line(published: Path) -> None:
+    same = famlink("query", "SELECT count(*) FROM families", "--warehouse", str(published),
+                   "--as-of", "2024-01-15")
+    assert same.returncode == 0, same.stderr
+    other = famlink("query", "SELECT count(*) FROM families", "--warehouse", str(published),
+                    "--as-of", "2024-02-29")
+    assert other.returncode == 2
+    assert other.stderr.strip().count("\n") == 0 and "built as at 2024-01-31" in other.stderr

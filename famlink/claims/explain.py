@@ -167,8 +167,8 @@ def _built_as_of(con: duckdb.DuckDBPyConnection) -> date | None:
     """The as-of of the run that built the warehouse (what its staging views show)."""
     if not _table_exists(con, "meta.run_parameters"):
         return None
-    row = con.execute("SELECT max(as_of) FROM meta.run_parameters").fetchone()
-    return row[0] if row else None
+    rows = con.execute("SELECT max(as_of) FROM meta.run_parameters").fetchall()
+    return rows[0][0] if rows else None
 
 
 def _stored_assessment(con: duckdb.DuckDBPyConnection, family_id: str, plan: str,
