@@ -26,7 +26,14 @@ from famlink.models import (
     render_staging,
     rendered_staging,
 )
-from rules.engine import BUILT_LAYERS, load_plan, plan_graph
+from rules.engine import (
+    BUILT_LAYERS,
+    _compiled_rules,
+    _template_references,
+    load_plan,
+    plan_graph,
+    rule_targets,
+)
 
 REPO = TRANSFORMS_DIR.parent
 SQL_FILES = sorted(p.relative_to(REPO).as_posix()
@@ -284,3 +291,46 @@ def test_query_as_of_another_month_is_refused_in_one_line(published: Path) -> No
                     "--as-of", "2024-02-29")
     assert other.returncode == 2
     assert other.stderr.strip().count("\n") == 0 and "built as at 2024-01-31" in other.stderr
+
+
+# --------------------------------------------------------------- templates take values
+LEAF_TEMPLATES = ("attendance.sql", "count.sql", "employment.sql", "episode.sql",
+                  "evidence.sql", "family_star.sql", "score.sql")
+
+
+@pytest.mark.parametrize("plan_name", PLANS)
+def test_every_rule_runs_its_templates_text_with_only_values_bound(plan_name: str) -> None:
+    """No SQL text comes from the plan: each rule runs its kind's template as written, and
+    what differs between two rules of a kind is the values DuckDB binds to it."""
+    by_template: dict[str, set[str]] = {}
+    for c in _compiled_rules(load_plan(plan_name)):
+        for bound in (c.results, c.evidence):
+            by_template.setdefault(bound.origin, set()).add(bound.sql)
+            for name, value in bound.values.items():
+                items = value if isinstance(value, list) else [value]
+                assert all(v is None or isinstance(v, str | int | float) for v in items), \
+                    (c.rule.id, name, value)
+    for origin, texts in by_template.items():
+        assert len(texts) <= 2, f"{origin}: rules run different SQL texts"  # results, evidence
+        head = (REPO / origin).read_text(encoding="utf-8").split("-- @results", 1)[0]
+        assert all(text.startswith(head) for text in texts), origin
+
+
+def test_the_rules_targets_are_one_model_every_template_reads() -> None:
+    for name in LEAF_TEMPLATES:
+        refs = _template_references(name)
+        assert "intermediate.int_rules_targets" in refs, name
+        assert "intermediate.int_rules_problems" not in refs, \
+            f"{name} selects the problems itself: read intermediate.int_rules_targets"
+    graph = plan_graph(load_plan("thurrock"))
+    assert graph["intermediate.int_rules_targets"].depends_on == (
+        "intermediate.int_rules_problems", "intermediate.int_rules_rule_indicators")
+    w = World()
+    w.family("F1", "2023-01-15", members=(("P1", "parent_carer", "1985-01-01"),))
+    w.problem("F1", "4A", "P1")
+    w.run("thurrock", "2024-06-30")
+    expected = {(rid, "4A") for rid, inds in rule_targets(load_plan("thurrock")).items()
+                if "4A" in inds}
+    got = set(w.con.execute("SELECT outcome_id, indicator FROM intermediate.int_rules_targets "
+                            "WHERE family_id = 'F1'").fetchall())
+    assert got == expected and expected
