@@ -353,15 +353,10 @@ def _rule_extracts(rule: Rule) -> list[str]:
     return []
 
 
-def compile_extract_rows(plan: Plan) -> str:
-    """SQL: for each extract a rule's has-data test rests on, whether it has any row
-    (the tables it reads are the plan's, so it is made here; it holds no value)."""
-    extracts = sorted({e for r in plan.rules for e in _rule_extracts(r)})
-    if not extracts:
-        return "SELECT CAST(NULL AS VARCHAR) AS extract, CAST(NULL AS BOOLEAN) AS has_rows LIMIT 0"
-    return "\nUNION ALL\n".join(
-        f"SELECT '{e}' AS extract, count(*) > 0 AS has_rows FROM staging.{e}"
-        for e in extracts)
+def data_extracts() -> list[str]:
+    """Every extract a rule's has-data test can rest on (transforms/intermediate/
+    int_rules_extract_rows.sql counts each one's rows)."""
+    return sorted({*EVENT_MEASURES.values(), "social_care_episodes"})
 
 
 @cache
@@ -634,8 +629,6 @@ def plan_graph(plan: Plan, root: Path = TRANSFORMS_DIR) -> ModelGraph:
                       f"{engine} from {yaml_file} (the indicators each rule is judged for)"),
         sql_model(CE_ROUTES, "intermediate", _ce_template(),
                   f"{yaml_file} ce routes (rules/sql/ce_route.sql)"),
-        sql_model("intermediate.int_rules_extract_rows", "intermediate",
-                  compile_extract_rows(plan), f"{engine} from {yaml_file}"),
     ]
     compiled = {c.rule.id for c in rules}
     for c in rules:

@@ -29,7 +29,9 @@ from famlink.models import (
 from rules.engine import (
     BUILT_LAYERS,
     _compiled_rules,
+    _rule_extracts,
     _template_references,
+    data_extracts,
     load_plan,
     plan_graph,
     rule_targets,
@@ -334,3 +336,13 @@ def test_the_rules_targets_are_one_model_every_template_reads() -> None:
     got = set(w.con.execute("SELECT outcome_id, indicator FROM intermediate.int_rules_targets "
                             "WHERE family_id = 'F1'").fetchall())
     assert got == expected and expected
+
+
+def test_the_extract_rows_model_counts_every_extract_a_rule_can_rest_on() -> None:
+    graph = plan_graph(load_plan("countywide"))
+    model = graph["intermediate.int_rules_extract_rows"]
+    assert model.path == TRANSFORMS_DIR / "intermediate" / "int_rules_extract_rows.sql"
+    assert set(model.depends_on) == {f"staging.{e}" for e in data_extracts()}
+    for plan_name in PLANS:
+        for rule in load_plan(plan_name).rules:
+            assert set(_rule_extracts(rule)) <= set(data_extracts()), (plan_name, rule.id)
