@@ -1,8 +1,9 @@
-"""Compile a plan's outcome rules to SQL over the measures and run them.
+"""Compile a plan's outcome rules to models of the graph over the measures and run them.
 
 The measures are SQL models in ``transforms/intermediate`` (one per file);
-each rule kind is one SQL template in ``rules/sql``; the marts in
-``transforms/marts`` collapse the per-rule results. Everything runs inside
+each rule kind is one SQL template in ``rules/sql``, run as written with the
+rule's values bound to its ``$parameters`` (no SQL text comes from the plan);
+the marts in ``transforms/marts`` collapse the per-rule results. Everything runs inside
 DuckDB, so a cohort of thousands of families is a handful of set-based
 queries, and the same inputs and as-of date always give the same tables.
 """
