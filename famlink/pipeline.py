@@ -81,10 +81,12 @@ def _counting_files(request: RunRequest) -> Progress | None:
 
 def build_staging(con: duckdb.DuckDBPyConnection, request: RunRequest) -> list[str]:
     """Staging views: snapshot and delta semantics applied, as at the as-of month
-    (the run's parameters are written first: the views read the month from them)."""
+    (the run's parameters are written first: the views read the month from them).
+    The plan is the warehouse's when it holds one (``famlink ingest`` names none)."""
+    from famlink.warehouse import warehouse_plan
     from rules.engine import record_run_parameters
 
-    record_run_parameters(con, request.plan, request.as_of)
+    record_run_parameters(con, warehouse_plan(con) or request.plan, request.as_of)
     return create_staging_views(con)
 
 
