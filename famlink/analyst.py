@@ -16,7 +16,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from transforms import model_files, model_name, model_sql
+from famlink.models import layer_order
 
 SCHEMA = "analyst"
 KEY_HEX_DIGITS = 16
@@ -48,9 +48,9 @@ def create_analyst_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     con.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     con.execute(f"CREATE SCHEMA {SCHEMA}")
     names = []
-    for file_name in model_files(SCHEMA):
-        name = model_name(SCHEMA, file_name)
-        con.execute(f"CREATE VIEW {SCHEMA}.{name} AS {model_sql(SCHEMA, file_name)}")
+    for model in layer_order(SCHEMA):  # the model graph's order (a view may read another)
+        name = model.name.partition(".")[2]
+        con.execute(f"CREATE VIEW {SCHEMA}.{name} AS {model.sql}")
         names.append(name)
     return names
 

@@ -681,12 +681,27 @@ def generate(
                   f"{summary.out_dir}/_truth/")
 
 
+def _check_query_as_of(con: duckdb.DuckDBPyConnection, when: date) -> None:
+    """The views show the records of the run that built the warehouse (its as-of month
+    is in meta.run_parameters, not in the reader's session): another month is refused."""
+    try:
+        rows = con.execute("SELECT max(as_of) FROM meta.run_parameters").fetchall()
+    except duckdb.CatalogException:  # a warehouse no run has built
+        rows = []
+    built = rows[0][0] if rows else None
+    if built is None or f"{built:%Y-%m}" != f"{when:%Y-%m}":
+        shown = f"as at {built}" if built else "with no run recorded"
+        raise _error(f"--as-of {when}: the warehouse is built {shown}, and its views show "
+                     "that run's records; run famlink run --as-of for another month")
+
+
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="A SQL query, e.g. 'FROM meta.deliveries'.")],
     warehouse: WarehouseOpt,
     as_of: Annotated[str | None, typer.Option(
-        "--as-of", help="Date the staging views show (default: latest deliveries).",
+        "--as-of", help="The as-of the warehouse must be built at (its views show the "
+        "records of the run that built it; another month is refused).",
         metavar=DATE)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the result as CSV.")] = None,
     identifiable: Annotated[bool, typer.Option(
@@ -716,8 +731,7 @@ def query(
         if not identifiable:
             refuse_outside_analyst(con, sql)
         if when:
-            con.execute(f"SET VARIABLE as_of = DATE '{when}'")
-            con.execute(f"SET VARIABLE as_of_month = '{when:%Y-%m}'")
+            _check_query_as_of(con, when)
         relation = con.sql(sql)
         if relation is None:
             raise _error("query refused: only a query that returns rows can run here")

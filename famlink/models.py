@@ -21,7 +21,7 @@ import functools
 import graphlib
 import string
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -200,6 +200,15 @@ def build_order(models: Iterable[Model]) -> list[Model]:
     return out
 
 
+def layer_order(layer: str, root: Path = TRANSFORMS_DIR) -> list[Model]:
+    """One layer's file models in build order (views are bound when created, so one that
+    reads another of its layer comes after it); the layers it reads are built already."""
+    models = [m for m in file_models(root) if m.layer == layer]
+    own = [replace(m, depends_on=tuple(d for d in m.depends_on
+                                       if d.partition(".")[0] == layer)) for m in models]
+    return build_order(own)
+
+
 def sources(model: Model, graph: ModelGraph) -> list[str]:
     """The tables a model reads that no model makes."""
     return [r for r in model.depends_on if r not in graph.models]
@@ -229,13 +238,23 @@ def run_parameters_model() -> Model:
     return written_model(RUN_PARAMETERS, "meta", "famlink/models.py write_run_parameters")
 
 
+def ensure_run_parameters(con: duckdb.DuckDBPyConnection) -> None:
+    """The table, empty if no build has written it yet (a view over it can then be
+    created; with no row the staging views show every delivery)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {RUN_PARAMETERS} ({_RUN_PARAMETER_COLUMNS})")
+
+
 def write_run_parameters(
     con: duckdb.DuckDBPyConnection, *, plan: str, as_of: date,
     identification_grace_days: int, plan_codes: Iterable[str],
     out_of_work_benefits: Iterable[str], out_of_work_uc_regimes: Iterable[str],
     snapshot_extracts: Iterable[str],
 ) -> None:
-    """The one row every model reads its run's parameters from (replaced each build)."""
+    """The one row every model reads its run's parameters from (replaced each build).
+
+    It is a table in the warehouse, not session state: a view over it (staging,
+    analyst) gives a later reader of the published warehouse the run's as-of."""
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute(f"CREATE OR REPLACE TABLE {RUN_PARAMETERS} ({_RUN_PARAMETER_COLUMNS})")
     con.execute(

@@ -50,12 +50,6 @@ class RunSummary:
     step_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def set_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
-    """Point every staging view and measure at the run's date."""
-    con.execute(f"SET VARIABLE as_of = DATE '{as_of.isoformat()}'")
-    con.execute(f"SET VARIABLE as_of_month = '{as_of.strftime('%Y-%m')}'")
-
-
 def ingest_extracts(con: duckdb.DuckDBPyConnection, request: RunRequest) -> IngestSummary:
     """Load every month folder up to the as-of month that is not loaded yet."""
     return ingest_drop(con, request.extracts, request.as_of_month,
@@ -86,8 +80,13 @@ def _counting_files(request: RunRequest) -> Progress | None:
 
 
 def build_staging(con: duckdb.DuckDBPyConnection, request: RunRequest) -> list[str]:
-    """Staging views: snapshot and delta semantics applied, as at the as-of month."""
-    set_as_of(con, request.as_of)
+    """Staging views: snapshot and delta semantics applied, as at the as-of month
+    (the run's parameters are written first: the views read the month from them).
+    The plan is the warehouse's when it holds one (``famlink ingest`` names none)."""
+    from famlink.warehouse import warehouse_plan
+    from rules.engine import record_run_parameters
+
+    record_run_parameters(con, warehouse_plan(con) or request.plan, request.as_of)
     return create_staging_views(con)
 
 
@@ -102,7 +101,6 @@ def evaluate_plan_outcomes(con: duckdb.DuckDBPyConnection, request: RunRequest) 
     """Each family's identified problems and their outcome status under the plan."""
     from rules.engine import evaluate_outcomes
 
-    set_as_of(con, request.as_of)
     return evaluate_outcomes(con, request.plan, request.as_of)
 
 

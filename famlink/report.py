@@ -41,8 +41,8 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
 
 
 def collect_run_figures(con: duckdb.DuckDBPyConnection, request: Any) -> RunFigures:
-    """Read the figures from a connection to the built warehouse (as-of variables set)."""
-    con.execute(f"SET VARIABLE as_of_month = '{request.as_of_month}'")
+    """Read the figures from a connection to the built warehouse (its staging views
+    are as at the run's as-of, from meta.run_parameters)."""
     families = _rows(con, "SELECT count(*) FROM staging.cohort_families")
     return RunFigures(
         families=int(families[0][0]) if families else 0,

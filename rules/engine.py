@@ -1,8 +1,9 @@
-"""Compile a plan's outcome rules to SQL over the measures and run them.
+"""Compile a plan's outcome rules to models of the graph over the measures and run them.
 
 The measures are SQL models in ``transforms/intermediate`` (one per file);
-each rule kind is one SQL template in ``rules/sql``; the marts in
-``transforms/marts`` collapse the per-rule results. Everything runs inside
+each rule kind is one SQL template in ``rules/sql``, run as written with the
+rule's values bound to its ``$parameters`` (no SQL text comes from the plan);
+the marts in ``transforms/marts`` collapse the per-rule results. Everything runs inside
 DuckDB, so a cohort of thousands of families is a handful of set-based
 queries, and the same inputs and as-of date always give the same tables.
 """
@@ -10,7 +11,6 @@ queries, and the same inputs and as-of date always give the same tables.
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -137,11 +137,7 @@ def evaluate_outcomes(
     vocabulary: Path = VOCABULARY_PATH,
 ) -> OutcomeSummary:
     """Build the measures and the outcome marts for a plan as at a date."""
-    try:
-        plan, vocab = check_rule_files(plan_name, vocabulary)
-    except RuleFileError as exc:
-        path, _, fault = str(exc).partition(": ")
-        raise RuleFileFault(Path(path), fault) from None
+    plan, vocab = _checked_rule_files(plan_name, vocabulary)
     con.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(NORMALISE_SQL)
@@ -161,6 +157,33 @@ def evaluate_outcomes(
         else:  # pragma: no cover - every written model has a step
             raise RuntimeError(f"model {model.name}: nothing builds it")
     return _summary(con, plan_name, as_of)
+
+
+def _checked_rule_files(plan_name: str, vocabulary: Path) -> tuple[Plan, Vocabulary]:
+    """check_rule_files, a bad file met by a run stopping it in one line."""
+    try:
+        return check_rule_files(plan_name, vocabulary)
+    except RuleFileError as exc:
+        path, _, fault = str(exc).partition(": ")
+        raise RuleFileFault(Path(path), fault) from None
+
+
+def record_run_parameters(con: Con, plan_name: str, as_of: date,
+                          vocabulary: Path = VOCABULARY_PATH) -> None:
+    """The run's row of meta.run_parameters, written before staging is built (the
+    staging views read the as-of month from it) and again by the outcome build."""
+    plan, _ = _checked_rule_files(plan_name, vocabulary)
+    _write_parameters(con, plan, as_of)
+
+
+def _write_parameters(con: Con, plan: Plan, as_of: date) -> None:
+    write_run_parameters(
+        con, plan=plan.plan, as_of=as_of,
+        identification_grace_days=plan.identification_grace_days,
+        plan_codes=plan_codes(plan),
+        out_of_work_benefits=plan.ce.out_of_work_benefits,
+        out_of_work_uc_regimes=plan.ce.out_of_work_uc_regimes,
+        snapshot_extracts=[s.name for s in _contract_files() if s.delivery == "snapshot"])
 
 
 def _write_vocabulary(con: duckdb.DuckDBPyConnection, plan: Plan, vocab: Vocabulary) -> None:
@@ -275,36 +298,47 @@ def _build(con: duckdb.DuckDBPyConnection, schema: str, name: str, sql: str) -> 
 
 
 # --------------------------------------------------------------- rendering
-def sql_str(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
+# A template names each value it takes as a DuckDB parameter ($name); the engine binds
+# the rule's values to them when it runs the SQL. No part of the SQL text comes from
+# the plan, so a plan's values can never change what the SQL does, only what it compares.
+Value = str | int | float | bool | list[str] | list[int] | None
+_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def sql_list(values: list[str] | tuple[str, ...]) -> str:
-    """A SQL list of string literals; NULL for an empty list (matches nothing)."""
-    return ", ".join(sql_str(v) for v in values) if values else "NULL"
+@dataclass(frozen=True)
+class Bound:
+    """A template's SQL and the values its parameters take."""
+
+    sql: str
+    values: dict[str, Value]
+    origin: str  # the template, for messages
+
+    def run(self, con: Con, prefix: str = "") -> duckdb.DuckDBPyConnection:
+        """Execute ``prefix`` + the SQL with its values bound."""
+        return con.execute(prefix + self.sql, self.values)
 
 
-def sql_opt(value: float | int | None) -> str:
-    """A number or NULL."""
-    return "NULL" if value is None else repr(value)
+def bind(sql: str, values: dict[str, Value], origin: str) -> Bound:
+    """The values the SQL names (DuckDB refuses any other); a name with no value is an error
+    naming the template."""
+    names = set(_PARAMETER.findall(_without_comments(sql)))
+    missing = sorted(names - set(values))
+    if missing:
+        raise RuntimeError(f"{origin}: no value for ${missing[0]}")
+    return Bound(sql, {k: v for k, v in values.items() if k in names}, origin)
 
 
-def sql_bool(value: bool) -> str:
-    return "TRUE" if value else "FALSE"
+def _without_comments(sql: str) -> str:
+    return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
 
 
 @cache
-def _template(kind_file: str) -> tuple[str, str, str]:
+def _template(kind_file: str) -> tuple[str, str]:
+    """A rule template's (results, evidence) SQL: the shared WITH head and each part."""
     text = (SQL_DIR / kind_file).read_text(encoding="utf-8")
     head, rest = text.split("-- @results", 1)
     results, evidence = rest.split("-- @evidence", 1)
-    return head, results, evidence
-
-
-def sql_array(values: list[str] | tuple[str, ...]) -> str:
-    """A SQL VARCHAR[] literal (empty when there are no values)."""
-    return f"[{', '.join(sql_str(v) for v in values)}]::VARCHAR[]"
+    return head + results, head + evidence
 
 
 def _data_extracts(extracts: list[str]) -> list[str]:
@@ -320,14 +354,10 @@ def _rule_extracts(rule: Rule) -> list[str]:
     return []
 
 
-def compile_extract_rows(plan: Plan) -> str:
-    """SQL: for each extract a rule's has-data test rests on, whether it has any row."""
-    extracts = sorted({e for r in plan.rules for e in _rule_extracts(r)})
-    if not extracts:
-        return "SELECT CAST(NULL AS VARCHAR) AS extract, CAST(NULL AS BOOLEAN) AS has_rows LIMIT 0"
-    return "\nUNION ALL\n".join(
-        f"SELECT {sql_str(e)} AS extract, count(*) > 0 AS has_rows FROM staging.{e}"
-        for e in extracts)
+def data_extracts() -> list[str]:
+    """Every extract a rule's has-data test can rest on (transforms/intermediate/
+    int_rules_extract_rows.sql counts each one's rows)."""
+    return sorted({*EVENT_MEASURES.values(), "social_care_episodes"})
 
 
 @cache
@@ -335,103 +365,96 @@ def _scopes_sql() -> str:
     return (SQL_DIR / "scopes.sql").read_text(encoding="utf-8")
 
 
-def compile_rule(
-    rule: Rule, indicators: list[str], codes: list[str] | None = None
-) -> tuple[str, str]:
-    """SQL (results, evidence) for a leaf rule over the problems with these indicators.
+def rule_values(rule: Rule, codes: list[str] | None = None) -> tuple[str, dict[str, Value]]:
+    """A leaf rule's template file and the values it takes.
 
     ``codes`` are the outcome ids practitioner evidence may carry for this rule
-    (its own and those of the outcome lines it is a part of).
+    (its own and those of the outcome lines it is a part of). The problems a rule is
+    judged for are its rows of intermediate.int_rules_targets.
     """
-    params: dict[str, str] = {
-        "indicators": sql_list(indicators),
-        "outcome_id": sql_str(rule.id),
-        "scope": sql_str(rule.scope),
-    }
+    values: dict[str, Value] = {"outcome_id": rule.id, "scope": rule.scope}
     if isinstance(rule, CountRule):
         file = "count.sql"
         windowed = rule.after_months is not None
-        params.update(
-            measures=sql_list(rule.measures),
-            before_months=str(rule.before_months),
-            window_months=str(rule.after_months if windowed else 0),
-            first_months=str(rule.after_months if windowed else rule.sustain_months),
-            windowed=sql_bool(windowed),
-            zero_baseline=sql_str(str(rule.zero_baseline)),
-            strict=sql_bool(rule.strict),
-            min_reduction=repr(rule.min_reduction),
-            max_after=sql_opt(rule.max_after),
-            gravity=sql_bool(rule.gravity_not_increased),
-            data_extracts=sql_array(_rule_extracts(rule)),
-            extracts=sql_list(_event_extracts(rule.measures)),
-            person_age=sql_str(rule.person_age),
+        values.update(
+            measures=list(rule.measures),
+            before_months=rule.before_months,
+            window_months=rule.after_months if windowed else 0,
+            first_months=rule.after_months if windowed else rule.sustain_months,
+            windowed=windowed,
+            zero_baseline=str(rule.zero_baseline),
+            strict=rule.strict,
+            min_reduction=float(rule.min_reduction),
+            max_after=rule.max_after,
+            gravity=rule.gravity_not_increased,
+            data_extracts=_rule_extracts(rule),
+            extracts=_event_extracts(rule.measures),
+            person_age=rule.person_age,
         )
     elif isinstance(rule, ScoreRule):
         file = "score.sql"
-        params.update(
-            measure=sql_str(rule.measure),
-            sustain_months=str(rule.sustain_months),
-        )
+        values.update(measure=rule.measure, sustain_months=rule.sustain_months)
     elif isinstance(rule, AttendanceRule):
         file = "attendance.sql"
-        params.update(
-            count_attachment_term="FALSE",
-            basis=sql_str(rule.basis),
-            terms=str(rule.terms),
-            strictly_above=sql_bool(rule.strictly_above),
-            min_attendance=repr(rule.min_attendance),
-            max_susp=sql_opt(rule.max_suspensions),
-            low_below=sql_opt(rule.low_baseline_below),
-            low_max=sql_opt(rule.low_baseline_max),
-            min_red=sql_opt(rule.min_suspension_reduction),
-            no_perm=sql_bool(rule.no_permanent),
+        values.update(
+            count_attachment_term=False,
+            basis=rule.basis,
+            terms=rule.terms,
+            strictly_above=rule.strictly_above,
+            min_attendance=float(rule.min_attendance),
+            max_susp=rule.max_suspensions,
+            low_below=rule.low_baseline_below,
+            low_max=rule.low_baseline_max,
+            min_red=rule.min_suspension_reduction,
+            no_perm=rule.no_permanent,
         )
     elif isinstance(rule, EpisodeRule):
         file = "episode.sql"
-        params.update(
-            closed_types=sql_list(rule.closed_types),
-            rereferral_types=sql_list(rule.rereferral_types),
-            escalation_types=sql_list(rule.escalation_types),
-            bad_end_reasons=sql_list(rule.bad_end_reasons),
-            sustain_months=str(rule.sustain_months),
+        values.update(
+            closed_types=list(rule.closed_types),
+            rereferral_types=list(rule.rereferral_types),
+            escalation_types=list(rule.escalation_types),
+            bad_end_reasons=list(rule.bad_end_reasons),
+            sustain_months=rule.sustain_months,
             if_no_episode=rule.if_no_episode,
-            data_extracts=sql_array(_rule_extracts(rule)),
+            data_extracts=_rule_extracts(rule),
         )
     elif isinstance(rule, EvidenceRule):
         file = "evidence.sql"
         domains = [d.strip().upper() for d in rule.domains]
-        params.update(
-            kinds=sql_list(rule.kinds),
-            has_domains=sql_bool(bool(domains)),
-            domains=sql_list(domains),
-            match_code=sql_bool(rule.match_outcome_code),
-            codes=sql_list([c.upper() for c in (codes or [rule.id])]),
-            require_completed=sql_bool(rule.require_completed),
-            min_days=str(rule.min_duration_weeks * 7),
-            sustain_months=str(rule.sustain_months),
-            current=sql_bool(rule.current),
+        values.update(
+            kinds=list(rule.kinds),
+            has_domains=bool(domains),
+            domains=domains,
+            match_code=rule.match_outcome_code,
+            codes=[c.upper() for c in (codes or [rule.id])],
+            require_completed=rule.require_completed,
+            min_days=rule.min_duration_weeks * 7,
+            sustain_months=rule.sustain_months,
+            current=rule.current,
         )
     elif isinstance(rule, FamilyStarRule):
         file = "family_star.sql"
-        params.update(
-            star_domains=", ".join(str(d) for d in rule.star_domains),
-            min_score=str(rule.min_score),
-            min_domains=str(rule.min_domains or len(rule.star_domains)),
-            sustain_months=str(rule.sustain_months),
+        values.update(
+            star_domains=[int(d) for d in rule.star_domains],
+            min_score=rule.min_score,
+            min_domains=rule.min_domains or len(rule.star_domains),
+            sustain_months=rule.sustain_months,
         )
     elif isinstance(rule, EmploymentRule):
         file = "employment.sql"
-        params.update(per_person=sql_bool(rule.scope == "person"))
+        values.update(per_person=rule.scope == "person")
     else:  # pragma: no cover - composites are compiled by compile_composite
         raise TypeError(f"rule {rule.id}: kind {rule.kind} is not a leaf rule")
-    head, results, evidence = _template(file)
-    try:
-        return (
-            string.Template(head + results).substitute(params),
-            string.Template(head + evidence).substitute(params),
-        )
-    except (KeyError, ValueError) as exc:
-        raise RuntimeError(f"rule {rule.id}: template {file}: missing {exc}") from exc
+    return file, values
+
+
+def compile_rule(rule: Rule, codes: list[str] | None = None) -> tuple[Bound, Bound]:
+    """(results, evidence) of a leaf rule: its template bound to the rule's values."""
+    file, values = rule_values(rule, codes)
+    results, evidence = _template(file)
+    origin = f"rules/sql/{file}"
+    return bind(results, values, origin), bind(evidence, values, origin)
 
 
 def _event_extracts(measures: list[str]) -> list[str]:
@@ -442,73 +465,39 @@ def _event_extracts(measures: list[str]) -> list[str]:
     return sorted(found)
 
 
-def compile_composite(
-    rule: CompositeRule, indicators: list[str],
-    results_from: str = "intermediate.int_rules_results",
-    evidence_from: str = "intermediate.int_rules_evidence",
-) -> tuple[str, str]:
-    """SQL (results, evidence) combining the parts' results already computed
-    (read from ``results_from`` / ``evidence_from``: a table, or the parts' own)."""
-    parts = sql_list(rule.parts)
-    inds = sql_list(indicators)
-    n = len(rule.parts)
-    if rule.kind == "all_of":
-        status = (
-            f"CASE WHEN count(*) FILTER (WHERE status = 'achieved') = {n} THEN 'achieved' "
-            "WHEN bool_or(status = 'not_achieved') THEN 'not_achieved' "
-            "WHEN bool_or(status = 'not_yet_sustained') THEN 'not_yet_sustained' "
-            "ELSE 'insufficient_data' END"
-        )
-        achieved = (
-            f"CASE WHEN count(*) FILTER (WHERE status = 'achieved') = {n} "
-            "THEN max(achieved_on) END"
-        )
-    else:
-        status = (
-            "CASE WHEN bool_or(status = 'achieved') THEN 'achieved' "
-            "WHEN bool_or(status = 'not_yet_sustained') THEN 'not_yet_sustained' "
-            "WHEN bool_or(status = 'not_achieved') THEN 'not_achieved' "
-            "ELSE 'insufficient_data' END"
-        )
-        achieved = "min(achieved_on) FILTER (WHERE status = 'achieved')"
-    results = (
-        f"SELECT {sql_str(rule.id)} AS outcome_id, family_id, indicator, {status} AS status, "
-        f"{achieved} AS achieved_on, "
-        "string_agg(outcome_id || '=' || status, ' ' ORDER BY outcome_id) AS detail "
-        f"FROM {results_from} "
-        f"WHERE outcome_id IN ({parts}) AND indicator IN ({inds}) GROUP BY family_id, indicator"
-    )
-    evidence = (
-        f"SELECT DISTINCT {sql_str(rule.id)} AS outcome_id, family_id, indicator, extract, "
-        "delivery_id, month, record_key, person_ref, match_method, match_probability, "
-        f"outcome_id || ': ' || detail FROM {evidence_from} "
-        f"WHERE outcome_id IN ({parts}) AND indicator IN ({inds})"
-    )
-    return results, evidence
-
-
-def compile_ce(ce: CeSpec) -> str:
-    """SQL for every continuous-employment route of the plan (one row per move off benefit)."""
-    selects = [_compile_route(ce, route) for route in ce.routes]
-    return "\nUNION ALL\n".join(f"SELECT * FROM ({s})" for s in selects)
-
-
-def _compile_route(ce: CeSpec, route: CeRoute) -> str:
-    head = _ce_template()
-    params = {
-        "oow_benefits": sql_list(ce.out_of_work_benefits),
-        "oow_regimes": sql_list(ce.out_of_work_uc_regimes),
-        "trigger": sql_str(route.trigger),
-        "from_benefits": sql_list(route.from_benefits),
-        "has_from_regimes": sql_bool(bool(route.from_uc_regimes)),
-        "from_regimes": sql_list(route.from_uc_regimes),
-        "to_regimes": sql_list(route.to_uc_regimes),
-        "qualifying": sql_str(route.qualifying),
-        "window_days": str((route.window_weeks or route.min_weeks) * 7),
-        "min_days": str(route.min_weeks * 7),
-        "route": sql_str(route.id),
+def compile_composite(rule: CompositeRule, indicators: list[str]) -> tuple[Bound, Bound]:
+    """(results, evidence) of an all_of / any_of line over its parts' results, which the
+    graph has computed before it (rules/sql/composite.sql)."""
+    results, evidence = _template("composite.sql")
+    values: dict[str, Value] = {
+        "outcome_id": rule.id, "parts": list(rule.parts), "n_parts": len(rule.parts),
+        "all_of": rule.kind == "all_of", "indicators": list(indicators),
     }
-    return string.Template(head).substitute(params)
+    origin = "rules/sql/composite.sql"
+    return bind(results, values, origin), bind(evidence, values, origin)
+
+
+def compile_ce(ce: CeSpec) -> list[Bound]:
+    """Every continuous-employment route of the plan: the route template bound to its
+    values (one row per move off benefit, each route's rows appended to one table)."""
+    return [bind(_ce_template(), _route_values(ce, route), "rules/sql/ce_route.sql")
+            for route in ce.routes]
+
+
+def _route_values(ce: CeSpec, route: CeRoute) -> dict[str, Value]:
+    return {
+        "oow_benefits": list(ce.out_of_work_benefits),
+        "oow_regimes": list(ce.out_of_work_uc_regimes),
+        "trigger": route.trigger,
+        "from_benefits": list(route.from_benefits),
+        "has_from_regimes": bool(route.from_uc_regimes),
+        "from_regimes": list(route.from_uc_regimes),
+        "to_regimes": list(route.to_uc_regimes),
+        "qualifying": route.qualifying,
+        "window_days": (route.window_weeks or route.min_weeks) * 7,
+        "min_days": route.min_weeks * 7,
+        "route": route.id,
+    }
 
 
 @cache
@@ -577,64 +566,48 @@ def _rule_order(plan: Plan) -> list[Rule]:
 BUILT_LAYERS = ("meta", "intermediate", "rules", "marts")
 RESULTS = "intermediate.int_rules_results"
 EVIDENCE = "intermediate.int_rules_evidence"
-
-
-_TEMPLATE_FILES: dict[type, str] = {
-    CountRule: "count.sql", ScoreRule: "score.sql", AttendanceRule: "attendance.sql",
-    EpisodeRule: "episode.sql", EvidenceRule: "evidence.sql", FamilyStarRule: "family_star.sql",
-    EmploymentRule: "employment.sql",
-}
+RULE_INDICATORS = "intermediate.int_rules_rule_indicators"
+CE_ROUTES = "intermediate.int_rules_ce_routes"
+# Session tables every rule appends its rows to (a composite reads its parts' there),
+# collected into RESULTS / EVIDENCE in rule order and dropped.
+_SESSION_RESULTS, _SESSION_EVIDENCE = "rule_results", "rule_evidence"
 
 
 def _rule_node(rule_id: str) -> str:
     return f"rules.{rule_id}"
 
 
-def _rule_tables(index: int) -> tuple[str, str]:
-    """Session (temp) tables holding one rule's results and evidence until collected."""
-    return f"temp.main.rule_results_{index}", f"temp.main.rule_evidence_{index}"
-
-
 @dataclass(frozen=True)
 class _CompiledRule:
     rule: Rule
     index: int
-    results: str
-    evidence: str
+    results: Bound
+    evidence: Bound
 
 
 def _compiled_rules(plan: Plan) -> list[_CompiledRule]:
-    """Each rule with targets, compiled: leaves from their template, composites over their
-    parts' own tables (so a composite depends on its parts in the graph)."""
+    """Each rule with targets, bound to its values: leaves to their kind's template,
+    composites to rules/sql/composite.sql (after their parts in the graph)."""
     targets = rule_targets(plan)
     out: list[_CompiledRule] = []
-    index: dict[str, int] = {}
     for rule in _rule_order(plan):
         inds = targets[rule.id]
         if not inds:
             continue
-        index[rule.id] = len(out)
         if isinstance(rule, CompositeRule):
-            parts = [index[p] for p in rule.parts if p in index]
-            res = " UNION ALL ".join(f"SELECT * FROM {_rule_tables(i)[0]}" for i in parts)
-            evi = " UNION ALL ".join(f"SELECT * FROM {_rule_tables(i)[1]}" for i in parts)
-            results, evidence = compile_composite(rule, inds, f"({res})", f"({evi})")
+            results, evidence = compile_composite(rule, inds)
         else:
-            results, evidence = compile_rule(rule, inds, [rule.id, *_ancestors(plan, rule.id)])
+            results, evidence = compile_rule(rule, [rule.id, *_ancestors(plan, rule.id)])
         out.append(_CompiledRule(rule, len(out), results, evidence))
     return out
 
 
-_TEMPLATE_REFERENCES: dict[str, frozenset[str]] = {}
-
-
-def _template_references(template: str, sql: str, origin: str) -> frozenset[str]:
-    """The tables a leaf rule reads are its template's: a template takes values, which
-    name no table, so one parse per template serves every rule compiled from it (a
-    parse costs ~0.1 s, a plan has dozens of rules)."""
-    if template not in _TEMPLATE_REFERENCES:
-        _TEMPLATE_REFERENCES[template] = frozenset(references(sql, origin))
-    return _TEMPLATE_REFERENCES[template]
+@cache
+def _template_references(template: str) -> frozenset[str]:
+    """The tables a rule template reads (a template takes values, which name no table,
+    so one parse per template serves every rule bound to it)."""
+    results, evidence = _template(template)
+    return frozenset(references(results + ";\n" + evidence, f"rules/sql/{template}"))
 
 
 def plan_graph(plan: Plan, root: Path = TRANSFORMS_DIR) -> ModelGraph:
@@ -653,20 +626,22 @@ def plan_graph(plan: Plan, root: Path = TRANSFORMS_DIR) -> ModelGraph:
                       f"{engine} from {yaml_file}"),
         written_model("intermediate.int_rules_applicable", "intermediate",
                       f"{engine} from {yaml_file}"),
-        sql_model("intermediate.int_rules_ce_routes", "intermediate", compile_ce(plan.ce),
+        written_model(RULE_INDICATORS, "intermediate",
+                      f"{engine} from {yaml_file} (the indicators each rule is judged for)"),
+        sql_model(CE_ROUTES, "intermediate", _ce_template(),
                   f"{yaml_file} ce routes (rules/sql/ce_route.sql)"),
-        sql_model("intermediate.int_rules_extract_rows", "intermediate",
-                  compile_extract_rows(plan), f"{engine} from {yaml_file}"),
     ]
     compiled = {c.rule.id for c in rules}
     for c in rules:
         parts = c.rule.parts if isinstance(c.rule, CompositeRule) else []
-        template = "composite" if parts else f"rules/sql/{_TEMPLATE_FILES[type(c.rule)]}"
-        sql, origin = c.results + ";\n" + c.evidence, f"{yaml_file} rule {c.rule.id} ({template})"
-        extra.append(sql_model(_rule_node(c.rule.id), "rules", sql, origin,
-                               extra=[_rule_node(p) for p in parts if p in compiled],
-                               refs=None if parts else _template_references(template, sql, origin)))
-    nodes = [_rule_node(c.rule.id) for c in rules]
+        template = c.results.origin.removeprefix("rules/sql/")
+        origin = f"{yaml_file} rule {c.rule.id} ({c.results.origin})"
+        # a composite reads its parts' rows from the session tables: its edges are its parts
+        refs = [] if parts else _template_references(template)
+        extra.append(sql_model(_rule_node(c.rule.id), "rules",
+                               c.results.sql + ";\n" + c.evidence.sql, origin,
+                               extra=[_rule_node(p) for p in parts if p in compiled], refs=refs))
+    nodes = [_rule_node(c.rule.id) for c in rules] + [RULE_INDICATORS]  # + the session tables
     extra += [written_model(RESULTS, "intermediate", f"{engine} from every rule", reads=nodes),
               written_model(EVIDENCE, "intermediate", f"{engine} from every rule", reads=nodes)]
     return model_graph(root, extra)
@@ -676,48 +651,71 @@ def _steps(plan: Plan, vocab: Vocabulary, as_of: date) -> dict[str, Callable[[Co
     """How each model that is not a plain SELECT is made."""
     rules = _compiled_rules(plan)
     steps: dict[str, Callable[[Con], None]] = {
-        RUN_PARAMETERS: lambda con: write_run_parameters(
-            con, plan=plan.plan, as_of=as_of,
-            identification_grace_days=plan.identification_grace_days,
-            plan_codes=plan_codes(plan),
-            out_of_work_benefits=plan.ce.out_of_work_benefits,
-            out_of_work_uc_regimes=plan.ce.out_of_work_uc_regimes,
-            snapshot_extracts=[s.name for s in _contract_files() if s.delivery == "snapshot"]),
+        RUN_PARAMETERS: lambda con: _write_parameters(con, plan, as_of),
         "intermediate.int_rules_vocabulary": lambda con: _write_vocabulary(con, plan, vocab),
         "intermediate.int_rules_delivered": _write_delivered,
         "intermediate.int_rules_catalog": lambda con: _write_catalog(con, plan),
         "intermediate.int_rules_applicable": lambda con: _write_applicable(con, plan),
-        RESULTS: lambda con: _collect(con, plan, rules, 0, _RESULT_COLUMNS, RESULTS),
-        EVIDENCE: lambda con: _collect(con, plan, rules, 1, _EVIDENCE_COLUMNS, EVIDENCE),
+        RULE_INDICATORS: lambda con: _write_rule_indicators(con, plan, rules),
+        CE_ROUTES: lambda con: _build_ce_routes(con, plan),
+        RESULTS: lambda con: _collect(con, _SESSION_RESULTS, _RESULT_COLUMNS, RESULTS),
+        EVIDENCE: lambda con: _collect(con, _SESSION_EVIDENCE, _EVIDENCE_COLUMNS, EVIDENCE),
     }
     for c in rules:
         steps[_rule_node(c.rule.id)] = lambda con, c=c: _run_rule(con, plan, c)
     return steps
 
 
+def _write_rule_indicators(con: Con, plan: Plan, rules: list[_CompiledRule]) -> None:
+    """The indicators each rule is judged for (a component inherits its lines'), read by
+    intermediate.int_rules_targets; the session tables the rules append to, emptied."""
+    targets = rule_targets(plan)
+    con.execute(f"CREATE OR REPLACE TABLE {RULE_INDICATORS} "
+                "(rule_index INTEGER, outcome_id VARCHAR, indicator VARCHAR)")
+    rows = [(c.index, c.rule.id, code) for c in rules for code in targets[c.rule.id]]
+    if rows:
+        con.executemany(f"INSERT INTO {RULE_INDICATORS} VALUES (?, ?, ?)", rows)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_SESSION_RESULTS} "
+                f"(rule_index INTEGER, {_RESULT_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_SESSION_EVIDENCE} "
+                f"(rule_index INTEGER, {_EVIDENCE_COLUMNS})")
+
+
+def _build_ce_routes(con: Con, plan: Plan) -> None:
+    """Every CE route's rows in one table: the route template run once per route."""
+    for i, route in enumerate(compile_ce(plan.ce)):
+        verb = (f"CREATE OR REPLACE TABLE {CE_ROUTES} AS\n" if i == 0
+                else f"INSERT INTO {CE_ROUTES}\n")
+        try:
+            route.run(con, verb)
+        except duckdb.Error as exc:
+            raise RuntimeError(f"building {CE_ROUTES} failed: {exc}") from exc
+
+
+def _columns(columns: str) -> str:
+    return ", ".join(c.split()[0] for c in columns.split(", "))
+
+
 def _run_rule(con: Con, plan: Plan, c: _CompiledRule) -> None:
-    """One rule's results and evidence, into its own session tables (typed as the
+    """One rule's results and evidence, appended to the session tables (typed as the
     collected tables are, so composites read the same values)."""
-    results, evidence = _rule_tables(c.index)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {results.removeprefix('temp.main.')} "
-                    f"({_RESULT_COLUMNS})")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {evidence.removeprefix('temp.main.')} "
-                    f"({_EVIDENCE_COLUMNS})")
-        con.execute(f"INSERT INTO {results}\n{c.results}")
-        con.execute(f"INSERT INTO {evidence}\n{c.evidence}")
+        for table, columns, bound in ((_SESSION_RESULTS, _RESULT_COLUMNS, c.results),
+                                      (_SESSION_EVIDENCE, _EVIDENCE_COLUMNS, c.evidence)):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE rule_rows ({columns})")
+            bound.run(con, "INSERT INTO rule_rows\n")
+            con.execute(f"INSERT INTO {table} SELECT ?, * FROM rule_rows", [c.index])
+        con.execute("DROP TABLE rule_rows")
     except duckdb.Error as exc:
         raise RuntimeError(f"rules/{plan.plan}.yaml: rule {c.rule.id} failed: {exc}") from exc
 
 
-def _collect(con: Con, plan: Plan, rules: list[_CompiledRule], which: int, columns: str,
-             table: str) -> None:
-    """Every rule's rows, in rule order, into one table; the session tables dropped."""
+def _collect(con: Con, session: str, columns: str, table: str) -> None:
+    """Every rule's rows, in rule order, into one table; the session table dropped."""
     con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
-    for c in rules:
-        part = _rule_tables(c.index)[which]
-        con.execute(f"INSERT INTO {table} SELECT * FROM {part}")
-        con.execute(f"DROP TABLE {part}")
+    con.execute(f"INSERT INTO {table} SELECT {_columns(columns)} FROM temp.main.{session} "
+                "ORDER BY rule_index")
+    con.execute(f"DROP TABLE temp.main.{session}")
 
 
 def describe(rule: Rule) -> str:

@@ -29,11 +29,18 @@ def ingest(drop: Path, warehouse: Path, as_of: date = date(2024, 3, 31),
 
 
 def query(warehouse: Path, sql: str, as_of_month: str | None = None) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    if as_of_month:
-        con.execute(f"SET VARIABLE as_of_month = '{as_of_month}'")
+    """``as_of_month``: the staging views as a run at that month would show them (the
+    month they read from meta.run_parameters, changed in a transaction rolled back)."""
+    con = duckdb.connect(str(warehouse), read_only=not as_of_month)
     try:
-        return con.execute(sql).fetchall()
+        if not as_of_month:
+            return con.execute(sql).fetchall()
+        con.execute("BEGIN")
+        con.execute("UPDATE meta.run_parameters SET as_of_month = ?", [as_of_month])
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.execute("ROLLBACK")
     finally:
         con.close()
 

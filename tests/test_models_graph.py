@@ -3,11 +3,15 @@ reference to no model fails naming the file, and `famlink models` lists it."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
-from safety_support import famlink
+from safety_support import famlink, run_args, write_drop
 from test_rules_fixtures import World
 
 from famlink.contract import PLANS
@@ -22,7 +26,16 @@ from famlink.models import (
     render_staging,
     rendered_staging,
 )
-from rules.engine import BUILT_LAYERS, load_plan, plan_graph
+from rules.engine import (
+    BUILT_LAYERS,
+    _compiled_rules,
+    _rule_extracts,
+    _template_references,
+    data_extracts,
+    load_plan,
+    plan_graph,
+    rule_targets,
+)
 
 REPO = TRANSFORMS_DIR.parent
 SQL_FILES = sorted(p.relative_to(REPO).as_posix()
@@ -172,7 +185,9 @@ def test_staging_models_are_rendered_from_the_contract() -> None:
     delta = render_staging("court_orders", "delta", ["order_id", "person_ref"])
     assert "FROM raw.court_orders AS r" in delta
     assert "PARTITION BY order_id, person_ref" in delta
-    assert references(delta, "x") == {"raw.court_orders"}
+    # the as-of month is the run's, from the parameters table, never the reader's session
+    assert references(delta, "x") == {"raw.court_orders", RUN_PARAMETERS}
+    assert "getvariable" not in delta
     with pytest.raises(ModelGraphError, match=r"staging_weekly\.sql: no staging template"):
         render_staging("x", "weekly", ["k"])
 
@@ -188,3 +203,146 @@ def test_a_run_meets_a_graph_error_as_a_fatal_fault_naming_the_file(tmp_path: Pa
     assert isinstance(fault, FatalExtractError)
     assert fault.path.name == "report.sql"
     assert str(fault) == str(info.value) and "\n" not in str(fault)
+
+
+# --------------------------------------------------------------- no session variables
+SESSION_VARIABLE = re.compile(r"getvariable\s*\(|\b(SET|RESET)\s+VARIABLE\b|set_variable",
+                              re.IGNORECASE)
+PIPELINE_CODE = ("famlink", "rules", "transforms", "matchers", "flows")
+
+
+def test_no_pipeline_sql_or_module_uses_session_variables() -> None:
+    """Run parameters are read from meta.run_parameters by name: a session variable set in
+    one connection is gone in the next (the published warehouse's readers, Prefect's
+    workers), so no SQL file or module of the pipeline may set or read one."""
+    found = []
+    for top in PIPELINE_CODE:
+        for path in sorted((REPO / top).rglob("*")):
+            if path.suffix not in {".py", ".sql", ".j2", ".html"} or not path.is_file():
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if SESSION_VARIABLE.search(line):
+                    found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not found, "session variables in the pipeline:\n" + "\n".join(found)
+
+
+def test_the_session_variable_check_finds_one(tmp_path: Path) -> None:
+    assert SESSION_VARIABLE.search("WHERE m <= coalesce(getvariable('as_of_month'), '9')")
+    assert SESSION_VARIABLE.search('con.execute("set variable as_of = ?", [d])')
+    assert not SESSION_VARIABLE.search("SELECT as_of_month FROM meta.run_parameters")
+
+
+# --------------------------------------------------------------- the published warehouse
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse whose raw tables hold a month after its run's as-of: ingest loaded
+    2024-02, then the run (the latest, so published) was as at 2024-01-31."""
+    root = tmp_path_factory.mktemp("published")
+    drop, warehouse = write_drop(root / "drop"), root / "wh" / "warehouse.duckdb"
+    warehouse.parent.mkdir()
+    loaded = famlink("ingest", "--extracts", str(drop), "--warehouse", str(warehouse),
+                     "--as-of", "2024-02-29")
+    assert loaded.returncode == 0, loaded.stderr
+    ran = famlink(*run_args(drop, warehouse, as_of="2024-01-31"))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return warehouse
+
+
+READER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("SET VARIABLE as_of_month = '2024-02'")   # a reader's session cannot re-point them
+print(con.execute("SELECT lead_worker FROM staging.cohort_families").fetchall())
+print(con.execute("SELECT count(*) FROM analyst.families").fetchall())
+"""
+
+
+def test_a_later_reader_sees_the_runs_as_of_in_staging_and_analyst_views(
+        published: Path) -> None:
+    con = duckdb.connect(str(published), read_only=True)
+    try:   # the later month is there, in raw
+        assert con.execute("SELECT DISTINCT _month FROM raw.cohort_families ORDER BY 1"
+                           ).fetchall() == [("2024-01",), ("2024-02",)]
+        assert con.execute(f"SELECT as_of, as_of_month FROM {RUN_PARAMETERS}").fetchall() \
+            == [(date(2024, 1, 31), "2024-01")]
+        families = con.execute("SELECT count(DISTINCT family_id) FROM marts.family_problems"
+                               ).fetchone()[0]
+    finally:
+        con.close()
+    # famlink query, a new read-only process: the staging view is as at the run's month
+    staged = famlink("query", "SELECT lead_worker FROM staging.cohort_families",
+                     "--warehouse", str(published), "--identifiable")
+    assert staged.returncode == 0, staged.stderr
+    assert "2024-01" in staged.stdout and "2024-02" not in staged.stdout
+    # the analyst layer, sealed (no file access), agrees with the marts of the run
+    counted = famlink("query", "SELECT count(*) AS n FROM families", "--warehouse",
+                      str(published))
+    assert counted.returncode == 0, counted.stderr
+    assert re.search(rf"│\s*{families}\s*│", counted.stdout), counted.stdout
+    # a reader who sets the old session variable still sees the run's records
+    out = subprocess.run([sys.executable, "-c", READER, str(published)], capture_output=True,
+                         text=True, check=True, timeout=120).stdout.splitlines()
+    assert out == ["[('2024-01',)]", f"[({families},)]"]
+
+
+def test_query_as_of_another_month_is_refused_in_one_line(published: Path) -> None:
+    same = famlink("query", "SELECT count(*) FROM families", "--warehouse", str(published),
+                   "--as-of", "2024-01-15")
+    assert same.returncode == 0, same.stderr
+    other = famlink("query", "SELECT count(*) FROM families", "--warehouse", str(published),
+                    "--as-of", "2024-02-29")
+    assert other.returncode == 2
+    assert other.stderr.strip().count("\n") == 0 and "built as at 2024-01-31" in other.stderr
+
+
+# --------------------------------------------------------------- templates take values
+LEAF_TEMPLATES = ("attendance.sql", "count.sql", "employment.sql", "episode.sql",
+                  "evidence.sql", "family_star.sql", "score.sql")
+
+
+@pytest.mark.parametrize("plan_name", PLANS)
+def test_every_rule_runs_its_templates_text_with_only_values_bound(plan_name: str) -> None:
+    """No SQL text comes from the plan: each rule runs its kind's template as written, and
+    what differs between two rules of a kind is the values DuckDB binds to it."""
+    by_template: dict[str, set[str]] = {}
+    for c in _compiled_rules(load_plan(plan_name)):
+        for bound in (c.results, c.evidence):
+            by_template.setdefault(bound.origin, set()).add(bound.sql)
+            for name, value in bound.values.items():
+                items = value if isinstance(value, list) else [value]
+                assert all(v is None or isinstance(v, str | int | float) for v in items), \
+                    (c.rule.id, name, value)
+    for origin, texts in by_template.items():
+        assert len(texts) <= 2, f"{origin}: rules run different SQL texts"  # results, evidence
+        head = (REPO / origin).read_text(encoding="utf-8").split("-- @results", 1)[0]
+        assert all(text.startswith(head) for text in texts), origin
+
+
+def test_the_rules_targets_are_one_model_every_template_reads() -> None:
+    for name in LEAF_TEMPLATES:
+        refs = _template_references(name)
+        assert "intermediate.int_rules_targets" in refs, name
+        assert "intermediate.int_rules_problems" not in refs, \
+            f"{name} selects the problems itself: read intermediate.int_rules_targets"
+    graph = plan_graph(load_plan("thurrock"))
+    assert graph["intermediate.int_rules_targets"].depends_on == (
+        "intermediate.int_rules_problems", "intermediate.int_rules_rule_indicators")
+    w = World()
+    w.family("F1", "2023-01-15", members=(("P1", "parent_carer", "1985-01-01"),))
+    w.problem("F1", "4A", "P1")
+    w.run("thurrock", "2024-06-30")
+    expected = {(rid, "4A") for rid, inds in rule_targets(load_plan("thurrock")).items()
+                if "4A" in inds}
+    got = set(w.con.execute("SELECT outcome_id, indicator FROM intermediate.int_rules_targets "
+                            "WHERE family_id = 'F1'").fetchall())
+    assert got == expected and expected
+
+
+def test_the_extract_rows_model_counts_every_extract_a_rule_can_rest_on() -> None:
+    graph = plan_graph(load_plan("countywide"))
+    model = graph["intermediate.int_rules_extract_rows"]
+    assert model.path == TRANSFORMS_DIR / "intermediate" / "int_rules_extract_rows.sql"
+    assert set(model.depends_on) == {f"staging.{e}" for e in data_extracts()}
+    for plan_name in PLANS:
+        for rule in load_plan(plan_name).rules:
+            assert set(_rule_extracts(rule)) <= set(data_extracts()), (plan_name, rule.id)

@@ -33,15 +33,16 @@ def model_name(layer: str, file_name: str) -> str:
 
 def create_staging_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """(Re)create every staging view, in the model graph's order; they read raw.*
-    as at getvariable('as_of_month'), set by each reader's session (a read-only
-    reader can re-point them; a table could not be written there)."""
-    from famlink.models import ModelFileFault, ModelGraphError, build_order, file_models
+    as at the as-of month in meta.run_parameters (the run's, written before them),
+    so the published warehouse shows every later reader what the run saw."""
+    from famlink.models import ModelFileFault, ModelGraphError, ensure_run_parameters, layer_order
 
+    ensure_run_parameters(con)
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     names = []
     # staging reads only sources (raw.*, meta.*), so its part of the graph stands alone
     try:
-        ordered = build_order(m for m in file_models() if m.layer == "staging")
+        ordered = layer_order("staging")
     except ModelGraphError as exc:
         raise ModelFileFault.of(exc) from None
     for model in ordered:

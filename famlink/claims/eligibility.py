@@ -52,13 +52,17 @@ _EMPTY = {
 }
 
 # One row per family in marts.family_problems, with the decision at the as-of.
-# Parameters come through session variables (claims_plan, claims_as_of,
-# claims_family) so the same text also works read-only and as a view.
+# Every value is a named parameter bound by DuckDB (due_parameters: the run's plan,
+# as-of and family, and the national rules), never text spliced into the SQL, so
+# the same text works read-only; only a missing mart's stand-in is substituted.
 DUE_SQL = """
 WITH p AS (
-    SELECT CAST(getvariable('claims_plan') AS VARCHAR) AS plan,
-           CAST(getvariable('claims_as_of') AS DATE) AS as_of,
-           CAST(getvariable('claims_family') AS VARCHAR) AS only_family
+    SELECT CAST($plan AS VARCHAR) AS plan,
+           CAST($as_of AS DATE) AS as_of,
+           CAST($only_family AS VARCHAR) AS only_family,
+           CAST($national AS INTEGER[]) AS national,
+           CAST($min_problems AS INTEGER) AS min_problems,
+           CAST($ssp_on_tie AS BOOLEAN) AS ssp_on_tie
 ),
 fp AS (
     SELECT fp.* FROM marts.family_problems AS fp, p
@@ -97,7 +101,7 @@ fam AS (
     SELECT family_id,
            any_value(attached_on) AS attached_on,
            count(DISTINCT problem) FILTER (
-               WHERE list_contains({national}, problem)) AS national_problems,
+               WHERE list_contains((SELECT national FROM p), problem)) AS national_problems,
            list_sort(list_distinct(list(problem) FILTER (
                WHERE problem IS NOT NULL))) AS problems_at_attachment,
            count(*) AS indicators_at_attachment,
@@ -121,7 +125,7 @@ ce AS (
 decided AS (
     SELECT fam.*, ce.ce_achieved_on, ce.ce_person_ref, ce.ce_route,
            (fam.attached_on IS NOT NULL AND fam.attached_on <= p.as_of
-            AND fam.national_problems >= {min_problems}) AS eligible
+            AND fam.national_problems >= p.min_problems) AS eligible
     FROM fam LEFT JOIN ce USING (family_id), p
 ),
 due AS (
@@ -130,18 +134,25 @@ due AS (
             AND ssp_achieved_on IS NOT NULL) AS ssp_due,
            (eligible AND ce_achieved_on IS NOT NULL) AS ce_due
     FROM decided
+),
+ranked AS (
+    -- both due: the one achieved first is claimed; on a tie, national claim_ranking.on_tie
+    SELECT due.*,
+           ssp_due AND (NOT ce_due OR ssp_achieved_on < ce_achieved_on
+                        OR (p.ssp_on_tie AND ssp_achieved_on = ce_achieved_on)) AS ssp_first
+    FROM due, p
 )
 SELECT family_id, attached_on, national_problems, problems_at_attachment,
        indicators_at_attachment, eligible, ssp_due, ssp_achieved_on, ce_due, ce_achieved_on,
        ce_person_ref, ce_route, coalesce(blocking, []) AS blocking,
        -- kept for the ledger's record: problems found later never reach this stage
        []::VARCHAR[] AS later_indicators,
-       CASE WHEN {ssp_first} THEN 'SSP' WHEN ce_due THEN 'CE' END AS claim_type,
-       CASE WHEN {ssp_first} THEN ssp_achieved_on
+       CASE WHEN ssp_first THEN 'SSP' WHEN ce_due THEN 'CE' END AS claim_type,
+       CASE WHEN ssp_first THEN ssp_achieved_on
             WHEN ce_due THEN ce_achieved_on END AS achieved_on,
-       CASE WHEN {ssp_first} THEN array_to_string(CAST(problems_at_attachment AS VARCHAR[]), ';')
+       CASE WHEN ssp_first THEN array_to_string(CAST(problems_at_attachment AS VARCHAR[]), ';')
             WHEN ce_due THEN '' END AS problems
-FROM due
+FROM ranked
 ORDER BY family_id
 """
 
@@ -212,22 +223,15 @@ def due_sql(con: duckdb.DuckDBPyConnection) -> str:
         key.split(".")[1]: (key if _table_exists(con, key) else empty)
         for key, empty in _EMPTY.items()
     }
+    return DUE_SQL.format(**sources)
+
+
+def due_parameters(plan: str, as_of: date, family_id: str | None = None) -> dict[str, object]:
+    """The values ``DUE_SQL`` is run with: the run's, and the national rules'."""
     rules = load_national()
-    tie = "<=" if rules.claim_ranking.on_tie == "SSP" else "<"
-    return DUE_SQL.format(
-        national="[" + ", ".join(str(n) for n in rules.national_problems) + "]",
-        min_problems=rules.min_problems,
-        ssp_first=f"ssp_due AND (NOT ce_due OR ssp_achieved_on {tie} ce_achieved_on)",
-        **sources,
-    )
-
-
-def set_params(con: duckdb.DuckDBPyConnection, plan: str, as_of: date,
-               family_id: str | None = None) -> None:
-    """Session variables that ``DUE_SQL`` reads."""
-    con.execute("SET VARIABLE claims_plan = ?", [plan])
-    con.execute("SET VARIABLE claims_as_of = ?", [as_of])
-    con.execute("SET VARIABLE claims_family = ?", [family_id])
+    return {"plan": plan, "as_of": as_of, "only_family": family_id,
+            "national": list(rules.national_problems), "min_problems": rules.min_problems,
+            "ssp_on_tie": rules.claim_ranking.on_tie == "SSP"}
 
 
 def assess(con: duckdb.DuckDBPyConnection, plan: str, as_of: date,
@@ -235,7 +239,6 @@ def assess(con: duckdb.DuckDBPyConnection, plan: str, as_of: date,
     """Every family's (or one family's) eligibility and due claim at ``as_of``."""
     if not _table_exists(con, "marts.family_problems"):
         return []
-    set_params(con, plan, as_of, family_id)
-    cur = con.execute(due_sql(con))
+    cur = con.execute(due_sql(con), due_parameters(plan, as_of, family_id))
     cols = [d[0] for d in cur.description]
     return [Assessment(**dict(zip(cols, row, strict=True))) for row in cur.fetchall()]

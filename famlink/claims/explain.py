@@ -163,6 +163,14 @@ def _pick_run(con: duckdb.DuckDBPyConnection, claim: Row | None,
     return None, as_of
 
 
+def _built_as_of(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The as-of of the run that built the warehouse (what its staging views show)."""
+    if not _table_exists(con, "meta.run_parameters"):
+        return None
+    rows = con.execute("SELECT max(as_of) FROM meta.run_parameters").fetchall()
+    return rows[0][0] if rows else None
+
+
 def _stored_assessment(con: duckdb.DuckDBPyConnection, family_id: str, plan: str,
                        as_of: date) -> tuple[Assessment | None, str | None]:
     if not _table_exists(con, "claims.assessments"):
@@ -516,9 +524,10 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
         found = _rows(con, "SELECT * FROM claims.ledger WHERE family_id = ?", [family_id])
         claim = found[0] if found else None
     plan, as_of = _pick_run(con, claim, as_of)
-    if as_of is not None:
-        con.execute("SET VARIABLE as_of = ?", [as_of])
-        con.execute("SET VARIABLE as_of_month = ?", [as_of.strftime("%Y-%m")])
+    built = _built_as_of(con)
+    if as_of is not None and built is not None and built != as_of:
+        notes.append(f"the cohort records shown are as at the latest run's as-of ({built}), "
+                     f"not {as_of} (the staging views show the run that built the warehouse)")
 
     fam = _safe_rows(con, "SELECT * FROM staging.cohort_families WHERE family_id = ?",
                      [family_id], notes, "cohort family")

@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 
 from famlink import __version__
-from famlink.claims.eligibility import _table_exists, due_sql, set_params
+from famlink.claims.eligibility import _table_exists, due_parameters, due_sql
 from famlink.claims.review import ensure_review_schema, find_holds, record_holds
 
 SCHEMA_SQL = """
@@ -195,8 +195,8 @@ def record_due_claims(con: duckdb.DuckDBPyConnection, plan: str, as_of: date) ->
     ensure_claims_schema(con)
     recorded_at = datetime.now().replace(microsecond=0)
     if _table_exists(con, "marts.family_problems"):
-        set_params(con, plan, as_of, None)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _claims_due AS {due_sql(con)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _claims_due AS {due_sql(con)}",
+                    due_parameters(plan, as_of))
     else:  # nothing evaluated yet: an empty run is still recorded
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _claims_due AS SELECT * FROM claims.assessments "

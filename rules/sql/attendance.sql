@@ -8,8 +8,9 @@
 -- term of the window.
 WITH
 targets AS (
-    SELECT family_id, indicator, person_ref, attached_on, identified_on
-    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+    -- the problems this rule is judged for (one model for every rule)
+    SELECT * EXCLUDE (outcome_id) FROM intermediate.int_rules_targets
+    WHERE outcome_id = $outcome_id
 ),
 people AS (
     SELECT t.family_id, t.indicator, t.attached_on, p.person_ref,

@@ -12,16 +12,16 @@ spells AS (
 ),
 oow AS (
     SELECT * FROM spells
-    WHERE (benefit <> 'UC' AND benefit IN ($oow_benefits))
-       OR (benefit = 'UC' AND (uc_regime IS NULL OR uc_regime IN ($oow_regimes)))
+    WHERE (benefit <> 'UC' AND list_contains($oow_benefits, benefit))
+       OR (benefit = 'UC' AND (uc_regime IS NULL OR list_contains($oow_regimes, uc_regime)))
 ),
 trig AS (
     -- a spell of an out-of-work benefit ending (trigger spell_end) ...
     SELECT s.person_ref, CAST(s.end_date + 1 AS DATE) AS off_on, s.record_key AS trigger_key
     FROM spells AS s JOIN adults AS a ON a.person_ref = s.person_ref
     WHERE $trigger = 'spell_end'
-      AND s.benefit IN ($from_benefits)
-      AND (NOT $has_from_regimes OR s.benefit <> 'UC' OR s.uc_regime IN ($from_regimes))
+      AND list_contains($from_benefits, s.benefit)
+      AND (NOT $has_from_regimes OR s.benefit <> 'UC' OR list_contains($from_regimes, s.uc_regime))
       AND s.end_date IS NOT NULL AND s.end_date + 1 >= a.attached_on
       AND s.end_date < (SELECT as_of FROM meta.run_parameters)
     UNION ALL
@@ -31,8 +31,8 @@ trig AS (
     JOIN adults AS a ON a.person_ref = s2.person_ref
     WHERE $trigger = 'regime_change'
       AND s1.benefit = 'UC' AND s2.benefit = 'UC'
-      AND s1.uc_regime IN ($from_regimes)
-      AND s2.uc_regime IN ($to_regimes)
+      AND list_contains($from_regimes, s1.uc_regime)
+      AND list_contains($to_regimes, s2.uc_regime)
       AND s1.end_date IS NOT NULL
       AND s2.start_date BETWEEN s1.end_date AND s1.end_date + 31
       AND s2.start_date >= a.attached_on
@@ -43,7 +43,7 @@ qualifying AS (
     WHERE $qualifying = 'employment'
     UNION ALL
     SELECT person_ref, start_date, end_date FROM intermediate.int_rules_benefit_spells
-    WHERE $qualifying = 'uc_regime' AND benefit = 'UC' AND uc_regime IN ($to_regimes)
+    WHERE $qualifying = 'uc_regime' AND benefit = 'UC' AND list_contains($to_regimes, uc_regime)
 ),
 days AS (
     SELECT t.person_ref, t.off_on,

@@ -7,8 +7,9 @@
 -- after window (intermediate.int_rules_delivery_gaps).
 WITH
 targets AS (
-    SELECT family_id, indicator, person_ref, attached_on, identified_on
-    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+    -- the problems this rule is judged for (one model for every rule)
+    SELECT * EXCLUDE (outcome_id) FROM intermediate.int_rules_targets
+    WHERE outcome_id = $outcome_id
 ),
 has_data AS (
     -- whether any extract the rule rests on has rows at all
@@ -19,7 +20,7 @@ ev_all AS (
     SELECT t.attached_on, e.*, t.indicator
     FROM targets AS t
     JOIN intermediate.int_rules_events AS e ON e.family_id = t.family_id
-    WHERE e.measure IN ($measures)
+    WHERE list_contains($measures, e.measure)
       AND event_in_scope($scope, t.person_ref, e.person_ref, e.is_child)
       AND e.event_date >= CAST(t.attached_on - INTERVAL ($before_months) MONTH AS DATE)
 ),
@@ -96,7 +97,7 @@ gaps AS (
            min(g.file || ' for ' || g.month) AS first_gap
     FROM base AS b
     JOIN intermediate.int_rules_delivery_gaps AS g
-      ON g.extract IN ($extracts)
+      ON list_contains($extracts, g.extract)
      AND g.month >= strftime(CASE WHEN $windowed THEN greatest(b.attached_on, CAST(
              (SELECT as_of FROM meta.run_parameters) - INTERVAL ($window_months) MONTH AS DATE))
              ELSE b.attached_on END, '%Y-%m')

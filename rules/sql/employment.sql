@@ -2,8 +2,9 @@
 -- problem's person (or of any adult in the family), from intermediate.int_rules_ce.
 WITH
 targets AS (
-    SELECT family_id, indicator, person_ref, attached_on, identified_on
-    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+    -- the problems this rule is judged for (one model for every rule)
+    SELECT * EXCLUDE (outcome_id) FROM intermediate.int_rules_targets
+    WHERE outcome_id = $outcome_id
 ),
 ce AS (
     SELECT t.indicator, c.*

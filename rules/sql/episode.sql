@@ -5,8 +5,9 @@
 -- re-referral" cannot be shown: insufficient_data.
 WITH
 targets AS (
-    SELECT family_id, indicator, person_ref, attached_on, identified_on
-    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+    -- the problems this rule is judged for (one model for every rule)
+    SELECT * EXCLUDE (outcome_id) FROM intermediate.int_rules_targets
+    WHERE outcome_id = $outcome_id
 ),
 has_data AS (
     -- whether any extract the rule rests on has rows at all
@@ -27,7 +28,7 @@ eps AS (
 ),
 rel AS (
     SELECT * FROM eps
-    WHERE episode_type IN ($closed_types)
+    WHERE list_contains($closed_types, episode_type)
       AND (end_date IS NULL OR end_date >= least(identified_on, attached_on))
 ),
 agg AS (
@@ -46,9 +47,9 @@ dated AS (
 later AS (
     SELECT d.family_id, d.indicator,
         count(e.episode_id) FILTER (
-            WHERE e.episode_type IN ($rereferral_types) AND e.start_date > d.from_date) AS n_reref,
+            WHERE list_contains($rereferral_types, e.episode_type) AND e.start_date > d.from_date) AS n_reref,
         count(e.episode_id) FILTER (
-            WHERE e.episode_type IN ($escalation_types) AND e.start_date >= d.attached_on)
+            WHERE list_contains($escalation_types, e.episode_type) AND e.start_date >= d.attached_on)
             AS n_escal
     FROM dated AS d
     LEFT JOIN eps AS e ON e.family_id = d.family_id AND e.indicator = d.indicator
@@ -70,17 +71,17 @@ gaps AS (
 SELECT
     $outcome_id AS outcome_id, d.family_id, d.indicator,
     CASE WHEN NOT (SELECT ok FROM has_data) THEN 'insufficient_data'
-         WHEN d.n_rel = 0 AND '$if_no_episode' = 'insufficient_data' THEN 'insufficient_data'
-         WHEN d.n_rel = 0 AND '$if_no_episode' = 'not_achieved' THEN 'not_achieved'
+         WHEN d.n_rel = 0 AND $if_no_episode = 'insufficient_data' THEN 'insufficient_data'
+         WHEN d.n_rel = 0 AND $if_no_episode = 'not_achieved' THEN 'not_achieved'
          WHEN d.n_open > 0 THEN 'not_achieved'
-         WHEN d.last_reason IN ($bad_end_reasons) THEN 'not_achieved'
+         WHEN list_contains($bad_end_reasons, d.last_reason) THEN 'not_achieved'
          WHEN l.n_reref > 0 OR l.n_escal > 0 THEN 'not_achieved'
          WHEN CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) > (SELECT as_of FROM meta.run_parameters)
              THEN 'not_yet_sustained'
          WHEN gp.n_gaps > 0 THEN 'insufficient_data'
          ELSE 'achieved' END AS status,
-    CASE WHEN (SELECT ok FROM has_data) AND NOT (d.n_rel = 0 AND '$if_no_episode' <> 'since_attachment')
-          AND d.n_open = 0 AND coalesce(d.last_reason NOT IN ($bad_end_reasons), TRUE)
+    CASE WHEN (SELECT ok FROM has_data) AND NOT (d.n_rel = 0 AND $if_no_episode <> 'since_attachment')
+          AND d.n_open = 0 AND coalesce(NOT list_contains($bad_end_reasons, d.last_reason), TRUE)
           AND l.n_reref = 0 AND l.n_escal = 0
           AND CAST(d.from_date + INTERVAL ($sustain_months) MONTH AS DATE) <= (SELECT as_of FROM meta.run_parameters)
           AND gp.n_gaps IS NULL
@@ -101,6 +102,7 @@ SELECT $outcome_id AS outcome_id, e.family_id, e.indicator, e.extract, e.deliver
            || coalesce(strftime(e.end_date, '%Y-%m-%d'), 'open')
            || coalesce(' ' || e.end_reason, '') AS detail
 FROM eps AS e
-WHERE (e.episode_type IN ($closed_types)
+WHERE (list_contains($closed_types, e.episode_type)
        AND (e.end_date IS NULL OR e.end_date >= least(e.identified_on, e.attached_on)))
-   OR (e.episode_type IN ($rereferral_types, $escalation_types) AND e.start_date >= e.attached_on)
+   OR ((list_contains($rereferral_types, e.episode_type)
+        OR list_contains($escalation_types, e.episode_type)) AND e.start_date >= e.attached_on)

@@ -14,8 +14,9 @@
 -- been followed by a later status of the same kind that is not accepted (NEET).
 WITH
 targets AS (
-    SELECT family_id, indicator, person_ref, attached_on, identified_on
-    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+    -- the problems this rule is judged for (one model for every rule)
+    SELECT * EXCLUDE (outcome_id) FROM intermediate.int_rules_targets
+    WHERE outcome_id = $outcome_id
 ),
 ev AS (
     SELECT t.indicator, t.attached_on AS t_attached_on, e.*,
@@ -25,12 +26,12 @@ ev AS (
              ELSE e.end_date END AS held_until
     FROM targets AS t
     JOIN intermediate.int_rules_practitioner_evidence AS e ON e.family_id = t.family_id
-    WHERE e.kind IN ($kinds)
+    WHERE list_contains($kinds, e.kind)
       AND evidence_in_scope($scope, t.person_ref, e.person_ref)
-      AND (NOT $has_domains OR upper(trim(e.domain)) IN ($domains))
+      AND (NOT $has_domains OR list_contains($domains, upper(trim(e.domain))))
       AND (NOT $match_code
-           OR (e.code_usable AND e.code IN ($codes, upper(t.indicator)))
-           OR coalesce(list_has_any(e.vocab_targets, [$codes, upper(t.indicator)]), FALSE))
+           OR (e.code_usable AND (list_contains($codes, e.code) OR e.code = upper(t.indicator)))
+           OR coalesce(list_has_any(e.vocab_targets, list_append($codes, upper(t.indicator))), FALSE))
       AND e.start_date >= t.attached_on
 ),
 rows AS (
@@ -54,7 +55,7 @@ judged AS (
             WHERE x.family_id = r.family_id AND x.kind = r.kind
               AND x.person_ref IS NOT DISTINCT FROM r.person_ref
               AND x.start_date > r.start_date AND x.start_date <= (SELECT as_of FROM meta.run_parameters)
-              AND NOT (NOT $has_domains OR upper(trim(x.domain)) IN ($domains))) AS superseded
+              AND NOT (NOT $has_domains OR list_contains($domains, upper(trim(x.domain))))) AS superseded
         FROM rows AS r
     )
 ),

@@ -4,15 +4,16 @@
 -- has held (with no failing reading since) for sustain_months.
 WITH
 targets AS (
-    SELECT family_id, indicator, person_ref, attached_on, identified_on
-    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+    -- the problems this rule is judged for (one model for every rule)
+    SELECT * EXCLUDE (outcome_id) FROM intermediate.int_rules_targets
+    WHERE outcome_id = $outcome_id
 ),
 readings AS (
     SELECT t.indicator, t.attached_on AS t_attached_on, e.*
     FROM targets AS t
     JOIN intermediate.int_rules_practitioner_evidence AS e ON e.family_id = t.family_id
     WHERE e.kind = 'family_star' AND e.score IS NOT NULL
-      AND e.star_domain IN ($star_domains)
+      AND list_contains($star_domains, e.star_domain)
       AND evidence_in_scope($scope, t.person_ref, e.person_ref)
 ),
 dates AS (

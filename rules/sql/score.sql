@@ -3,8 +3,9 @@
 -- and has stayed below at every reading since, for sustain_months.
 WITH
 targets AS (
-    SELECT family_id, indicator, person_ref, attached_on, identified_on
-    FROM intermediate.int_rules_problems WHERE indicator IN ($indicators)
+    -- the problems this rule is judged for (one model for every rule)
+    SELECT * EXCLUDE (outcome_id) FROM intermediate.int_rules_targets
+    WHERE outcome_id = $outcome_id
 ),
 ev AS (
     SELECT t.indicator, t.attached_on, e.*

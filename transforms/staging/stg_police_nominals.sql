@@ -1,7 +1,8 @@
 -- staging.police_nominals: current police_nominals.csv records as at the as-of month.
 -- Delta: each delivery holds new and corrected records; the latest version of
--- a key wins, and record_status D deletes it. Set the month with
---   SET VARIABLE as_of_month = '2024-06';   (unset: every delivery)
+-- a key wins, and record_status D deletes it. The month is the run's,
+-- read from meta.run_parameters (no row: every delivery), so the view
+-- shows the same records to every later reader of the published warehouse.
 SELECT * EXCLUDE (_version)
 FROM (
     SELECT r.* EXCLUDE (_load_id, _sha256),
@@ -10,7 +11,7 @@ FROM (
                ORDER BY r._month DESC, r._delivery_id DESC, r._row_number DESC
            ) AS _version
     FROM raw.police_nominals AS r
-    WHERE r._month <= coalesce(getvariable('as_of_month'), '9999-12')
+    WHERE r._month <= coalesce((SELECT as_of_month FROM meta.run_parameters), '9999-12')
 )
 WHERE _version = 1
   AND coalesce(record_status, 'A') <> 'D'

@@ -1,7 +1,8 @@
 -- staging.$name: the latest $name.csv snapshot delivered by the as-of month.
 -- Snapshot: the file is the whole truth for its scope; a key absent from the
--- latest delivery has been deleted. Set the month with
---   SET VARIABLE as_of_month = '2024-06';   (unset: the latest delivery)
+-- latest delivery has been deleted. The month is the run's,
+-- read from meta.run_parameters (no row: the latest delivery), so the view
+-- shows the same records to every later reader of the published warehouse.
 SELECT r.* EXCLUDE (_load_id, _sha256)
 FROM raw.$name AS r
 WHERE r._delivery_id = (
@@ -9,7 +10,7 @@ WHERE r._delivery_id = (
     FROM meta.deliveries AS d
     WHERE d.extract = '$name'
       AND d.status = 'loaded'
-      AND d.month <= coalesce(getvariable('as_of_month'), '9999-12')
+      AND d.month <= coalesce((SELECT as_of_month FROM meta.run_parameters), '9999-12')
     ORDER BY d.month DESC, d.delivery_id DESC
     LIMIT 1
 )
