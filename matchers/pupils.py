@@ -133,7 +133,7 @@ def sole_pupil_links(
             "SELECT profile_l, profile_r, match_probability FROM linkage.person_pairs "
             "WHERE (list_contains(?, profile_l) AND list_contains(?, profile_r)) "
             "OR (list_contains(?, profile_l) AND list_contains(?, profile_r)) "
-            "ORDER BY match_probability DESC LIMIT 1",
+            "ORDER BY match_probability DESC, profile_l, profile_r LIMIT 1",
             [a_side, b_side, b_side, a_side],
         ).fetchall()
         if best:
