@@ -382,8 +382,8 @@ def run(
             console.print(f"linkage report: {escape(str(summary.linkage_report))}",
                           highlight=False)
         if getattr(summary.linkage, "mode", None):
-            console.print(f"linkage: {summary.linkage.mode} ({escape(summary.linkage.mode_reason)})",
-                          highlight=False)
+            how = summary.linkage
+            console.print(f"linkage: {how.mode} ({escape(how.mode_reason)})", highlight=False)
         for warning in summary.report_warnings:
             err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
 

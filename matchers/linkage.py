@@ -321,7 +321,8 @@ def _insert_pairs(con: duckdb.DuckDBPyConnection, floor: float) -> None:
     con.execute(
         """INSERT INTO linkage.person_pairs
            SELECT least(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)),
-           greatest(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)), match_weight, match_probability,
+           greatest(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)),
+           match_weight, match_probability,
            coalesce(twin_guard, false), coalesce(generation_guard, false),
            coalesce(household_guard, false) FROM _fl_pred"""
     )

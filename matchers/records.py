@@ -211,7 +211,7 @@ def build_person_records(
     con.execute("DROP TABLE _fl_raw_people")
     if reuse:
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _fl_new_people AS
+            """CREATE OR REPLACE TEMP TABLE _fl_new_people AS
             SELECT * FROM _fl_distinct_people d WHERE NOT EXISTS (
                 SELECT 1 FROM linkage.person_appearances pa
                 WHERE pa.appearance_id = d.appearance_id)""")
