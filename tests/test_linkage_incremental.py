@@ -107,33 +107,42 @@ def test_incremental_equals_a_full_rescoring_with_the_same_model(
     assert _rows(inc, "SELECT count(*) FROM claims.ledger")[0][0] > 0
 
 
-def test_relink_all_and_a_new_model_file_link_everything_again(
+def test_relink_all_from_the_command_line_links_everything_again(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    shutil.copytree(SAMPLE / "2023-01", drop / "2023-01")      # one month: a quick run
+    path = tmp_path / "w.duckdb"
+    args = [sys.executable, "-m", "famlink", "run", "--extracts", str(drop), "--warehouse",
+            str(path), "--plan", PLAN, "--as-of", "2023-01-31", "--no-prefect"]
+    done = subprocess.run([*args, "--relink-all"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "linkage: full (asked for (--relink-all))" in done.stdout
+    (mode, reason, new), = _rows(path, "SELECT mode, reason, new_profiles FROM linkage.runs")
+    assert (mode, reason) == ("full", "asked for (--relink-all)") and new > 100
+
+
+def test_nothing_new_scores_nothing_and_a_new_model_file_relinks(
         runs: dict[str, Path], tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     shutil.copyfile(runs["incremental"], path)
-    done = subprocess.run(
-        [sys.executable, "-m", "famlink", "run", "--extracts", str(SAMPLE), "--warehouse",
-         str(path), "--plan", PLAN, "--as-of", DECEMBER.isoformat(), "--no-prefect",
-         "--relink-all"], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "linkage: full (asked for (--relink-all))" in done.stdout
-    (mode, reason, new, learnt), = _rows(
-        path, "SELECT mode, reason, new_profiles, model_learnt FROM linkage.runs "
-        "ORDER BY run DESC LIMIT 1")
-    assert (mode, reason, learnt) == ("full", "asked for (--relink-all)", True) and new > 1000
-
     con = connect(path)
     try:
         build_staging(con, RunRequest(extracts=SAMPLE, warehouse=path, plan=PLAN, as_of=DECEMBER))
+        before = sorted(con.execute("SELECT * FROM linkage.record_links").fetchall(), key=repr)
         again = link_warehouse(con)                       # nothing new: nothing scored
         assert again.mode == "incremental" and again.pairs_scored == 0
         assert again.new_profiles == 0 and again.vanished_profiles == 0
+        assert sorted(con.execute("SELECT * FROM linkage.record_links").fetchall(),
+                      key=repr) == before
         model = json.loads(DEFAULT_MODEL_PATH.read_text())
         model["probability_two_random_records_match"] *= 2   # another committed model
         other = tmp_path / "model.json"
         other.write_text(json.dumps(model))
         changed = link_warehouse(con, model_path=other)
         assert changed.mode == "full" and "model file changed" in changed.mode_reason
-        assert changed.pairs_scored > 500
+        assert changed.model_learnt and changed.pairs_scored > 500
+        (hashes,), = con.execute("SELECT count(DISTINCT model_hash) FROM linkage.runs"
+                                 ).fetchall()
+        assert hashes == 2                                  # learnt again: another model
     finally:
         con.close()
