@@ -415,9 +415,13 @@ def new_pairs_only(settings: dict[str, Any], flag: str = "is_new") -> dict[str, 
     record flagged ``flag``: the pairs an incremental run has to score (a pair of
     two unchanged records keeps the score it was given)."""
     out = deepcopy(settings)
+    # Each rule twice, new on the left, then new on the right only: a condition on
+    # one side is pushed down to that side's scan, so each join starts from the
+    # few new records instead of pairing the whole county and filtering after.
     out["blocking_rules_to_generate_predictions"] = [
-        {**rule, "blocking_rule": f"({rule['blocking_rule']}) AND (l.{flag} OR r.{flag})"}
-        for rule in settings["blocking_rules_to_generate_predictions"]]
+        {**rule, "blocking_rule": f"({rule['blocking_rule']}) AND {side}"}
+        for rule in settings["blocking_rules_to_generate_predictions"]
+        for side in (f"l.{flag}", f"r.{flag} AND NOT l.{flag}")]
     return out
 
 
