@@ -328,6 +328,9 @@ def run(
     linkage_backend: Annotated[str | None, typer.Option(
         "--linkage-backend", help="Where person pairs are scored: duckdb (default) or spark "
                                   "(as FAMLINK_LINKAGE_BACKEND; README: Splink on Spark).")] = None,
+    relink_all: Annotated[bool, typer.Option(
+        "--relink-all", help="Link every record afresh (learn the model again, score every "
+                             "pair) instead of only what is new since the last run.")] = False,
 ) -> None:
     """The monthly run: ingest, link, outcomes under PLAN at AS_OF, record claims."""
     from matchers.spark import check_backend
@@ -343,7 +346,7 @@ def run(
     progress = for_console(err)
     request = RunRequest(extracts=extracts, warehouse=warehouse, plan=_check_plan(plan),
                          as_of=_parse_date(as_of, "--as-of"), progress=progress,
-                         accept_shrink=tuple(accept_shrink or ()))
+                         accept_shrink=tuple(accept_shrink or ()), relink_all=relink_all)
     _check_warehouse_folder(warehouse)
     _check_extracts_folder(extracts)
     _check_rule_files(request.plan)
@@ -360,7 +363,8 @@ def run(
 
                 summary = monthly_run(extracts=extracts, warehouse=warehouse, plan=plan,
                                       as_of=request.as_of, back_run=back_run,
-                                      accept_shrink=request.accept_shrink)
+                                      accept_shrink=request.accept_shrink,
+                                      relink_all=relink_all)
             else:
                 from flows.monthly import run_monthly_local
 
@@ -377,6 +381,9 @@ def run(
         if summary.linkage_report is not None:
             console.print(f"linkage report: {escape(str(summary.linkage_report))}",
                           highlight=False)
+        if getattr(summary.linkage, "mode", None):
+            how = summary.linkage
+            console.print(f"linkage: {how.mode} ({escape(how.mode_reason)})", highlight=False)
         for warning in summary.report_warnings:
             err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
 

@@ -30,6 +30,9 @@ class RunRequest:
     as_of: date
     progress: Progress | None = field(default=None, compare=False)
     accept_shrink: tuple[str, ...] = ()
+    relink_all: bool = False   # link every record afresh (learn the model again), not only new
+    # score every pair with the kept model (what an incremental run must equal; for tests)
+    rescore_all: bool = False
 
     @property
     def as_of_month(self) -> str:
@@ -94,7 +97,8 @@ def link_people_and_households(con: duckdb.DuckDBPyConnection, request: RunReque
     """Attach every source record to a person, and police incidents to households."""
     from matchers.linkage import link_warehouse
 
-    return link_warehouse(con, progress=request.progress)
+    return link_warehouse(con, progress=request.progress, relink_all=request.relink_all,
+                          rescore_all=request.rescore_all)
 
 
 def evaluate_plan_outcomes(con: duckdb.DuckDBPyConnection, request: RunRequest) -> Any:

@@ -171,7 +171,8 @@ def run_name() -> str:
 @flow(name="famlink-monthly-run", flow_run_name=run_name, log_prints=True)
 def monthly_run(extracts: Path, warehouse: Path, plan: str,
                 as_of: date | None = None, back_run: bool = False,
-                accept_shrink: tuple[str, ...] = ()) -> MonthlyRunSummary:
+                accept_shrink: tuple[str, ...] = (),
+                relink_all: bool = False) -> MonthlyRunSummary:
     """Ingest, link, evaluate outcomes and record claims for one council and month.
 
     A scheduled run passes no as_of: it runs as at the day it starts. After a
@@ -179,7 +180,8 @@ def monthly_run(extracts: Path, warehouse: Path, plan: str,
     publishes the summary, the linkage report and the return as artifacts.
     """
     request = RunRequest(extracts=Path(extracts), warehouse=Path(warehouse), plan=plan,
-                         as_of=as_of or date.today(), accept_shrink=tuple(accept_shrink))
+                         as_of=as_of or date.today(), accept_shrink=tuple(accept_shrink),
+                         relink_all=relink_all)
     try:
         summary = build_and_publish(request, back_run)
     except RunRefused as exc:
@@ -217,6 +219,9 @@ def summary_table(summary: MonthlyRunSummary) -> list[dict[str, Any]]:
         ("families in the cohort", figures.families)]
     rows += [(f"identified problems {status}", count) for status, count in figures.statuses]
     rows += [(f"claims {kind} {verb} at this date", count) for kind, count in figures.claims]
+    mode = getattr(summary.linkage, "mode", None)
+    if mode is not None:
+        rows.append(("linkage", f"{mode}: {summary.linkage.mode_reason}"))
     new = getattr(summary.claims, "new_claims", None)
     if new is not None:
         rows.append(("new claims at this run", new))

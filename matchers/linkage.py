@@ -50,6 +50,17 @@ from matchers.dwp import METHOD as DWP_METHOD
 from matchers.dwp import VOUCHED_METHOD as DWP_VOUCHED_METHOD
 from matchers.dwp import unverified_dwp_links
 from matchers.households import link_households
+from matchers.incremental import (
+    code_fingerprint,
+    keep_unchanged_pairs,
+    mark_new_profiles,
+    model_file_hash,
+    model_hash,
+    previous_run,
+    record_run,
+    relink_reason,
+    write_profile_inputs,
+)
 from matchers.probabilistic import (
     DEFAULT_MODEL_PATH,
     DEFAULT_PRIOR_RECALL,
@@ -61,6 +72,8 @@ from matchers.probabilistic import (
     load_model,
     parameter_rows,
     predict_pairs,
+    term_frequencies_sql,
+    tf_columns,
 )
 from matchers.pupils import METHOD as PUPIL_METHOD
 from matchers.pupils import sole_pupil_links
@@ -110,6 +123,13 @@ class LinkageSummary:
     dwp_accuracy: float | None = None
     prior: float | None = None
     model_note: str = ""
+    model_learnt: bool = False
+    mode: str = "full"            # or "incremental": only new and changed profiles scored
+    mode_reason: str = ""
+    profiles_scored: int = 0      # profiles in the model's input
+    new_profiles: int = 0
+    vanished_profiles: int = 0
+    pairs_scored: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -128,11 +148,17 @@ def link_warehouse(
     progress: Callable[[str], None] | None = None,
     threshold: float = LINK_THRESHOLD,
     learn: bool = True,
+    relink_all: bool = False,
+    rescore_all: bool = False,
 ) -> LinkageSummary:
-    """Link people and households from ``staging.*`` into ``linkage.*`` tables."""
+    """Link people and households from ``staging.*`` into ``linkage.*`` tables: only
+    what is new since the previous run, or everything (``relink_all``, or a reason
+    of ``matchers.incremental.relink_reason``). ``rescore_all`` scores every pair
+    with the kept model and term frequencies, as an incremental run with every
+    profile new (what an incremental run must equal)."""
     say = progress or (lambda _msg: None)
     s = LinkageSummary()
-    t0 = time.perf_counter()
+    t0 = started = time.perf_counter()
 
     def stage(name: str) -> None:
         nonlocal t0
@@ -140,7 +166,12 @@ def link_warehouse(
         t0 = time.perf_counter()
         say(f"linkage: {name} done in {s.stage_seconds[name]}s")
 
-    s.records = build_person_records(con)
+    floor = min(REVIEW_LOW, threshold)
+    prev = previous_run(con)
+    fingerprint = code_fingerprint(learn, floor)
+    model_file = model_file_hash(model_path)
+    same_code = prev is not None and prev.code_fingerprint == fingerprint
+    s.records = build_person_records(con, reuse=same_code)
     s.profiles = _profiles(con)
     stage("standardise")
 
@@ -154,33 +185,77 @@ def link_warehouse(
         WHERE last_name IS NOT NULL OR (first_name IS NOT NULL AND dob IS NOT NULL)"""
     )
     add_blocking_columns(con, "_fl_splink_input")
+    # the whole row Splink sees, blocking columns included: a profile whose row
+    # changed is scored again
+    con.execute("""CREATE OR REPLACE TEMP TABLE _fl_splink_input AS
+        SELECT t.*, md5(CAST(t AS VARCHAR)) AS input_hash FROM _fl_splink_input AS t""")
     n_input = con.execute("SELECT count(*) FROM _fl_splink_input").fetchall()[0][0]
-    con.execute(
-        "CREATE OR REPLACE TABLE linkage.person_pairs (profile_l BIGINT, profile_r BIGINT, "
-        "match_weight DOUBLE, match_probability DOUBLE, twin_guard BOOLEAN, "
-        "generation_guard BOOLEAN, household_guard BOOLEAN)"
-    )
-    scored_with: dict | None = None
-    if n_input > 1:
-        settings, meta = load_model(model_path, link_type="dedupe_only",
-                                    term_frequencies=n_input >= MIN_TF_RECORDS)
-        s.prior = settings["probability_two_random_records_match"] = estimate_prior(
-            con, "_fl_splink_input", meta.get("prior_rule_recall", DEFAULT_PRIOR_RECALL)
-        )
-        used = predict_pairs(con, "_fl_splink_input", settings, "_fl_pred",
-                             min_probability=0.01, learn=learn, waterfall=True)
-        s.model_note = used.note
-        scored_with = used.settings
-        say(f"linkage: model {used.note}")
-        write_model_parameters(con, used, model_path)
+    reason = relink_reason(prev, relink_all=relink_all, fingerprint=fingerprint,
+                           model_file=model_file, profiles=n_input, learn=learn)
+    if rescore_all and reason is not None and prev is not None and prev.model is not None \
+            and not relink_all:
+        reason = None   # the kept model serves whatever else changed: asked for
+    s.mode = "full" if reason else ("rescore" if rescore_all else "incremental")
+    s.profiles_scored = n_input
+    at_training = n_input
+    if reason is None:
+        assert prev is not None and prev.model is not None
+        s.new_profiles, s.vanished_profiles = mark_new_profiles(con, "_fl_splink_input",
+                                                                all_new=rescore_all)
+        kept = keep_unchanged_pairs(con, "_fl_splink_input")
+        s.mode_reason = (f"{s.new_profiles} new or changed profiles, {s.vanished_profiles} "
+                         f"gone; {kept} scored pairs kept")
+        at_training = prev.profiles_at_training
+        scored_with: dict | None = prev.model
+        s.model_learnt = prev.model_learnt
+        s.prior = prev.model.get("probability_two_random_records_match")
+        s.model_note = str(con.execute("SELECT any_value(how) FROM linkage.model_parameters"
+                                       ).fetchall()[0][0]) + " (kept from the last full re-link)"
+        if s.new_profiles:
+            predict_pairs(con, "_fl_splink_input", prev.model, "_fl_pred", min_probability=0.01,
+                          waterfall=True, term_frequencies="linkage.term_frequencies",
+                          new_only="is_new")
+            _insert_pairs(con, floor)
+        else:
+            con.execute("CREATE OR REPLACE TEMP TABLE _fl_pred AS "
+                        "SELECT * FROM linkage.person_pairs WHERE false")
+    else:
+        s.mode_reason = reason
+        s.new_profiles = n_input
         con.execute(
-            """INSERT INTO linkage.person_pairs
-               SELECT least(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)),
-               greatest(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)),
-               match_weight, match_probability,
-               coalesce(twin_guard, false), coalesce(generation_guard, false),
-               coalesce(household_guard, false) FROM _fl_pred"""
+            "CREATE OR REPLACE TABLE linkage.person_pairs (profile_l BIGINT, profile_r BIGINT, "
+            "match_weight DOUBLE, match_probability DOUBLE, twin_guard BOOLEAN, "
+            "generation_guard BOOLEAN, household_guard BOOLEAN)"
         )
+        con.execute("CREATE OR REPLACE TABLE linkage.pair_weights (profile_l BIGINT, "
+                    "profile_r BIGINT, weights STRUCT(none INTEGER))")
+        scored_with = None
+        s.model_learnt = False
+        if n_input > 1:
+            settings, meta = load_model(model_path, link_type="dedupe_only",
+                                        term_frequencies=n_input >= MIN_TF_RECORDS)
+            s.prior = settings["probability_two_random_records_match"] = estimate_prior(
+                con, "_fl_splink_input", meta.get("prior_rule_recall", DEFAULT_PRIOR_RECALL)
+            )
+            con.execute("CREATE OR REPLACE TABLE linkage.term_frequencies AS "
+                        + term_frequencies_sql("_fl_splink_input", tf_columns(settings)))
+            used = predict_pairs(con, "_fl_splink_input", settings, "_fl_pred",
+                                 min_probability=0.01, learn=learn, waterfall=True,
+                                 term_frequencies="linkage.term_frequencies")
+            s.model_note = used.note
+            s.model_learnt = used.trained
+            scored_with = used.settings
+            write_model_parameters(con, used, model_path)
+            _insert_pairs(con, floor)
+        else:
+            con.execute("CREATE OR REPLACE TABLE linkage.term_frequencies AS "
+                        + term_frequencies_sql("_fl_splink_input", []))
+            con.execute("CREATE OR REPLACE TEMP TABLE _fl_pred AS "
+                        "SELECT * FROM linkage.person_pairs WHERE false")
+            _drop_model_parameters(con)
+    say(f"linkage: {s.mode} ({s.mode_reason}); model {s.model_note}")
+    s.pairs_scored = con.execute("SELECT count(*) FROM _fl_pred").fetchall()[0][0]
+    write_profile_inputs(con, "_fl_splink_input")
     stage("probabilistic")
 
     # Only profiles with an edge reach Python; every other profile is its own person.
@@ -219,14 +294,74 @@ def link_warehouse(
     _review_candidates(con, refused, threshold)
     s.clerical_review = _write_clerical_review(con)
     s.doubtful_links = _write_doubtful_links(con)
-    s.waterfall_pairs = write_link_waterfall(con, scored_with)
+    s.waterfall_pairs = write_link_waterfall(con, scored_with, _weights_view(con, scored_with))
     s.persons = con.execute("SELECT count(DISTINCT person_id) FROM linkage.record_links"
                             ).fetchall()[0][0]
     stage("cluster")
 
     s.household_links = link_households(con)
     stage("households")
+    record_run(con, {
+        "mode": s.mode, "reason": s.mode_reason,
+        "model_hash": model_hash(scored_with) if scored_with else None,
+        "model_file_hash": model_file, "code_fingerprint": fingerprint,
+        "profiles": n_input, "profiles_at_training": at_training,
+        "new_profiles": s.new_profiles, "vanished_profiles": s.vanished_profiles,
+        "pairs_scored": s.pairs_scored,
+        "pairs_kept": con.execute("SELECT count(*) FROM linkage.person_pairs").fetchall()[0][0],
+        "model_learnt": s.model_learnt,
+        "seconds": round(time.perf_counter() - started, 3)})
     return s
+
+
+def _insert_pairs(con: duckdb.DuckDBPyConnection, floor: float) -> None:
+    """Add the pairs just scored (``_fl_pred``) to ``linkage.person_pairs``, and the
+    per-comparison weights of those at or above ``floor`` (only they can be a link or
+    a doubtful pair, whose waterfall is kept) to ``linkage.pair_weights``."""
+    con.execute(
+        """INSERT INTO linkage.person_pairs
+           SELECT least(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)),
+           greatest(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)),
+           match_weight, match_probability,
+           coalesce(twin_guard, false), coalesce(generation_guard, false),
+           coalesce(household_guard, false) FROM _fl_pred"""
+    )
+    weights = [r[0] for r in con.execute("DESCRIBE _fl_pred").fetchall()
+               if r[0].startswith(("gamma_", "mw_"))]
+    if not weights:
+        return
+    packed = "struct_pack(" + ", ".join(f'"{c}" := "{c}"' for c in weights) + ")"
+    select = ("SELECT least(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)) "
+              "AS profile_l, greatest(CAST(unique_id_l AS BIGINT), CAST(unique_id_r AS BIGINT)) "
+              f"AS profile_r, {packed} AS weights FROM _fl_pred "
+              f"WHERE match_probability >= {floor!r}")
+    if con.execute("SELECT count(*) FROM linkage.pair_weights").fetchall()[0][0]:
+        con.execute(f"INSERT INTO linkage.pair_weights {select}")
+    else:
+        con.execute(f"CREATE OR REPLACE TABLE linkage.pair_weights AS {select}")
+
+
+def _weights_view(con: duckdb.DuckDBPyConnection, scored_with: dict | None) -> str:
+    """The kept weights as Splink's predict output names them, with both profiles'
+    input columns (``x_l``, ``x_r``: a level's label may depend on them), for
+    ``write_link_waterfall``."""
+    if scored_with is None:
+        return "_fl_pred"
+    sides = ", ".join(f"{side}.{c} AS {c}_{side}" for side in ("l", "r")
+                      for c in SPLINK_COLUMNS if c != "unique_id")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW _fl_weights AS
+        SELECT CAST(w.profile_l AS VARCHAR) AS unique_id_l, CAST(w.profile_r AS VARCHAR)
+               AS unique_id_r, unnest(w.weights), {sides}
+        FROM linkage.pair_weights AS w
+        JOIN _fl_splink_input AS l ON l.unique_id = CAST(w.profile_l AS VARCHAR)
+        JOIN _fl_splink_input AS r ON r.unique_id = CAST(w.profile_r AS VARCHAR)""")
+    return "_fl_weights"
+
+
+def _drop_model_parameters(con: duckdb.DuckDBPyConnection) -> None:
+    """Nothing was scored: no model was used."""
+    con.execute("DROP TABLE IF EXISTS linkage.model_parameters")
 
 
 def write_model_parameters(
@@ -241,6 +376,7 @@ def write_model_parameters(
     rows["prior"] = used.settings.get("probability_two_random_records_match")
     rows["model_file"] = str(model_path or DEFAULT_MODEL_PATH)
     rows["model_json"] = json.dumps(used.settings)
+    rows["model_hash"] = model_hash(used.settings)
     con.register("_fl_params", rows.astype({"tf_column": "object"}))
     con.execute("CREATE OR REPLACE TABLE linkage.model_parameters AS SELECT * FROM _fl_params")
     con.unregister("_fl_params")

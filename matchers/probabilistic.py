@@ -399,6 +399,55 @@ def splink_session(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def new_pairs_only(settings: dict[str, Any], flag: str = "is_new") -> dict[str, Any]:
+    """``settings`` with every blocking rule narrowed to pairs with at least one
+    record flagged ``flag``: the pairs an incremental run has to score (a pair of
+    two unchanged records keeps the score it was given)."""
+    out = deepcopy(settings)
+    # Each rule twice, new on the left, then new on the right only: a condition on
+    # one side is pushed down to that side's scan, so each join starts from the
+    # few new records instead of pairing the whole county and filtering after.
+    out["blocking_rules_to_generate_predictions"] = [
+        {**rule, "blocking_rule": f"({rule['blocking_rule']}) AND {side}"}
+        for rule in settings["blocking_rules_to_generate_predictions"]
+        for side in (f"l.{flag}", f"r.{flag} AND NOT l.{flag}")]
+    return out
+
+
+def tf_columns(settings: dict[str, Any]) -> list[str]:
+    """The columns whose term frequencies adjust a level of ``settings``."""
+    return sorted({lv["tf_adjustment_column"] for c in settings["comparisons"]
+                   for lv in c["comparison_levels"] if lv.get("tf_adjustment_column")})
+
+
+def term_frequencies_sql(table: str, columns: list[str]) -> str:
+    """``(tf_column, value, tf)`` of ``table``: each value's share of the non-empty
+    values of its column, as Splink computes it (``compute_tf_table``)."""
+    parts = [f"""SELECT '{c}' AS tf_column, CAST({c} AS VARCHAR) AS value,
+                 CAST(count(*) AS DOUBLE) / (SELECT count({c}) FROM {table}) AS tf
+                 FROM {table} WHERE {c} IS NOT NULL GROUP BY {c}""" for c in columns]
+    return " UNION ALL ".join(parts) if parts else (
+        "SELECT NULL::VARCHAR AS tf_column, NULL::VARCHAR AS value, NULL::DOUBLE AS tf "
+        "WHERE false")
+
+
+def _register_term_frequencies(linker: Any, scratch: duckdb.DuckDBPyConnection, table: str,
+                               settings: dict[str, Any], tf: Any) -> None:
+    """Give Splink the term frequencies ``tf`` (Arrow ``(tf_column, value, tf)``)
+    instead of letting it count them in ``table``: a value it does not list has
+    no adjustment (Splink uses the level's u)."""
+    types = {r[0]: r[1] for r in scratch.execute(f"DESCRIBE {table}").fetchall()}
+    scratch.register("_fl_tf_in", tf)
+    for col in tf_columns(settings):
+        name = f"_fl_tf_{col}"
+        scratch.execute(
+            f"""CREATE OR REPLACE TABLE {name} AS SELECT CAST(value AS {types[col]}) AS {col},
+                tf AS tf_{col} FROM _fl_tf_in WHERE tf_column = '{col}'""")
+        linker.table_management.register_term_frequency_lookup(
+            linker._db_api.register(name), col)
+    scratch.unregister("_fl_tf_in")
+
+
 def predict_pairs(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -408,15 +457,22 @@ def predict_pairs(
     learn: bool = False,
     seed: int = 1,
     waterfall: bool = False,
+    term_frequencies: str | None = None,
+    new_only: str | None = None,
 ) -> ModelUsed:
     """Score the blocked pairs of ``table`` into the temp table ``out_table`` of
     ``con``, with the guard columns; Splink runs in a scratch database. With
     ``learn``, the parameters are first learnt from ``table`` (``learn_model``)
     when it holds at least ``MIN_TRAIN_RECORDS`` records; the parameters used
     and how they were got are returned. With ``waterfall``, each comparison's match
-    weight is kept too (``mw_*``, ``mw_tf_adj_*``: ``matchers.waterfall``)."""
+    weight is kept too (``mw_*``, ``mw_tf_adj_*``: ``matchers.waterfall``).
+    ``term_frequencies`` names a table of ``con`` (``term_frequencies_sql``) that
+    Splink uses instead of counting them itself (DuckDB backend); ``new_only``
+    names a boolean column: only pairs with it true on one side are scored."""
     n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     used = ModelUsed(settings, False, "committed model (training not asked for)", n)
+    tf = (con.sql(f"SELECT * FROM {term_frequencies}").to_arrow_table()
+          if term_frequencies else None)
     with splink_session(con, table) as scratch:
         if learn and n < MIN_TRAIN_RECORDS:
             used.note = (f"committed model: {n} records are too few to train on "
@@ -432,11 +488,15 @@ def predict_pairs(
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
             used.messages = list(msgs)
         scoring = deepcopy(used.settings)
+        if new_only:
+            scoring = new_pairs_only(scoring, new_only)
         scoring["retain_intermediate_calculation_columns"] = waterfall
         if linkage_backend() == "spark":  # the pairs scored on Spark, the rest here
             df = spark_predict(scratch, table, scoring, min_probability)
         else:
             linker = make_linker(scratch, table, scoring)
+            if tf is not None:
+                _register_term_frequencies(linker, scratch, table, scoring, tf)
             df = linker.inference.predict(threshold_match_probability=min_probability)
         pairs = scratch.sql(
             f"SELECT *, {twin_guard_sql()} AS twin_guard, "

@@ -123,6 +123,15 @@ def sole_pupil_links(
         return roots.get(x, x)
 
     stopped = {frozenset((root(e.a), root(e.b))) for e in refused}
+    # the only scored pairs the loop can ask about: both sides in a candidate's clusters
+    involved = sorted({p for pair in cand for r in pair for p in members.get(int(r), [int(r)])})
+    con.register("_fl_pupil_involved", pd.DataFrame({"profile_id": involved}, dtype="int64"))
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _fl_pupil_pairs AS
+        SELECT profile_l, profile_r, match_probability FROM linkage.person_pairs
+        WHERE profile_l IN (SELECT profile_id FROM _fl_pupil_involved)
+          AND profile_r IN (SELECT profile_id FROM _fl_pupil_involved)""")
+    con.unregister("_fl_pupil_involved")
     edges: list[Edge] = []
     for child, pupil in cand:
         child, pupil = int(child), int(pupil)
@@ -130,10 +139,10 @@ def sole_pupil_links(
             continue
         a_side, b_side = members.get(child, [child]), members.get(pupil, [pupil])
         best = con.execute(
-            "SELECT profile_l, profile_r, match_probability FROM linkage.person_pairs "
+            "SELECT profile_l, profile_r, match_probability FROM _fl_pupil_pairs "
             "WHERE (list_contains(?, profile_l) AND list_contains(?, profile_r)) "
             "OR (list_contains(?, profile_l) AND list_contains(?, profile_r)) "
-            "ORDER BY match_probability DESC LIMIT 1",
+            "ORDER BY match_probability DESC, profile_l, profile_r LIMIT 1",
             [a_side, b_side, b_side, a_side],
         ).fetchall()
         if best:
@@ -145,4 +154,5 @@ def sole_pupil_links(
         for p in a_side:
             roots[p] = pupil
         members.setdefault(pupil, [pupil]).extend(a_side)
+    con.execute("DROP TABLE _fl_pupil_pairs")
     return edges

@@ -163,18 +163,32 @@ def _drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> No
         con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {schema}.{name}")
 
 
-def build_person_records(con: duckdb.DuckDBPyConnection, schema: str = "staging") -> int:
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
+        "AND database_name = current_database()", [schema, name]).fetchall()[0][0])
+
+
+def build_person_records(
+    con: duckdb.DuckDBPyConnection, schema: str = "staging", reuse: bool = False
+) -> int:
     """Standardise every person-bearing record; returns the number of records.
 
     A county repeats itself: a pupil is in six attendance terms, a nominal on
     many incidents, each time typed the same way. Records are first reduced to
     their distinct raw appearances (hash of the person columns) and only those
-    are standardised. Writes ``linkage.record_appearance`` (record ->
-    appearance), ``linkage.person_appearances`` (standardised) and the view
+    are standardised. With ``reuse`` (the standardisation code is the one the
+    previous run used), an appearance the previous run already standardised
+    keeps its row of ``linkage.person_appearances`` and only new appearances are
+    standardised; its postcode history (not part of the hash: a nominal's
+    incident locations, a family's addresses) is always taken afresh. Writes
+    ``linkage.record_appearance`` (record -> appearance),
+    ``linkage.person_appearances`` (standardised) and the view
     ``linkage.person_records`` (one standardised row per record).
     """
     install_standardise_macros(con)
     con.execute("CREATE SCHEMA IF NOT EXISTS linkage")
+    reuse = reuse and _has_table(con, "linkage", "person_appearances")
     raw = raw_person_sql(con, schema) or EMPTY_RAW_SQL
     con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_raw_people AS {raw}")
     cols = ", ".join(APPEARANCE_COLUMNS)
@@ -187,16 +201,33 @@ def build_person_records(con: duckdb.DuckDBPyConnection, schema: str = "staging"
     )
     firsts = ", ".join(f"first({c}) AS {c}" for c in APPEARANCE_COLUMNS)
     con.execute(
+        # the history sorted, so that one history is one value at every run
         f"""CREATE OR REPLACE TEMP TABLE _fl_distinct_people AS
         SELECT hash({cols}) AS appearance_id, {firsts},
-               list_distinct(flatten(list(coalesce(history_postcodes, [])))) AS history_postcodes
+               list_sort(list_distinct(flatten(list(coalesce(history_postcodes, [])))))
+                   AS history_postcodes
         FROM _fl_raw_people GROUP BY appearance_id"""
     )
     con.execute("DROP TABLE _fl_raw_people")
-    con.execute(
-        f"""CREATE OR REPLACE TABLE linkage.person_appearances AS
-        SELECT * FROM ({standardise_sql('_fl_distinct_people')})"""
-    )
+    if reuse:
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _fl_new_people AS
+            SELECT * FROM _fl_distinct_people d WHERE NOT EXISTS (
+                SELECT 1 FROM linkage.person_appearances pa
+                WHERE pa.appearance_id = d.appearance_id)""")
+        con.execute(
+            f"""CREATE OR REPLACE TABLE linkage.person_appearances AS
+            SELECT pa.* REPLACE (d.history_postcodes AS history_postcodes)
+            FROM linkage.person_appearances pa
+            JOIN _fl_distinct_people d USING (appearance_id)
+            UNION ALL BY NAME
+            SELECT * FROM ({standardise_sql('_fl_new_people')})""")
+        con.execute("DROP TABLE _fl_new_people")
+    else:
+        con.execute(
+            f"""CREATE OR REPLACE TABLE linkage.person_appearances AS
+            SELECT * FROM ({standardise_sql('_fl_distinct_people')})"""
+        )
     con.execute("DROP TABLE _fl_distinct_people")
     con.execute(
         """CREATE OR REPLACE VIEW linkage.person_records AS
@@ -207,9 +238,14 @@ def build_person_records(con: duckdb.DuckDBPyConnection, schema: str = "staging"
     return con.execute("SELECT count(*) FROM linkage.record_appearance").fetchall()[0][0]
 
 
+# A profile's id is its key's hash (60 bits of it, a positive BIGINT), so one
+# profile has one id at every run and a scored pair keeps its meaning from run to run.
+PROFILE_ID_SQL = "('0x' || substr(p.profile_key, 1, 15))::BIGINT"
+
+
 def build_profiles(con: duckdb.DuckDBPyConnection) -> int:
     """``_fl_profiles``: one row per distinct standardised appearance of a source
-    person, with every postcode the source knows for that person; and
+    person, with every postcode the source knows for that person (sorted); and
     ``_fl_record_profile`` (record -> profile). Returns the number of profiles."""
     key = " || '|' || ".join(f"coalesce({c}, '~')" for c in PROFILE_KEY_COLUMNS)
     con.execute(
@@ -239,8 +275,8 @@ def build_profiles(con: duckdb.DuckDBPyConnection) -> int:
             JOIN rep USING (appearance_id)
             GROUP BY ap.profile_key
         )
-        SELECT row_number() OVER (ORDER BY rep_record_id) AS profile_id, p.*,
-               list_filter(hist.postcodes, lambda x: x IS NOT NULL) AS postcodes
+        SELECT {PROFILE_ID_SQL} AS profile_id, p.*,
+               list_sort(list_filter(hist.postcodes, lambda x: x IS NOT NULL)) AS postcodes
         FROM p LEFT JOIN hist USING (source_system, source_person_id)"""
     )
     con.execute(
@@ -250,4 +286,8 @@ def build_profiles(con: duckdb.DuckDBPyConnection) -> int:
         JOIN _fl_profiles p USING (profile_key)"""
     )
     con.execute("DROP TABLE _fl_appear_profile")
-    return con.execute("SELECT count(*) FROM _fl_profiles").fetchall()[0][0]
+    n, ids = con.execute(
+        "SELECT count(*), count(DISTINCT profile_id) FROM _fl_profiles").fetchall()[0]
+    if n != ids:  # 60 bits of md5: about one county in a million would see this
+        raise RuntimeError(f"{n - ids} profile ids collide; change PROFILE_ID_SQL")
+    return n
