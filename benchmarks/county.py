@@ -235,7 +235,7 @@ def linkage_f1(warehouse: Path, truth: Path, splink: bool) -> list[tuple[str, fl
     import duckdb
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import linkage as bench                   # benchmarks/linkage.py: truth and scoring
+    import linkage as bench  # benchmarks/linkage.py: truth and scoring
 
     con = duckdb.connect()
     con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
@@ -257,7 +257,7 @@ def plain_splink(con: object) -> tuple[str, float, float]:
 
     logging.getLogger("splink").setLevel(logging.ERROR)
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import febrl                              # benchmarks/febrl.py: plain Splink's settings
+    import febrl  # benchmarks/febrl.py: plain Splink's settings
     import linkage as bench
 
     assert isinstance(con, duckdb.DuckDBPyConnection)
@@ -357,7 +357,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {tool:<16}{sec:>9.1f}{f1:>13.4f}")
     print("goals (issue 12):")
     if first and floor:
-        print(f"  first load / floor   {first.wall / floor:6.1f}x  (goal <= {GOAL_FIRST_X_FLOOR:g}x)")
+        print(f"  first load / floor   {first.wall / floor:6.1f}x  "
+              f"(goal <= {GOAL_FIRST_X_FLOOR:g}x)")
     if first and month:
         print(f"  one month / first    {month.wall / first.wall:6.2f}x  "
               f"(goal <= {GOAL_MONTH_X_FIRST:g}x)")
