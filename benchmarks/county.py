@@ -196,6 +196,7 @@ def measured_run(extracts: Path, warehouse: Path, as_of: date, log: Path) -> Run
             row = figures.stages.setdefault(name, [0.0, 0.0])
             row[0] += now - since
             row[1] = max(row[1], kb / 1024)
+            print(f"    ({name} {now - since:.1f} s, {kb / 1024:,.0f} MB)", flush=True)
 
     for line in proc.stdout:                  # type: ignore[union-attr]
         try:
