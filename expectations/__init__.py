@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["DeliveryCheck", "ExpectationOutcome", "load_suite_json", "validate_delivery"]
+__all__ = ["DeliveryCheck", "ExpectationOutcome", "load_suite_json", "validate_delivery",
+           "warm_up"]
 
 Severity = Literal["contract", "warning"]
 SEVERITIES: tuple[Severity, ...] = ("contract", "warning")
@@ -185,6 +186,31 @@ def _runtime() -> _Runtime:
     if _RUNTIME is None:
         _RUNTIME = _Runtime()
     return _RUNTIME
+
+
+_WARMING: threading.Thread | None = None
+
+
+def _warm() -> None:
+    try:
+        with _LOCK:
+            _runtime()
+    except BaseException:  # noqa: BLE001  (validate_delivery builds it again and says why)
+        pass
+
+
+def warm_up() -> None:
+    """Import Great Expectations and build its context in a background thread.
+
+    Importing it costs seconds of Python (tens on a busy machine); started when
+    ingest begins loading, it overlaps DuckDB's parsing and checking (which
+    release the GIL) instead of adding to the run. ``validate_delivery`` waits
+    for it through the same lock.
+    """
+    global _WARMING
+    if _RUNTIME is None and _WARMING is None:
+        _WARMING = threading.Thread(target=_warm, name="gx-warm-up", daemon=True)
+        _WARMING.start()
 
 
 # datetime64[ns] spans 1677-09-22 .. 2262-04-11; clipping keeps order, so a year

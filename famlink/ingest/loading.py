@@ -376,6 +376,10 @@ def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
                 continue
             if progress:
                 progress(f"{month}/{path.name}")
+            if not summary.loaded:      # something to validate: GX imports meanwhile
+                from expectations import warm_up
+
+                warm_up()
             result = load_delivery(con, load_id, month, path, spec, facts)
             if facts.encoding == CP1252:
                 summary.checks.append(Finding(month, spec.file, "encoding",
