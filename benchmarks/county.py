@@ -161,24 +161,37 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
+def _tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) of a process and its threads so far."""
+    try:
+        fields = Path(f"/proc/{root}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class RunFigures:
     wall: float = 0.0
     peak_mb: float = 0.0                     # the child's ru_maxrss
-    stages: dict[str, list[float]] = field(default_factory=dict)   # stage -> [seconds, MB]
+    stages: dict[str, list[float]] = field(default_factory=dict)   # stage -> [s, MB, cpu s]
     rows_read: int = 0
 
 
-def measured_run(extracts: Path, warehouse: Path, as_of: date, log: Path) -> RunFigures:
-    """One monthly run in a child process: wall time and tree memory per stage."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+def measured_run(extracts: Path, warehouse: Path, as_of: date, log: Path,
+                 code: Path = ROOT, until: str | None = None) -> RunFigures:
+    """One monthly run in a child process: wall time, tree memory and CPU per stage.
+
+    ``code``: the famlink source the child runs (another checkout: before/after);
+    ``until``: stop the child when that stage ends (figures up to it only).
+    """
+    env = dict(os.environ, PYTHONPATH=str(code))
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, "--child-run", str(extracts),
                              str(warehouse), as_of.isoformat()], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
     figures = RunFigures()
-    current = ["start", started, 0]           # stage, since, peak kB
+    current = ["start", started, 0, 0.0]      # stage, since, peak kB, cpu at start
     lock = threading.Lock()
 
     def sample() -> None:
@@ -191,12 +204,14 @@ def measured_run(extracts: Path, warehouse: Path, as_of: date, log: Path) -> Run
     sampler.start()
 
     def close_stage(now: float) -> None:
-        name, since, kb = current
+        name, since, kb, cpu = current
         if name != "start":
-            row = figures.stages.setdefault(name, [0.0, 0.0])
+            row = figures.stages.setdefault(name, [0.0, 0.0, 0.0])
             row[0] += now - since
             row[1] = max(row[1], kb / 1024)
-            print(f"    ({name} {now - since:.1f} s, {kb / 1024:,.0f} MB)", flush=True)
+            row[2] += _tree_cpu_s(proc.pid) - cpu
+            print(f"    ({name} {now - since:.1f} s, {kb / 1024:,.0f} MB, "
+                  f"cpu {row[2]:.1f} s)", flush=True)
 
     for line in proc.stdout:                  # type: ignore[union-attr]
         try:
@@ -216,9 +231,16 @@ def measured_run(extracts: Path, warehouse: Path, as_of: date, log: Path) -> Run
         if stage and stage != current[0]:
             now = time.perf_counter()
             with lock:
+                ended = current[0]
                 close_stage(now)
-                current[:] = [stage, now, _tree_rss_kb(proc.pid)]
+                current[:] = [stage, now, _tree_rss_kb(proc.pid), _tree_cpu_s(proc.pid)]
+            if until and ended == until:
+                current[0] = "start"
+                proc.kill()
+                break
     _, status, usage = os.wait4(proc.pid, 0)
+    if until:
+        status = 0
     proc.returncode = os.waitstatus_to_exitcode(status)
     figures.wall = time.perf_counter() - started
     with lock:
@@ -295,11 +317,11 @@ def plain_splink(con: object) -> tuple[str, float, float]:
 # ------------------------------------------------------------------ printing
 def print_run(title: str, fig: RunFigures) -> None:
     print(f"{title}: {fig.wall:.1f} s wall, peak {fig.peak_mb:,.0f} MB (whole run)")
-    print(f"  {'stage':<20}{'wall s':>9}{'peak MB':>10}")
+    print(f"  {'stage':<20}{'wall s':>9}{'peak MB':>10}{'cpu s':>9}")
     for name in [*STAGE_ORDER, *sorted(set(fig.stages) - set(STAGE_ORDER))]:
         if name in fig.stages:
-            sec, mb = fig.stages[name]
-            print(f"  {name:<20}{sec:>9.1f}{mb:>10,.0f}")
+            sec, mb, cpu = fig.stages[name]
+            print(f"  {name:<20}{sec:>9.1f}{mb:>10,.0f}{cpu:>9.1f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -311,6 +333,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stages", default=",".join(STAGES),
                     help=f"comma-separated, of {', '.join(STAGES)}")
     ap.add_argument("--no-splink", action="store_true", help="leave out plain Splink")
+    ap.add_argument("--until", choices=STAGE_ORDER,
+                    help="stop each run after this stage (e.g. validate: ingest only)")
+    ap.add_argument("--code", type=Path, default=ROOT,
+                    help="the famlink checkout the runs use (compare two commits)")
     ap.add_argument("--child-run", nargs=3, metavar=("EXTRACTS", "WAREHOUSE", "AS_OF"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -340,12 +366,14 @@ def main(argv: list[str] | None = None) -> None:
     if "first" in stages:
         for path in work.glob("warehouse.duckdb*"):
             path.unlink()
-        first = measured_run(drop, warehouse, first_as_of, work / "first.log")
+        first = measured_run(drop, warehouse, first_as_of, work / "first.log", args.code,
+                             args.until)
         print_run(f"first load ({len(months) - 1} months, {first.rows_read:,} rows)", first)
     if "month" in stages:
         if not warehouse.exists():
             raise SystemExit(f"{warehouse} has no first load: run with --stages first,month")
-        month = measured_run(drop, warehouse, next_as_of, work / "month.log")
+        month = measured_run(drop, warehouse, next_as_of, work / "month.log", args.code,
+                             args.until)
         print_run(f"one more month ({month.rows_read:,} rows)", month)
     if "splink" in stages:
         if not warehouse.exists():
@@ -356,6 +384,9 @@ def main(argv: list[str] | None = None) -> None:
         for tool, sec, f1 in rows:
             sec = link if tool == "famlink" else sec
             print(f"  {tool:<16}{sec:>9.1f}{f1:>13.4f}")
+    if args.until:
+        print(f"(runs stopped after {args.until}: no goals)")
+        return
     print("goals (issue 12):")
     if first and floor:
         print(f"  first load / floor   {first.wall / floor:6.1f}x  "
