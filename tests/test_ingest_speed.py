@@ -93,3 +93,31 @@ def test_duckdb_sized_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         con.close()
     assert limit.startswith("286") or limit.startswith("300"), limit
+
+
+def test_warnings_validated_in_parts_count_as_one(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warnings run on bounded parts of a load (memory); their counts add up to one
+    validation of the whole."""
+    from famlink.ingest import loading
+
+    drop = tmp_path / "drop"
+    rows = [{**MEMBER, "person_ref": f"P{i}", "dob": "01/02/2030" if i % 6 == 0 else "01/02/1985"}
+            for i in range(20)]                 # 4 born after the as-of: a warning, 4 times
+    write_delivery(drop, "2023-01", "cohort_members.csv", rows)
+    results = []
+    for rows in (loading.VALIDATE_ROWS, 7):
+        monkeypatch.setattr(loading, "VALIDATE_ROWS", rows)
+        warehouse = tmp_path / f"w{rows}.duckdb"
+        request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide",
+                             as_of=date(2023, 1, 31))
+        with build_then_publish(warehouse) as con:
+            ingest_extracts(con, request)
+        con = duckdb.connect(str(warehouse), read_only=True)
+        results.append(con.execute(
+            'SELECT extract, expectation, "column", success, unexpected_count, element_count '
+            "FROM meta.expectation_results ORDER BY ALL").fetchall())
+        con.close()
+    assert results[0] == results[1]
+    assert ("cohort_members", "expect_column_values_to_be_between", "dob", False, 4, 20) \
+        in results[0]
