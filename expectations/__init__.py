@@ -28,9 +28,12 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["DeliveryCheck", "ExpectationOutcome", "load_suite_json", "validate_delivery"]
+__all__ = ["DeliveryCheck", "ExpectationOutcome", "load_suite_json", "validate_delivery",
+           "warm_up"]
 
 Severity = Literal["contract", "warning"]
+SEVERITIES: tuple[Severity, ...] = ("contract", "warning")
+WARNING_ONLY: tuple[Severity, ...] = ("warning",)
 SUITE_DIR = Path(__file__).resolve().parent
 SAMPLE_SIZE = 5
 LINEAGE_PREFIX = "_"
@@ -114,17 +117,22 @@ class _Runtime:
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole_delivery")
         self.validations: dict[str, Any] = {}
 
-    def validation(self, extract_name: str) -> Any:
-        """The GX validation definition of an extract, its suite loaded once from JSON."""
-        if extract_name not in self.validations:
+    def validation(self, extract_name: str, severities: tuple[Severity, ...] = SEVERITIES) -> Any:
+        """The GX validation definition of an extract (the expectations of some severities),
+        its suite loaded once from JSON."""
+        key = f"{extract_name}:{','.join(severities)}"
+        if key not in self.validations:
             data = load_suite_json(extract_name)
             expectations = []
             for order, exp in enumerate(data["expectations"]):
+                if exp["meta"]["severity"] not in severities:
+                    continue
                 exp = json.loads(json.dumps(exp))
                 exp["meta"]["order"] = order
                 expectations.append(exp)
             suite = self.gx.ExpectationSuite(
-                name=data["name"], expectations=expectations, meta=data.get("meta")
+                name=f"{data['name']}_{'_'.join(severities)}", expectations=expectations,
+                meta=data.get("meta"),
             )
             if len(suite.expectations) != len(expectations):
                 # GX logs and drops an invalid expectation; a dropped check must not pass silently.
@@ -132,12 +140,41 @@ class _Runtime:
             suite = self.context.suites.add(suite)
             # A ValidationDefinition fetches the batch once; Batch.validate fetches (and
             # fingerprints, seconds per million rows) it a second time.
-            self.validations[extract_name] = self.context.validation_definitions.add(
+            self.validations[key] = self.context.validation_definitions.add(
                 self.gx.ValidationDefinition(
-                    name=f"{extract_name}_delivery", data=self.batch_definition, suite=suite
+                    name=f"{suite.name}_delivery", data=self.batch_definition, suite=suite
                 )
             )
-        return self.validations[extract_name]
+        return self.validations[key]
+
+
+def columns_needed(extract_name: str, severities: tuple[Severity, ...] = SEVERITIES,
+                   ) -> list[str]:
+    """The contract columns the expectations of some severities read, in contract order.
+
+    Ingest validates only the warnings (the contract's own rules it enforces
+    itself, in SQL): the batch it hands over then holds only these columns.
+    """
+    from famlink.contract import load_contract
+
+    spec = load_contract().extract(extract_name)
+    data = load_suite_json(spec.name)
+    wanted: set[str] = set()
+    for exp in data["expectations"]:
+        if exp["meta"]["severity"] not in severities:
+            continue
+        kwargs = exp["kwargs"]
+        if exp["type"] in _TABLE_EXPECTATIONS:
+            wanted |= set(spec.column_names)
+        wanted |= {kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs}
+        wanted |= set(kwargs.get("column_list", []))
+        condition = kwargs.get("row_condition")
+        if isinstance(condition, dict):
+            wanted.add(condition["column"]["name"])
+    for name, parts in data["meta"].get("derived_columns", {}).items():
+        if name in wanted:
+            wanted |= set(parts)
+    return [c for c in spec.column_names if c in wanted]
 
 
 _RUNTIME: _Runtime | None = None
@@ -149,6 +186,31 @@ def _runtime() -> _Runtime:
     if _RUNTIME is None:
         _RUNTIME = _Runtime()
     return _RUNTIME
+
+
+_WARMING: threading.Thread | None = None
+
+
+def _warm() -> None:
+    try:
+        with _LOCK:
+            _runtime()
+    except BaseException:  # noqa: BLE001  (validate_delivery builds it again and says why)
+        pass
+
+
+def warm_up() -> None:
+    """Import Great Expectations and build its context in a background thread.
+
+    Importing it costs seconds of Python (tens on a busy machine); started when
+    ingest begins loading, it overlaps DuckDB's parsing and checking (which
+    release the GIL) instead of adding to the run. ``validate_delivery`` waits
+    for it through the same lock.
+    """
+    global _WARMING
+    if _RUNTIME is None and _WARMING is None:
+        _WARMING = threading.Thread(target=_warm, name="gx-warm-up", daemon=True)
+        _WARMING.start()
 
 
 # datetime64[ns] spans 1677-09-22 .. 2262-04-11; clipping keeps order, so a year
@@ -306,12 +368,14 @@ def validate_delivery(
     batch: pa.Table | pd.DataFrame,
     *,
     as_of: dt.date | None = None,
+    severities: tuple[Severity, ...] = SEVERITIES,
 ) -> DeliveryCheck:
     """Validate one typed delivery against its committed suite.
 
     ``extract_name`` is the table name or file name (``yot_offences[.csv]``);
     ``as_of`` (default today) bounds the plausible dates. Never raises on bad
     data: every failure is an outcome, so the caller decides what is fatal.
+    ``severities`` picks the expectations run (ingest: only ``warning``).
     """
     from famlink.contract import load_contract
 
@@ -323,7 +387,7 @@ def validate_delivery(
     raw = load_suite_json(name)["expectations"]
     with _LOCK:
         runtime = _runtime()
-        result = runtime.validation(name).run(
+        result = runtime.validation(name, severities).run(
             batch_parameters={"dataframe": frame},
             expectation_parameters=params,
             result_format={"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE},

@@ -106,9 +106,40 @@ class WarehouseBusy(WarehouseError):
     """Another process holds the writer lock."""
 
 
+MEMORY_LIMIT_ENV = "FAMLINK_MEMORY_LIMIT"     # e.g. 6GB: DuckDB's memory_limit for a run
+THREADS_ENV = "FAMLINK_THREADS"
+MEMORY_SHARE = 0.25             # of the machine's memory, for each DuckDB a run opens
+MEMORY_CAP_MB = 2048            # a run opens two (the warehouse, Splink's scratch)
+
+
+def machine_settings() -> dict[str, str | int]:
+    """DuckDB's ``threads`` and ``memory_limit`` for a writing run, from the machine.
+
+    The one place they are set. Threads: the cores this process may use.
+    Memory: a quarter of the machine, at most 2 GB, since a run holds two
+    DuckDB databases (the warehouse and Splink's scratch, which takes the
+    warehouse's settings) beside Python's own memory, and the whole run must
+    stay under 4 GB on a council's ordinary server; DuckDB spills what does not
+    fit to disk. ``FAMLINK_MEMORY_LIMIT`` / ``FAMLINK_THREADS`` override them.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:          # not Linux
+        cores = os.cpu_count() or 1
+    threads = int(os.environ.get(THREADS_ENV) or cores)
+    limit = os.environ.get(MEMORY_LIMIT_ENV)
+    if not limit:
+        try:
+            total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+        except (ValueError, OSError, AttributeError):
+            total_mb = 4 * MEMORY_CAP_MB
+        limit = f"{max(256, min(int(total_mb * MEMORY_SHARE), MEMORY_CAP_MB))}MB"
+    return {"threads": threads, "memory_limit": limit}
+
+
 def connect(path: Path | str, read_only: bool = False,
             locked: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection with famlink's macros installed.
+    """A connection with famlink's macros installed, sized by ``machine_settings``.
 
     ``locked``: read-only and sealed (``READ_ONLY_CONFIG``), for SQL a user typed.
     """
@@ -118,7 +149,7 @@ def connect(path: Path | str, read_only: bool = False,
         return duckdb.connect(str(path), read_only=True)
     from matchers.identifiers import install_identifier_macros
 
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config={k: str(v) for k, v in machine_settings().items()})
     install_identifier_macros(con)
     return con
 

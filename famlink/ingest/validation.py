@@ -49,47 +49,65 @@ def human_format(fmt: str) -> str:
 
 @dataclass(frozen=True)
 class ColumnChecks:
-    typed: str                 # SQL expression of the typed value
+    typed: str                 # SQL expression of the typed value (over the value ``v``)
     rejects: list[tuple[str, str]]  # (condition, reason) that reject the row
     flags: list[tuple[str, str]]    # (condition, reason) that keep the row, value missing
 
 
-def column_checks(col: ColumnSpec) -> ColumnChecks:
+def trimmed(col: ColumnSpec) -> str:
+    """The delivered value trimmed, an empty one missing: what every check reads."""
+    return f"NULLIF(trim({quote_ident(col.name)}), '')"
+
+
+def column_checks(col: ColumnSpec, v: str | None = None, typed_as: str | None = None,
+                  ) -> ColumnChecks:
+    """A column's typed value and the conditions that reject the row or flag the value.
+
+    ``v`` names the trimmed value (default: the expression itself) and
+    ``typed_as`` the typed one in the conditions (default: the typed
+    expression): ``checked_batch_sql`` computes each once and refers to them.
+    """
     raw = quote_ident(col.name)
-    v = f"NULLIF(trim({raw}), '')"
+    v = v or trimmed(col)
     rejects: list[tuple[str, str]] = []
     flags: list[tuple[str, str]] = []
     if col.required:
         rejects.append((f"{v} IS NULL", "required value is missing"))
     if col.type == "date":
         typed = f"CAST(try_strptime({v}, {quote_literal(col.format or '%Y-%m-%d')}) AS DATE)"
-        rejects.append((f"{v} IS NOT NULL AND {typed} IS NULL",
+        t = typed_as or typed
+        rejects.append((f"{v} IS NOT NULL AND {t} IS NULL",
                         f"not a valid date in the format {human_format(col.format or '')}"))
     elif col.type == "timestamp":
         typed = f"try_strptime({v}, {quote_literal(col.format or '%Y-%m-%dT%H:%M:%S')})"
+        t = typed_as or typed
         when = human_format(col.format or "")
-        rejects.append((f"{v} IS NOT NULL AND {typed} IS NULL",
+        rejects.append((f"{v} IS NOT NULL AND {t} IS NULL",
                         f"not a valid date and time in the format {when}"))
     elif col.type == "integer":
         typed = f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+') THEN TRY_CAST({v} AS BIGINT) END"
-        rejects.append((f"{v} IS NOT NULL AND ({typed}) IS NULL", "not a whole number"))
+        t = typed_as or typed
+        rejects.append((f"{v} IS NOT NULL AND ({t}) IS NULL", "not a whole number"))
         if col.min is not None:
-            rejects.append((f"({typed}) < {col.min}", f"below the minimum of {col.min}"))
+            rejects.append((f"({t}) < {col.min}", f"below the minimum of {col.min}"))
         if col.max is not None:
-            rejects.append((f"({typed}) > {col.max}", f"above the maximum of {col.max}"))
+            rejects.append((f"({t}) > {col.max}", f"above the maximum of {col.max}"))
     elif col.type == "decimal":
         typed = (f"CASE WHEN regexp_full_match({v}, '[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)') "
                  f"THEN TRY_CAST({v} AS DOUBLE) END")
-        rejects.append((f"{v} IS NOT NULL AND ({typed}) IS NULL", "not a number"))
+        t = typed_as or typed
+        rejects.append((f"{v} IS NOT NULL AND ({t}) IS NULL", "not a number"))
     elif col.type == "enum":
         values = col.values or []
         whens = " ".join(f"WHEN {quote_literal(x.upper())} THEN {quote_literal(x)}" for x in values)
         typed = f"CASE upper({v}) {whens} END"
-        rejects.append((f"{v} IS NOT NULL AND ({typed}) IS NULL",
+        t = typed_as or typed
+        rejects.append((f"{v} IS NOT NULL AND ({t}) IS NULL",
                         f"not one of {', '.join(values)}"))
     elif col.type in IDENTIFIER_TYPES:
         typed = f"{IDENTIFIER_MACROS[col.type]}({v})"
-        flags.append((f"{v} IS NOT NULL AND {typed} IS NULL",
+        t = typed_as or typed
+        flags.append((f"{v} IS NOT NULL AND {t} IS NULL",
                       f"invalid {IDENTIFIER_LABELS[col.type]}: treated as missing"))
     elif col.type == "postcode":
         typed = f"upper({v})"
@@ -110,11 +128,12 @@ INDICATOR_REASON = ("not an indicator code of indicators.yaml's form "
                     "(a digit, then letters: 1A, 3Aa)")
 
 
-def form_checks(spec: ExtractSpec, col: ColumnSpec) -> list[tuple[str, str]]:
+def form_checks(spec: ExtractSpec, col: ColumnSpec, v: str | None = None,
+                ) -> list[tuple[str, str]]:
     """Rejects for columns whose form guards.yaml names: references and indicator codes."""
     guards = load_guards()
     raw = quote_ident(col.name)
-    v = f"NULLIF(trim({raw}), '')"
+    v = v or trimmed(col)
     rejects: list[tuple[str, str]] = []
     if col.name in guards.reference_columns:
         rejects.append((f"{v} IS NOT NULL AND (regexp_matches({v}, '^[=+@-]') "
@@ -128,33 +147,56 @@ def form_checks(spec: ExtractSpec, col: ColumnSpec) -> list[tuple[str, str]]:
 def checked_batch_sql(spec: ExtractSpec, source: str = "incoming") -> str:
     """One row per delivered row: typed columns plus a list of faults.
 
-    ``_faults`` is a list of structs (column, reason, value, severity). For a
+    ``_faults`` is a list of structs (column, reason, value, severity), and
+    ``_rejected`` says whether one of them rejects the row. For a
     delta deletion (record_status D) only the key columns must be valid: the
     other columns of a deletion carry nothing to load.
+
+    Three levels, so that each value is trimmed once and typed once (an
+    identifier's check digit is the dearest expression of a county's load),
+    and the list of faults is built only for the rows that have one.
     """
     deletion = ("upper(trim(coalesce(\"record_status\", ''))) = 'D'"
                 if spec.has_record_status else "false")
-    typed_cols: list[str] = []
-    fault_items: list[str] = []
-    for col in spec.columns.values():
-        checks = column_checks(col)
-        typed_cols.append(f"{checks.typed} AS {quote_ident(col.name)}")
+    values: list[str] = []          # level 1: trimmed values beside the delivered ones
+    typed_cols: list[str] = []      # level 2: typed values
+    conditions: list[str] = []      # level 3: a boolean per fault
+    items: list[str] = []
+    severities: list[tuple[str, str, str]] = []
+    for i, col in enumerate(spec.columns.values()):
+        v, t = f"__v{i}", f"__t{i}"
+        values.append(f"{trimmed(col)} AS {v}")
+        checks = column_checks(col, v=v, typed_as=t)
+        typed_cols.append(f"{checks.typed} AS {t}")
         applies = "true" if col.name in spec.key or col.name == "record_status" \
             else f"NOT ({deletion})"
-        value = f"{quote_ident(col.name)}"
-        for condition, reason in checks.rejects + form_checks(spec, col):
-            fault_items.append(
-                f"CASE WHEN ({applies}) AND coalesce({condition}, false) THEN "
-                f"{{'column': {quote_literal(col.name)}, 'reason': {quote_literal(reason)}, "
-                f"'value': {value}, 'severity': 'rejected'}} END")
-        for condition, reason in checks.flags:
-            fault_items.append(
-                f"CASE WHEN coalesce({condition}, false) THEN "
-                f"{{'column': {quote_literal(col.name)}, 'reason': {quote_literal(reason)}, "
-                f"'value': {value}, 'severity': 'flagged'}} END")
-    faults = "list_filter([" + ", ".join(fault_items) + "], lambda f: f IS NOT NULL)"
-    return (f"SELECT _row_number, {', '.join(typed_cols)}, {faults} AS _faults "
-            f"FROM {source}")
+        faults = [(f"({applies}) AND coalesce({condition}, false)", reason, "rejected")
+                  for condition, reason in checks.rejects + form_checks(spec, col, v=v)]
+        faults += [(f"coalesce({condition}, false)", reason, "flagged")
+                   for condition, reason in checks.flags]
+        for condition, reason, severity in faults:
+            flag = f"__f{len(conditions)}"
+            conditions.append(f"{condition} AS {flag}")
+            severities.append((col.name, reason, severity))
+            items.append(
+                f"CASE WHEN {flag} THEN {{'column': {quote_literal(col.name)}, "
+                f"'reason': {quote_literal(reason)}, 'value': {quote_ident(col.name)}, "
+                f"'severity': '{severity}'}} END")
+    flags = [c.rsplit(" AS ", 1)[1] for c in conditions]
+    any_fault = " OR ".join(flags) or "false"
+    rejected = " OR ".join(f for f, (_, _, sev) in zip(flags, severities, strict=True)
+                           if sev == "rejected") or "false"
+    fault_list = ("CASE WHEN " + any_fault + " THEN list_filter([" + ", ".join(items)
+                  + "], lambda f: f IS NOT NULL) ELSE []::STRUCT(\"column\" VARCHAR, "
+                  "reason VARCHAR, \"value\" VARCHAR, severity VARCHAR)[] END"
+                  if items else "[]::STRUCT(\"column\" VARCHAR, reason VARCHAR, "
+                  "\"value\" VARCHAR, severity VARCHAR)[]")
+    out = [f"__t{i} AS {quote_ident(c)}" for i, c in enumerate(spec.columns)]
+    return (f"SELECT _row_number, {', '.join(out)}, {fault_list} AS _faults, "
+            f"{rejected} AS _rejected FROM ("
+            f"SELECT *, {', '.join(conditions) or 'NULL AS __none'} FROM ("
+            f"SELECT *, {', '.join(typed_cols)} FROM ("
+            f"SELECT *, {', '.join(values)} FROM {source})))")
 
 
 def key_expression(spec: ExtractSpec, alias: str = "") -> str:

@@ -1,0 +1,123 @@
+"""What the faster ingest gave up must still hold: the contract suite, file order, sizing."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import write_delivery
+
+from expectations import SEVERITIES, validate_delivery
+from famlink.contract import load_contract
+from famlink.pipeline import RunRequest, ingest_extracts
+from famlink.warehouse import MEMORY_LIMIT_ENV, build_then_publish, connect, machine_settings
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+MEMBER = {"person_ref": "P1", "family_id": "F1", "role": "parent_carer", "first_name": "Ann",
+          "last_name": "Smith", "dob": "01/02/1985", "sex": "F"}
+
+
+def test_contract_suite_holds_on_what_ingest_loaded(tmp_path: Path) -> None:
+    """A run validates only the warnings; the contract's expectations, run here over
+    every raw table, find nothing ingest let through."""
+    drop = tmp_path / "drop"
+    for month in ("2023-01", "2023-02"):
+        shutil.copytree(SAMPLE / month, drop / month)
+    warehouse = tmp_path / "w.duckdb"
+    request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide",
+                         as_of=date(2023, 2, 28))
+    with build_then_publish(warehouse) as con:
+        ingest_extracts(con, request)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        severities = {r[0] for r in con.execute(
+            "SELECT DISTINCT severity FROM meta.expectation_results").fetchall()}
+        checked = 0
+        for spec in load_contract().files.values():
+            columns = ", ".join(f'"{c}"' for c in spec.column_names)
+            batch = con.sql(f"SELECT {columns}, _delivery_id FROM raw.{spec.name}").to_arrow_table()
+            if batch.num_rows == 0:
+                continue
+            result = validate_delivery(spec.name, batch, as_of=request.as_of,
+                                       severities=SEVERITIES)
+            assert result.contract_failures == [], [o.describe() for o in
+                                                     result.contract_failures]
+            checked += 1
+    finally:
+        con.close()
+    assert severities == {"warning"}
+    assert checked >= 10
+
+
+def test_rows_load_in_file_order_and_repeats_are_rejected(tmp_path: Path) -> None:
+    """Without the ORDER BY, raw still holds a delivery in file order; every repeat of a
+    key after its first row is rejected naming that row, and nothing is lost."""
+    rows = [{**MEMBER, "person_ref": f"P{i:05d}"} for i in range(5000)]
+    rows[4000]["person_ref"] = rows[10]["person_ref"]
+    rows[4500]["person_ref"] = rows[10]["person_ref"]
+    rows[20]["dob"] = "31/02/1985"
+    write_delivery(tmp_path / "drop", "2024-01", "cohort_members.csv", rows)
+    warehouse = tmp_path / "w.duckdb"
+    request = RunRequest(extracts=tmp_path / "drop", warehouse=warehouse, plan="countywide",
+                         as_of=date(2024, 1, 31))
+    with build_then_publish(warehouse) as con:
+        ingest_extracts(con, request)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        order = [r[0] for r in con.execute(
+            "SELECT _row_number FROM raw.cohort_members ORDER BY rowid").fetchall()]
+        rejected = con.execute('SELECT row_number, "column", reason FROM meta.rejects '
+                               "ORDER BY row_number").fetchall()
+        counts = con.execute("SELECT rows_read, rows_loaded, rows_rejected "
+                             "FROM meta.deliveries").fetchall()
+    finally:
+        con.close()
+    assert order == sorted(order) and len(order) == 4997
+    assert rejected == [(21, "dob", "not a valid date in the format DD/MM/YYYY"),
+                        (4001, "", "duplicate key: same key as row 11"),
+                        (4501, "", "duplicate key: same key as row 11")]
+    assert counts == [(5000, 4997, 3)]
+
+
+def test_duckdb_sized_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    settings = machine_settings()
+    assert 1 <= int(settings["threads"]) and int(str(settings["memory_limit"])[:-2]) <= 2048
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "300MB")
+    con = connect(":memory:")
+    try:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    finally:
+        con.close()
+    assert limit.startswith("286") or limit.startswith("300"), limit
+
+
+def test_warnings_validated_in_parts_count_as_one(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warnings run on bounded parts of a load (memory); their counts add up to one
+    validation of the whole."""
+    from famlink.ingest import loading
+
+    drop = tmp_path / "drop"
+    rows = [{**MEMBER, "person_ref": f"P{i}", "dob": "01/02/2030" if i % 6 == 0 else "01/02/1985"}
+            for i in range(20)]                 # 4 born after the as-of: a warning, 4 times
+    write_delivery(drop, "2023-01", "cohort_members.csv", rows)
+    results = []
+    for rows in (loading.VALIDATE_ROWS, 7):
+        monkeypatch.setattr(loading, "VALIDATE_ROWS", rows)
+        warehouse = tmp_path / f"w{rows}.duckdb"
+        request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide",
+                             as_of=date(2023, 1, 31))
+        with build_then_publish(warehouse) as con:
+            ingest_extracts(con, request)
+        con = duckdb.connect(str(warehouse), read_only=True)
+        results.append(con.execute(
+            'SELECT extract, expectation, "column", success, unexpected_count, element_count '
+            "FROM meta.expectation_results ORDER BY ALL").fetchall())
+        con.close()
+    assert results[0] == results[1]
+    assert ("cohort_members", "expect_column_values_to_be_between", "dob", False, 4, 20) \
+        in results[0]
