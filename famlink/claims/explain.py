@@ -36,6 +36,7 @@ from matchers.waterfall import pair_waterfall
 from rules.national import name_problems
 
 Row = dict[str, Any]
+Scope = dict[str, str]   # a relation -> the temp table holding the packs' slice of it
 
 
 @dataclass
@@ -459,44 +460,130 @@ def _judge(con: duckdb.DuckDBPyConnection, family_id: str, plan_name: str | None
 
 # ------------------------------------------------------------- event dates of records
 
-def _event_dates(con: duckdb.DuckDBPyConnection, records: list[Row]) -> None:
-    """Add each linked record's event date ('event') from its staging extract."""
+def _event_query(extract: str, spec: Any) -> tuple[str, str, bool] | None:
+    """How to read a staging extract's record key and event date: (key, event, whether the
+    event needs the police incidents); None for an extract without an event date."""
+    if extract.startswith("cohort_"):
+        return None
+    key = " || '|' || ".join(f"coalesce(CAST(x.{k} AS VARCHAR), '')" for k in spec.key)
+    dated = [c for c, col in spec.columns.items()
+             if col.type in ("date", "timestamp") and c != "dob"]
+    if extract == "police_nominals":
+        return key, "strftime(CAST(i.reported_at AS DATE), '%Y-%m-%d')", True
+    if extract == "school_attendance":
+        return key, "CAST(x.academic_year AS VARCHAR) || ' term ' || CAST(x.term AS VARCHAR)", False
+    if not dated:
+        return None
+    first = f"strftime(CAST(x.{dated[0]} AS DATE), '%Y-%m-%d')"
+    ends = [c for c in dated[1:] if c.startswith("end")]
+    event = (f"{first} || '..' || coalesce(strftime(CAST(x.{ends[0]} AS DATE), "
+             f"'%Y-%m-%d'), 'open')") if ends else first
+    return key, event, False
+
+
+def _extract_specs() -> dict[str, Any]:
     from famlink.contract import load_contract
 
-    files = {spec.name: spec for spec in load_contract().files.values()}
+    return {spec.name: spec for spec in load_contract().files.values()}
+
+
+def _event_dates(con: duckdb.DuckDBPyConnection, records: list[Row],
+                 scope: Scope | None = None) -> None:
+    """Add each linked record's event date ('event') from its staging extract."""
+    files = _extract_specs()
     by_extract: dict[str, list[Row]] = {}
     for r in records:
         by_extract.setdefault(str(r.get("extract")), []).append(r)
     for extract, rows in by_extract.items():
         spec = files.get(extract)
-        if spec is None or extract.startswith("cohort_"):
+        query = _event_query(extract, spec) if spec is not None else None
+        if query is None:
             continue
-        key = " || '|' || ".join(f"coalesce(CAST(x.{k} AS VARCHAR), '')" for k in spec.key)
-        dated = [c for c, col in spec.columns.items()
-                 if col.type in ("date", "timestamp") and c != "dob"]
-        join = ""
-        if extract == "police_nominals":
-            join = ("LEFT JOIN (SELECT incident_ref, min(reported_at) AS reported_at FROM "
-                    "staging.police_incidents GROUP BY ALL) AS i USING (incident_ref)")
-            event = "strftime(CAST(i.reported_at AS DATE), '%Y-%m-%d')"
-        elif extract == "school_attendance":
-            event = "CAST(x.academic_year AS VARCHAR) || ' term ' || CAST(x.term AS VARCHAR)"
-        elif not dated:
-            continue
-        else:
-            first = f"strftime(CAST(x.{dated[0]} AS DATE), '%Y-%m-%d')"
-            ends = [c for c in dated[1:] if c.startswith("end")]
-            event = (f"{first} || '..' || coalesce(strftime(CAST(x.{ends[0]} AS DATE), "
-                     f"'%Y-%m-%d'), 'open')") if ends else first
+        key, event, incidents = query
+        # the incidents of the nominals (a slice apart from police_incidents' own records)
+        incident_rel = (scope or {}).get(_NOMINAL_INCIDENTS, "staging.police_incidents")
+        join = (f"LEFT JOIN (SELECT incident_ref, min(reported_at) AS reported_at FROM "
+                f"{incident_rel} GROUP BY ALL) AS i "
+                f"USING (incident_ref)") if incidents else ""
         try:
             found = dict(con.execute(
-                f"SELECT {key} AS k, any_value({event}) FROM staging.{extract} AS x {join} "
+                f"SELECT {key} AS k, any_value({event}) FROM "
+                f"{_rel(scope, 'staging.' + extract)} AS x {join} "
                 f"WHERE {key} IN (SELECT unnest(?)) GROUP BY ALL",
                 [[str(r.get("record_key")) for r in rows]]).fetchall())
         except duckdb.Error:
             continue
         for r in rows:
             r["event"] = found.get(str(r.get("record_key")))
+
+
+# ------------------------------------------------------------- many packs at once
+
+_NOMINAL_INCIDENTS = "staging.police_incidents of the nominals"
+
+
+def _rel(scope: Scope | None, name: str) -> str:
+    """The relation a pack reads for ``name``: the scope's slice of it, or itself."""
+    return scope.get(name, name) if scope else name
+
+
+def pack_scope(con: duckdb.DuckDBPyConnection, family_ids: list[str]) -> Scope:
+    """Temp tables holding only these families' slice of the county-sized relations a pack
+    reads (cohort rows, their members' links and records, the staging rows of those
+    records), each made by one set-based query, so that a run snapshotting N claims
+    scans the county once rather than N times. A relation that cannot be sliced (absent
+    in this warehouse) is left out: the pack then reads it, and notes its absence, as
+    it would alone. Drop the tables with ``drop_pack_scope``."""
+    scope: dict[str, str] = {}
+
+    def keep(name: str, temp: str, sql: str, params: list[Any] | None = None) -> bool:
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS {sql}", params or [])
+        except duckdb.Error:
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
+            return False
+        scope[name] = temp
+        return True
+
+    con.execute("CREATE OR REPLACE TEMP TABLE _pack_families AS "
+                "SELECT DISTINCT unnest(CAST(? AS VARCHAR[])) AS family_id", [family_ids])
+    scope["_pack_families"] = "_pack_families"
+    fams = "(SELECT family_id FROM _pack_families)"
+    keep("staging.cohort_families", "_pack_cohort_families",
+         f"SELECT * FROM staging.cohort_families WHERE family_id IN {fams}")
+    if not keep("staging.cohort_members", "_pack_cohort_members",
+                f"SELECT * FROM staging.cohort_members WHERE family_id IN {fams}"):
+        return scope
+    if not keep("linkage.record_links", "_pack_record_links",
+                "SELECT * FROM linkage.record_links WHERE person_ref IN "
+                "(SELECT person_ref FROM _pack_cohort_members)"):
+        return scope
+    keep("linkage.person_records", "_pack_person_records",
+         "SELECT * FROM linkage.person_records WHERE record_id IN "
+         "(SELECT record_id FROM _pack_record_links)")
+    files = _extract_specs()
+    extracts = [r[0] for r in con.execute(
+        "SELECT DISTINCT CAST(extract AS VARCHAR) FROM _pack_record_links ORDER BY 1").fetchall()]
+    for extract in extracts:
+        spec = files.get(extract)
+        query = _event_query(extract, spec) if spec is not None else None
+        if query is None:
+            continue
+        key, _, incidents = query
+        if keep(f"staging.{extract}", f"_pack_stg_{extract}",
+                f"SELECT * FROM staging.{extract} AS x WHERE {key} IN "
+                "(SELECT CAST(record_key AS VARCHAR) FROM _pack_record_links WHERE extract = ?)",
+                [extract]) and incidents:
+            keep(_NOMINAL_INCIDENTS, "_pack_stg_nominal_incidents",
+                 "SELECT * FROM staging.police_incidents WHERE incident_ref IN "
+                 f"(SELECT incident_ref FROM _pack_stg_{extract})")
+    return scope
+
+
+def drop_pack_scope(con: duckdb.DuckDBPyConnection, scope: Scope) -> None:
+    """Drop the temp tables ``pack_scope`` made."""
+    for temp in scope.values():
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
 
 
 def _waterfalls(con: duckdb.DuckDBPyConnection, records: list[Row]) -> None:
@@ -511,12 +598,15 @@ def _waterfalls(con: duckdb.DuckDBPyConnection, records: list[Row]) -> None:
 
 
 def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
-               as_of: date | None, *, use_snapshot: bool = True) -> FamilyAuditPack:
+               as_of: date | None, *, use_snapshot: bool = True,
+               scope: Scope | None = None) -> FamilyAuditPack:
     """Assemble the audit pack from an open (read-only is enough) connection.
 
     For a claim explained at its own as-of, the members, links, problems and
     findings shown are the snapshot taken when the claim was recorded
-    (``use_snapshot``), with a note wherever the current data differ.
+    (``use_snapshot``), with a note wherever the current data differ. ``scope``
+    (from ``pack_scope``) reads the family's slice of the big relations instead of
+    them; the pack is the same.
     """
     notes: list[str] = []
     claim: Row | None = None
@@ -529,22 +619,23 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
         notes.append(f"the cohort records shown are as at the latest run's as-of ({built}), "
                      f"not {as_of} (the staging views show the run that built the warehouse)")
 
-    fam = _safe_rows(con, "SELECT * FROM staging.cohort_families WHERE family_id = ?",
-                     [family_id], notes, "cohort family")
-    member_rows = _safe_rows(con, "SELECT * FROM staging.cohort_members WHERE family_id = ? "
-                                  "ORDER BY person_ref", [family_id], notes, "cohort members")
+    fam = _safe_rows(con, f"SELECT * FROM {_rel(scope, 'staging.cohort_families')} "
+                          "WHERE family_id = ?", [family_id], notes, "cohort family")
+    member_rows = _safe_rows(con, f"SELECT * FROM {_rel(scope, 'staging.cohort_members')} "
+                                  "WHERE family_id = ? ORDER BY person_ref", [family_id], notes,
+                             "cohort members")
     refs = [m["person_ref"] for m in member_rows]
-    linked = _safe_rows(con, """
+    linked = _safe_rows(con, f"""
         SELECT rl.person_ref AS _member, rl.extract, rl.record_key, rl.record_id,
                rl.match_method, rl.match_probability, rl.matched_to_record_id,
                pr.first_name, pr.last_name, pr.dob, pr.sex, pr.postcode,
                pr.upn, pr.nhs_number, pr.ni_number
-        FROM linkage.record_links AS rl
-        LEFT JOIN linkage.person_records AS pr ON pr.record_id = rl.record_id
+        FROM {_rel(scope, 'linkage.record_links')} AS rl
+        LEFT JOIN {_rel(scope, 'linkage.person_records')} AS pr ON pr.record_id = rl.record_id
         WHERE rl.person_ref IN (SELECT unnest(?))
         ORDER BY rl.extract, rl.record_key
         """, [refs], notes, "linked records") if refs else []
-    _event_dates(con, linked)
+    _event_dates(con, linked, scope)
     _waterfalls(con, linked)
     members = [MemberAudit(person_ref=m["person_ref"], details=m,
                            records=[{k: v for k, v in r.items() if k != "_member"}

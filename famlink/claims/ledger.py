@@ -352,14 +352,23 @@ def _snapshot_claims(con: duckdb.DuckDBPyConnection, run_id: int, as_of: date,
 
     ``famlink explain`` shows this copy for the claim, whatever later runs do to
     the linkage or the marts, and says where the current data differ.
+    The claimed families' slice of the county-sized relations is cut once
+    (``pack_scope``) and each pack reads that slice, not the county.
     """
-    from famlink.claims.explain import build_pack, pack_to_json
+    from famlink.claims.explain import build_pack, drop_pack_scope, pack_scope, pack_to_json
 
     claims = con.execute("SELECT claim_id, family_id FROM claims.events WHERE event = 'claimed' "
                          "AND run_id = ? ORDER BY family_id", [run_id]).fetchall()
-    rows = [[claim_id, family_id, run_id, recorded_at, __version__,
-             pack_to_json(build_pack(con, family_id, as_of, use_snapshot=False))]
-            for claim_id, family_id in claims]
+    if not claims:
+        return
+    scope = pack_scope(con, [family_id for _, family_id in claims])
+    try:
+        rows = [[claim_id, family_id, run_id, recorded_at, __version__,
+                 pack_to_json(build_pack(con, family_id, as_of, use_snapshot=False,
+                                         scope=scope))]
+                for claim_id, family_id in claims]
+    finally:
+        drop_pack_scope(con, scope)
     if rows:
         con.executemany("INSERT INTO claims.claim_snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
 
