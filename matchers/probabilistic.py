@@ -173,8 +173,10 @@ def learn_model(
     if n > MAX_TRAIN_RECORDS:
         train = f"{table}_train"
         scratch.execute(
+            # chosen by a hash of the record's id, not DuckDB's reservoir sample, which
+            # differs between runs when several threads read: one drop, one model
             f"CREATE OR REPLACE TABLE {train} AS SELECT * FROM {table} "
-            f"USING SAMPLE reservoir({MAX_TRAIN_RECORDS} ROWS) REPEATABLE ({seed})")
+            f"ORDER BY hash(unique_id || '_{seed}'), unique_id LIMIT {MAX_TRAIN_RECORDS}")
     linker = make_linker(scratch, train, deepcopy(settings))
     linker.training.estimate_u_using_random_sampling(
         max_pairs=U_SAMPLE_PAIRS, seed=seed, num_chunks=1)
