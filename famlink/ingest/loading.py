@@ -156,8 +156,8 @@ def check_expectations(con: duckdb.DuckDBPyConnection, load_id: int, spec: Extra
     if not needed:
         return []
     columns = ", ".join(quote_ident(c) for c in needed)
-    reader = con.execute(f"SELECT {columns}, _delivery_id FROM raw.{spec.name} "
-                         f"WHERE _load_id = {int(load_id)}").to_arrow_reader(VALIDATE_ROWS)
+    reader = con.sql(f"SELECT {columns}, _delivery_id FROM raw.{spec.name} "
+                     f"WHERE _load_id = {int(load_id)}").to_arrow_reader(VALIDATE_ROWS)
     check = None
     for batch in reader:            # a bounded pandas frame at a time: the peak stays low
         if batch.num_rows == 0:
