@@ -246,20 +246,19 @@ def publish_artifacts(summary: MonthlyRunSummary) -> None:
         table=summary_table(summary), key=f"{key}-run-summary",
         description=f"Run {request.plan} as at {request.as_of}"
                     + (" (back-run: nothing recorded)" if summary.back_run else ""))
-    if summary.run_report is not None:
-        create_link_artifact(link=Path(summary.run_report).resolve().as_uri(),
-                             link_text=f"run report {request.as_of}",
-                             key=f"{key}-run-report",
-                             description="What this run loaded, linked, found and claimed "
-                                         "(HTML, beside the warehouse)")
+
+    def report_link(report: str | None, name: str, what: str) -> None:
+        if report is not None:
+            create_link_artifact(link=Path(report).resolve().as_uri(),
+                                 link_text=f"{name} {request.as_of}",
+                                 key=f"{key}-{name.replace(' ', '-')}",
+                                 description=f"{what} (HTML, beside the warehouse)")
+
+    report_link(summary.run_report, "run report",
+                "What this run loaded, linked, found and claimed")
     if summary.back_run:
         return
-    if summary.linkage_report is not None:
-        create_link_artifact(link=Path(summary.linkage_report).resolve().as_uri(),
-                             link_text=f"linkage report {request.as_of}",
-                             key=f"{key}-linkage-report",
-                             description="Linkage quality of this run (HTML, beside the "
-                                         "warehouse)")
+    report_link(summary.linkage_report, "linkage report", "Linkage quality of this run")
     paths = write_run_return(request)
     create_markdown_artifact(
         key=f"{key}-return",
