@@ -43,12 +43,12 @@ from matchers.spark import linkage_backend
 
 # Bump when linkage would give other pairs or scores for the same input and model
 # in a way the fingerprint below does not see (it sees the files named here).
-LINKAGE_VERSION = 1
+LINKAGE_VERSION = 2
 _HERE = Path(__file__).parent
 # The code that makes a profile's Splink input and scores a pair: a change to
 # any of them makes the kept appearances, pairs and model stale.
 FINGERPRINT_FILES = (
-    _HERE / "standardise.py", _HERE / "records.py", _HERE / "comparisons.py",
+    _HERE / "standardise.py", _HERE / "records.py", _HERE / "comparisons.py", _HERE / "linkage.py",
     _HERE / "probabilistic.py", _HERE / "incremental.py", _HERE / "data" / "nicknames.csv",
     _HERE / "data" / "review.yaml",
 )

@@ -45,6 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matchers.clustering import Edge, Node, cluster
+from matchers.comparisons import DERIVED_COLUMNS
 from matchers.deterministic import deterministic_edges
 from matchers.dwp import METHOD as DWP_METHOD
 from matchers.dwp import VOUCHED_METHOD as DWP_VOUCHED_METHOD
@@ -185,10 +186,13 @@ def link_warehouse(
         WHERE last_name IS NOT NULL OR (first_name IS NOT NULL AND dob IS NOT NULL)"""
     )
     add_blocking_columns(con, "_fl_splink_input")
-    # the whole row Splink sees, blocking columns included: a profile whose row
-    # changed is scored again
-    con.execute("""CREATE OR REPLACE TEMP TABLE _fl_splink_input AS
-        SELECT t.*, md5(CAST(t AS VARCHAR)) AS input_hash FROM _fl_splink_input AS t""")
+    # the whole row Splink sees, blocking columns included, and whether its forename
+    # is seen once in the input (the guards' rare-typo test reads only that): a
+    # profile whose row or rarity changed is scored again
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _fl_splink_input AS
+        SELECT t.*, md5(CAST(t AS VARCHAR) || '|' || coalesce(CAST(
+            ({DERIVED_COLUMNS["first_name_seen"]}) = 1 AS VARCHAR), '')) AS input_hash
+        FROM _fl_splink_input AS t""")
     n_input = con.execute("SELECT count(*) FROM _fl_splink_input").fetchall()[0][0]
     reason = relink_reason(prev, relink_all=relink_all, fingerprint=fingerprint,
                            model_file=model_file, profiles=n_input, learn=learn)

@@ -146,3 +146,39 @@ def test_nothing_new_scores_nothing_and_a_new_model_file_relinks(
         assert hashes == 2                                  # learnt again: another model
     finally:
         con.close()
+
+
+def test_a_forename_no_longer_rare_scores_its_profile_again(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    """The guards let a forename seen once in the input pass as a typo; when a second
+    record with it arrives, the first one's pairs must be scored again, as a full
+    scoring would (its row is unchanged: only its rarity moved)."""
+    path = tmp_path / "w.duckdb"
+    shutil.copyfile(runs["incremental"], path)
+    con = connect(path)
+    try:
+        build_staging(con, RunRequest(extracts=SAMPLE, warehouse=path, plan=PLAN, as_of=DECEMBER))
+        assert link_warehouse(con).pairs_scored == 0
+        rare = con.execute(
+            """SELECT unique_id, first_name FROM _fl_splink_input WHERE first_name IS NOT NULL
+               QUALIFY count(*) OVER (PARTITION BY first_name) = 1 AND count(*) OVER () >= 2000
+               ORDER BY unique_id LIMIT 1""").fetchall()
+        assert rare, "the sample needs 2,000 profiles and a forename seen once"
+        (profile, forename), = rare
+        before = con.execute("SELECT input_hash FROM linkage.profile_inputs "
+                             "WHERE profile_id = ?", [int(profile)]).fetchall()
+        # a second, unrelated youth offending record carrying that forename
+        con.execute("ALTER VIEW staging.yot_offences RENAME TO yot_offences_view")
+        con.execute(
+            """CREATE TABLE staging.yot_offences AS SELECT * FROM staging.yot_offences_view
+               UNION ALL (SELECT * REPLACE ('X-NEW-OFFENCE' AS offence_id,
+                                           'X-NEW-PERSON' AS yot_person_id, ? AS first_name,
+                                           'Zzyzx' AS last_name)
+                          FROM staging.yot_offences_view LIMIT 1)""", [forename])
+        again = link_warehouse(con)
+        after = con.execute("SELECT input_hash FROM linkage.profile_inputs "
+                            "WHERE profile_id = ?", [int(profile)]).fetchall()
+        assert again.mode == "incremental" and again.new_profiles >= 2
+        assert before and after and before != after     # the once-rare profile is new again
+    finally:
+        con.close()
