@@ -30,6 +30,9 @@ The truth is written for the plan the county is generated for: a kind the plan
 counts as achieved at the change itself is labelled improving once changed,
 and continuous-employment dates use the plan's own qualifying periods (see
 generator/famlink_generator/data/indicator_kinds.yaml achieved_at_change and ce_weeks).
+A problem the plan judges by counting events (indicator_kinds.yaml count_lines) is
+judged at each month end on every event the family shows, whichever problem
+planted it (_truth/outcome_months.csv, see generator/famlink_generator/judge.py).
 """
 
 from __future__ import annotations
@@ -58,14 +61,34 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def expected_status(row: dict[str, str], as_of: date, final: date) -> str | None:
+Months = dict[tuple[str, str, str], bool]
+
+
+def read_months(truth: Path) -> Months:
+    """(family_id, indicator, month end) -> achieved, for problems the truth judges on counts."""
+    path = truth / "outcome_months.csv"
+    if not path.exists():
+        return {}
+    return {(r["family_id"], r["indicator"], r["month_end"]): r["achieved"] == "1"
+            for r in read_csv(path)}
+
+
+def expected_status(row: dict[str, str], as_of: date, final: date,
+                    months: Months | None = None) -> str | None:
     """The planted status at as_of; None inside a sustainment window (plan-dependent).
+
+    A problem judged on the family's event counts (outcome_months.csv) has its
+    truth at each month end exactly: the plan's counting windows are its sustainment.
 
     The truth says when behaviour changed; whether the change is sustained by
     a date depends on the plan's period (3 to 12 months), so dates between the
     change and change + 13 months are judged only at the end of the data,
     where the generator labels the trajectory exactly.
     """
+    judged = (months or {}).get((row["family_id"], row["indicator"], as_of.isoformat()))
+    if judged is not None:
+        return "improving" if judged else (
+            "not_improving" if row["trajectory"] == "not_improving" else "too_early")
     change = date.fromisoformat(row["change_on"])
     if row["trajectory"] == "not_improving" or change > as_of:
         return "not_improving" if row["trajectory"] == "not_improving" else "too_early"
@@ -78,6 +101,7 @@ def expected_status(row: dict[str, str], as_of: date, final: date) -> str | None
 def true_claims(truth: Path, as_of: date, final: date) -> dict[str, str]:
     """family_id -> SSP/CE for families whose claim is due by as_of (per the truth)."""
     problems: dict[str, list[dict[str, str]]] = {}
+    months = read_months(truth)
     for row in read_csv(truth / "outcomes.csv"):
         if date.fromisoformat(row["attached_on"]) <= as_of:
             problems.setdefault(row["family_id"], []).append(row)
@@ -85,7 +109,7 @@ def true_claims(truth: Path, as_of: date, final: date) -> dict[str, str]:
     for family, rows in problems.items():
         if len({int(r["problem"]) for r in rows} & NATIONAL) < 2:
             continue
-        statuses = [expected_status(r, as_of, final) for r in rows]
+        statuses = [expected_status(r, as_of, final, months) for r in rows]
         if all(s == "improving" for s in statuses):
             claims[family] = "SSP"
         elif any(s is None for s in statuses):
@@ -158,6 +182,7 @@ def held_and_eligible(con: duckdb.DuckDBPyConnection) -> tuple[set[str], int]:
 def judge_run(drop: Path, warehouse: Path, as_of: date) -> Judged:
     """Compare the warehouse's statuses and claims (run at as_of) with drop/_truth."""
     truth = read_csv(drop / "_truth" / "outcomes.csv")
+    months = read_months(drop / "_truth")
     last_month = max(p.name for p in drop.iterdir() if p.name[:2] == "20")
     final = date.fromisoformat(f"{last_month}-01")
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -174,7 +199,7 @@ def judge_run(drop: Path, warehouse: Path, as_of: date) -> Judged:
         if date.fromisoformat(row["attached_on"]) > as_of:
             continue
         key = (row["family_id"], row["indicator"])
-        expected = expected_status(row, as_of, final)
+        expected = expected_status(row, as_of, final, months)
         if expected is None:
             j.matrix[("(within a sustainment window: not judged)", "-")] += 1
             continue

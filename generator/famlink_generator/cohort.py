@@ -76,6 +76,8 @@ class Planted:
     employment_truth: list[tuple] = field(default_factory=list)
     dwp_not_found: set[int] = field(default_factory=set)
     dwp_wrong: dict[int, int] = field(default_factory=dict)
+    # (family_id, indicator, month end, achieved): problems the truth judges on counts
+    outcome_months: list[tuple] = field(default_factory=list)
 
 
 def select_families(c: County, n_families: int, seed: int, start: int, months: int) -> list[Family]:

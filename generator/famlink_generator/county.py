@@ -71,6 +71,8 @@ def generate_county(cfg: GeneratorConfig, progress: Progress | None = None) -> G
                 f.person_ref[pr.person] if pr.person is not None else "", pr.indicator[0],
                 pr.kind, pr.trajectory, date.fromordinal(pr.change_on).isoformat(),
                 date.fromordinal(f.attached_on).isoformat()])
+    for fid, ind, m, ok in planted.outcome_months:
+        truth.row("outcome_months.csv", [fid, ind, date.fromordinal(m).isoformat(), int(ok)])
     for fid, ref, ben, off, emp_start, q in planted.employment_truth:
         truth.row("employment.csv", [fid, ref, ben, date.fromordinal(off).isoformat(),
                                      date.fromordinal(emp_start).isoformat(),

@@ -28,6 +28,7 @@ from .cohort import (
     headline_plan,
     indicator_kinds,
 )
+from .judge import judge_counts
 from .people import ROLE_CHILD, County
 
 EDU_KINDS = {"persistent_absence", "suspensions", "permanent_exclusion", "alternative_provision",
@@ -819,15 +820,9 @@ def plan_cohort(c: County, fams: list[Family], plan: str, seed: int, tl: Timelin
             if pr.kind in at_change and pr.trajectory == "too_early" \
                     and pr.change_on <= tl.end:
                 pr.trajectory = "improving"
-    also = indicator_kinds().get("also_achieved_by", {}).get(plan) or {}
-    for fam in fams:
-        for pr in fam.problems:
-            # another outcome line the plan gives this indicator, met by what another
-            # of the family's problems plants: one outcome is enough (DOMAIN.md)
-            alts = [o.change_on for o in fam.problems if o is not pr
-                    and o.kind in also.get(pr.indicator, ()) and o.trajectory == "improving"]
-            if alts and pr.trajectory != "improving":
-                pr.trajectory, pr.change_on = "improving", min(alts)
+    # the plan's counting lines judged on every event the family shows, whichever
+    # problem planted it (judge.py)
+    judge_counts(c, fams, plan, tl.end, store)
     rnd = random.Random(seed * 977 + 1)
     protected = {pr.person for f in fams for pr in f.problems if pr.kind in EMP_KINDS}
     adults = [p for f in fams for p in f.members if c.role[p] != ROLE_CHILD]

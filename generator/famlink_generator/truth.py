@@ -23,6 +23,12 @@ Files (CSV, UTF-8, header row, LF):
   for not_improving the first recurrence), attached_on (ISO). A kind the plan
   counts as achieved at the change itself (indicator_kinds.yaml
   achieved_at_change) is labelled improving once its change has happened.
+- outcome_months.csv: family_id, indicator, month_end (ISO), achieved (1/0): for
+  the problems whose truth is judged on the events the family shows (the plan's
+  counting lines declared in indicator_kinds.yaml count_lines, see judge.py), the
+  outcome at every month end from attachment to the end of the data; their
+  outcomes.csv trajectory and change_on follow the last month end (improving
+  from the start of the final achieved spell).
 - employment.csv: family_id, person_ref, benefit, off_benefit_on,
   employment_start, qualifies_ce_on (ISO date the continuous-employment
   qualifying period completed - 26 weeks off JSA, 13 off ESA/IS, 13 in UC
@@ -56,6 +62,7 @@ TRUTH_HEADERS = {
     "incidents.csv": ["incident_ref", "household_id", "family_id", "matched_by"],
     "outcomes.csv": ["family_id", "indicator", "person_ref", "problem", "kind", "trajectory",
                      "change_on", "attached_on"],
+    "outcome_months.csv": ["family_id", "indicator", "month_end", "achieved"],
     "employment.csv": ["family_id", "person_ref", "benefit", "off_benefit_on",
                        "employment_start", "qualifies_ce_on"],
     "planted_faults.csv": ["month", "file", "row_number", "column", "kind"],
