@@ -135,6 +135,7 @@ class Judged:
     expected_claims: dict[str, str] = field(default_factory=dict)
     got: set[str] = field(default_factory=set)
     held: set[str] = field(default_factory=set)
+    doubtful: Counter[str] = field(default_factory=Counter)
     eligible: int = 0
 
     @property
@@ -179,6 +180,17 @@ def held_and_eligible(con: duckdb.DuckDBPyConnection) -> tuple[set[str], int]:
     return {f for f, d, _e in rows if d == "held_for_review"}, sum(bool(e) for *_x, e in rows)
 
 
+def doubtful_links(con: duckdb.DuckDBPyConnection) -> Counter[str]:
+    """Family -> records scored against a member but linked to none (a missed claim's
+    usual cause is then the linkage, not the rules). Empty for an older warehouse."""
+    try:
+        rows = con.execute("SELECT family_id, count(*) FROM linkage.doubtful_links "
+                           "GROUP BY family_id").fetchall()
+    except duckdb.Error:
+        return Counter()
+    return Counter(dict(rows))
+
+
 def judge_run(drop: Path, warehouse: Path, as_of: date) -> Judged:
     """Compare the warehouse's statuses and claims (run at as_of) with drop/_truth."""
     truth = read_csv(drop / "_truth" / "outcomes.csv")
@@ -194,6 +206,7 @@ def judge_run(drop: Path, warehouse: Path, as_of: date) -> Judged:
     j.claims_all = dict(con.execute(
         "SELECT family_id, claim_type FROM claims.current_claims").fetchall())
     j.held, j.eligible = held_and_eligible(con)
+    j.doubtful = doubtful_links(con)
     con.close()
     for row in truth:
         if date.fromisoformat(row["attached_on"]) > as_of:
@@ -252,7 +265,9 @@ def compare_plan(plan: str, seed: int, as_ofs: list[date], families: int | None,
         for family in j.false_claims:
             print(f"   FALSE CLAIM {family} {j.claims_all[family]}")
         for family in j.missed_claims:
-            print(f"   missed claim {family} {j.expected_claims[family]}")
+            doubt = (f" ({j.doubtful[family]} doubtful link(s): linkage refused a record"
+                     " that may be a member's)" if j.doubtful[family] else "")
+            print(f"   missed claim {family} {j.expected_claims[family]}{doubt}")
         for (ind, kind, e, g), n in sorted(j.classes.items()):
             print(f"   class {ind} {kind}: truth {e}, ours {g}: {n}")
         for line in j.wrong[:show]:
