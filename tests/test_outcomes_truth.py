@@ -175,3 +175,16 @@ def test_generated_truth_follows_its_month_ends() -> None:
     for key, r in last.items():
         assert r["month_end"] == "2024-12-31"
         assert (truth[key]["trajectory"] == "improving") == (r["achieved"] == "1"), key
+
+
+def test_benchmark_reads_month_end_truth() -> None:
+    """A count-judged problem is judged exactly at a month end (no sustainment window
+    left unjudged), and by its trajectory at any other date."""
+    row = {"family_id": "F", "indicator": "5B", "trajectory": "improving",
+           "change_on": "2024-12-31", "attached_on": "2023-10-18"}
+    months = {("F", "5B", "2024-11-30"): False, ("F", "5B", "2024-12-31"): True}
+    final = date(2024, 12, 1)
+    assert bench.expected_status(row, date(2024, 12, 31), final, months) == "improving"
+    assert bench.expected_status(row, date(2024, 11, 30), final, months) == "too_early"
+    assert bench.expected_status(row, date(2024, 11, 30), final) == "too_early"
+    assert bench.expected_status(row, date(2024, 12, 31), final) == "improving"
