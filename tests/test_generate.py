@@ -295,8 +295,8 @@ ALL_VARIED = {"outcome_code": "statements_only", "service_names": "council_varia
               "programme_dates": "completion_only", "split_ids": "both",
               "redelivery": "repeat", "identity_format": "varied",
               "optional_columns": "sparse"}
-TRUTH_FILES = ("people.csv", "records.csv", "incidents.csv", "outcomes.csv", "employment.csv",
-               "planted_faults.csv")
+TRUTH_FILES = ("people.csv", "records.csv", "incidents.csv", "outcomes.csv",
+               "outcome_months.csv", "employment.csv", "planted_faults.csv")
 
 
 @pytest.fixture(scope="module")
