@@ -148,16 +148,18 @@ def write_link_waterfall(
 
 
 def pair_waterfall(
-    con: duckdb.DuckDBPyConnection, record_id: str, other_record_id: str
+    con: duckdb.DuckDBPyConnection, record_id: str, other_record_id: str,
+    table: str = TABLE,
 ) -> dict[str, Any] | None:
     """The waterfall of one pair of records, as plain data (for the audit pack and its
     claim-time snapshot): steps, the final match weight and its probability; None
-    when the warehouse kept none for the pair (or predates the table)."""
+    when the warehouse kept none for the pair (or predates the table). ``table``: a
+    slice of it holding the pair (the audit packs of a run's claims read one)."""
     try:
         rows = con.execute(
             f"""SELECT comparison, label, gamma, level_weight, tf_adjustment, match_weight,
                        running_weight
-                FROM {TABLE}
+                FROM {table}
                 WHERE (record_id_l = ? AND record_id_r = ?)
                    OR (record_id_l = ? AND record_id_r = ?)
                 ORDER BY step""",
