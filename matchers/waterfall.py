@@ -147,25 +147,32 @@ def write_link_waterfall(
     ).fetchall()[0][0]
 
 
+STEP_COLUMNS = ("comparison, label, gamma, level_weight, tf_adjustment, match_weight, "
+                "running_weight")
+
+
 def pair_waterfall(
-    con: duckdb.DuckDBPyConnection, record_id: str, other_record_id: str,
-    table: str = TABLE,
+    con: duckdb.DuckDBPyConnection, record_id: str, other_record_id: str
 ) -> dict[str, Any] | None:
     """The waterfall of one pair of records, as plain data (for the audit pack and its
     claim-time snapshot): steps, the final match weight and its probability; None
-    when the warehouse kept none for the pair (or predates the table). ``table``: a
-    slice of it holding the pair (the audit packs of a run's claims read one)."""
+    when the warehouse kept none for the pair (or predates the table)."""
     try:
         rows = con.execute(
-            f"""SELECT comparison, label, gamma, level_weight, tf_adjustment, match_weight,
-                       running_weight
-                FROM {table}
+            f"""SELECT {STEP_COLUMNS}
+                FROM {TABLE}
                 WHERE (record_id_l = ? AND record_id_r = ?)
                    OR (record_id_l = ? AND record_id_r = ?)
                 ORDER BY step""",
             [record_id, other_record_id, other_record_id, record_id]).fetchall()
     except duckdb.Error:
         return None
+    return waterfall_of(rows, other_record_id)
+
+
+def waterfall_of(rows: list[tuple[Any, ...]], other_record_id: str) -> dict[str, Any] | None:
+    """``pair_waterfall`` from a pair's rows of ``STEP_COLUMNS``, in step order (the audit
+    packs of a run's claims read all their pairs' rows at once)."""
     if not rows:
         return None
     steps = [{"comparison": c, "label": lab, "gamma": g, "level_weight": lw,

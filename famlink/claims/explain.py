@@ -32,7 +32,7 @@ from rich.table import Table
 from famlink.claims.eligibility import Assessment, _table_exists, assess
 from famlink.claims.ledger import has_ledger
 from famlink.claims.review import HELD, decisions_about, held_rows
-from matchers.waterfall import TABLE, pair_waterfall
+from matchers.waterfall import STEP_COLUMNS, TABLE, pair_waterfall, waterfall_of
 from rules.national import name_problems
 
 Row = dict[str, Any]
@@ -668,14 +668,20 @@ def _slice(con: duckdb.DuckDBPyConnection, scope: Scope, family_ids: list[str]) 
     files = _extract_specs()
     extracts = [r[0] for r in con.execute(
         "SELECT DISTINCT CAST(extract AS VARCHAR) FROM _pack_record_links ORDER BY 1").fetchall()]
-    keep("linkage.link_waterfall", "_pack_link_waterfall", f"""
+    if keep("linkage.link_waterfall", "_pack_link_waterfall", f"""
          WITH p AS (SELECT DISTINCT record_id, matched_to_record_id FROM _pack_record_links
                     WHERE match_method = 'probabilistic' AND matched_to_record_id IS NOT NULL)
          SELECT w.* FROM {TABLE} AS w JOIN p
            ON w.record_id_l = p.record_id AND w.record_id_r = p.matched_to_record_id
          UNION
          SELECT w.* FROM {TABLE} AS w JOIN p
-           ON w.record_id_l = p.matched_to_record_id AND w.record_id_r = p.record_id""")
+           ON w.record_id_l = p.matched_to_record_id AND w.record_id_r = p.record_id"""):
+        steps: dict[tuple[str, str], list[tuple[Any, tuple[Any, ...]]]] = {}
+        for left, right, step, *row in con.execute(
+                f"SELECT record_id_l, record_id_r, step, {STEP_COLUMNS} "
+                "FROM _pack_link_waterfall ORDER BY record_id_l, record_id_r, step").fetchall():
+            steps.setdefault((str(left), str(right)), []).append((step, tuple(row)))
+        scope.known["waterfall steps"] = steps
     keys = "(SELECT CAST(record_key AS VARCHAR) FROM _pack_record_links WHERE extract = ?)"
     for extract in extracts:
         spec = files.get(extract)
@@ -816,10 +822,16 @@ def _waterfalls(con: duckdb.DuckDBPyConnection, records: list[Row],
     """Add to each probabilistically linked record the waterfall of the pair that
     linked it ('waterfall': each comparison's level and match weight), when the
     linkage kept one (``linkage.link_waterfall``)."""
-    table = _rel(scope, TABLE)
+    steps = _values(scope).get("waterfall steps")
     for r in records:
         if r.get("match_method") == "probabilistic" and r.get("matched_to_record_id"):
-            wf = pair_waterfall(con, str(r["record_id"]), str(r["matched_to_record_id"]), table)
+            mine, other = str(r["record_id"]), str(r["matched_to_record_id"])
+            if steps is None:
+                wf = pair_waterfall(con, mine, other)
+            else:  # both ways round, in step order, as pair_waterfall reads them
+                pair = steps.get((mine, other), []) + (
+                    steps.get((other, mine), []) if other != mine else [])
+                wf = waterfall_of([row for _, row in sorted(pair, key=lambda s: s[0])], other)
             if wf is not None:
                 r["waterfall"] = wf
 
@@ -950,20 +962,32 @@ def _decode(obj: dict[str, Any]) -> Any:
     return obj
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None), date, datetime})
+
+
 @cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names; None for any other type."""
+    return tuple(f.name for f in fields(cls)) if hasattr(cls, "__dataclass_fields__") else None
 
 
 def _plain(value: Any) -> Any:
     """``asdict`` without its deep copy of every value (the JSON is written at once):
     a run writes every claim's pack, and the copy cost more than building it."""
-    if hasattr(type(value), "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
-    if isinstance(value, (list, tuple)):
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
         return [_plain(v) for v in value]
+    names = _field_names(kind)
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return value
 
 
