@@ -147,6 +147,10 @@ def write_link_waterfall(
     ).fetchall()[0][0]
 
 
+STEP_COLUMNS = ("comparison, label, gamma, level_weight, tf_adjustment, match_weight, "
+                "running_weight")
+
+
 def pair_waterfall(
     con: duckdb.DuckDBPyConnection, record_id: str, other_record_id: str
 ) -> dict[str, Any] | None:
@@ -155,8 +159,7 @@ def pair_waterfall(
     when the warehouse kept none for the pair (or predates the table)."""
     try:
         rows = con.execute(
-            f"""SELECT comparison, label, gamma, level_weight, tf_adjustment, match_weight,
-                       running_weight
+            f"""SELECT {STEP_COLUMNS}
                 FROM {TABLE}
                 WHERE (record_id_l = ? AND record_id_r = ?)
                    OR (record_id_l = ? AND record_id_r = ?)
@@ -164,6 +167,12 @@ def pair_waterfall(
             [record_id, other_record_id, other_record_id, record_id]).fetchall()
     except duckdb.Error:
         return None
+    return waterfall_of(rows, other_record_id)
+
+
+def waterfall_of(rows: list[tuple[Any, ...]], other_record_id: str) -> dict[str, Any] | None:
+    """``pair_waterfall`` from a pair's rows of ``STEP_COLUMNS``, in step order (the audit
+    packs of a run's claims read all their pairs' rows at once)."""
     if not rows:
         return None
     steps = [{"comparison": c, "label": lab, "gamma": g, "level_weight": lw,

@@ -71,10 +71,15 @@ def _same_from_the_slice(built: Path, tmp_path: Path) -> list:
             "FROM staging.cohort_families WHERE family_id NOT IN (SELECT family_id FROM c) "
             "ORDER BY 1 LIMIT (SELECT count(*) FROM c) + 2) "
             "SELECT * FROM c UNION SELECT * FROM o ORDER BY 1").fetchall()]
-        scope = pack_scope(con, families)
+        plan = con.execute("SELECT plan FROM claims.runs ORDER BY run_id DESC LIMIT 1"
+                           ).fetchone()[0]
+        scope = pack_scope(con, families, plan, as_of)
         # the big relations really are read from the slice
         assert {"staging.cohort_members", "linkage.record_links",
                 "linkage.person_records"} <= set(scope)
+        # and each pack query is run once for all the families
+        assert {"claim", "members", "linked", "frozen evidence", "assessment"} <= set(
+            scope.rows)
         packs = {f: build_pack(con, f, as_of, use_snapshot=False, scope=scope) for f in families}
         drop_pack_scope(con, scope)
         assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary "

@@ -235,3 +235,40 @@ def test_doubtful_record_that_contradicts_nothing_holds_nothing(held) -> None:
     assert len(doubtful) == 1 and doubtful[0][0].startswith("twin guard")
     assert held_for == [("FAM1",)]
     assert decisions(warehouse)["FAM2"] == "claimed"
+
+
+def test_rounds_judged_family_by_family_hold_what_the_whole_cohort_holds(held) -> None:
+    # Several doubtful records in one family, over two rounds: the CP plan "Gordy" is
+    # also doubtful for FAM2's child (less probable than for FAM1's, so round 2), and
+    # "Sunny" also for FAM1's mother (round 2). Round 1 links Gordy to FAM1 and Sunny
+    # to FAM2; round 2 links Gordy to FAM2 (a CP plan: FAM2's 3A is contradicted) and
+    # Sunny to FAM1. Judging only each round's families must hold exactly what
+    # judging the whole cohort holds, pair by pair.
+    from famlink.claims.review import find_holds
+
+    _, warehouse, pair_id = held
+    con = duckdb.connect(str(warehouse))
+    try:
+        for record_key, member, family, pair in (("FAM1-EP2", "FAM2-P2", "FAM2", "DL-test-gordy2"),
+                                                 ("FAM2-EP2", "FAM1-P1", "FAM1", "DL-test-sunny1")):
+            con.execute(
+                """INSERT INTO linkage.doubtful_links
+                SELECT ?, ?, ?, extract, record_key, record_id, other_source, other_person_id,
+                       match_probability - 0.01, reason, NULL
+                FROM linkage.doubtful_links WHERE record_key = ? LIMIT 1""",
+                [pair, member, family, record_key])
+        doubtful_for = con.execute("SELECT DISTINCT person_ref FROM linkage.doubtful_links "
+                                   "WHERE record_key = 'FAM1-EP2'").fetchall()
+        assert {("FAM1-P2",), ("FAM2-P2",)} <= set(doubtful_for)
+        fast = find_holds(con, PLAN, AS_OF, ["FAM1", "FAM2"])
+        slow = find_holds(con, PLAN, AS_OF, ["FAM1", "FAM2"], whole_cohort=True)
+        # the re-evaluation leaves the warehouse as it was
+        assert con.execute("SELECT count(*) FROM marts.outcomes WHERE family_id = 'FAM2' "
+                           "AND status = 'achieved'").fetchall()[0][0] > 0
+    finally:
+        con.close()
+    assert fast == slow
+    held_by = {(h.family_id, h.pair_id, h.indicator) for h in fast}
+    assert ("FAM1", pair_id, "3A") in held_by
+    assert ("FAM2", "DL-test-gordy2", "3A") in held_by
+    assert {h.family_id for h in fast} == {"FAM1", "FAM2"}

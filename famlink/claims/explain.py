@@ -32,11 +32,22 @@ from rich.table import Table
 from famlink.claims.eligibility import Assessment, _table_exists, assess
 from famlink.claims.ledger import has_ledger
 from famlink.claims.review import HELD, decisions_about, held_rows
-from matchers.waterfall import pair_waterfall
+from matchers.waterfall import STEP_COLUMNS, TABLE, pair_waterfall, waterfall_of
 from rules.national import name_problems
 
 Row = dict[str, Any]
-Scope = dict[str, str]   # a relation -> the temp table holding the packs' slice of it
+
+
+class Scope(dict[str, str]):
+    """What ``pack_scope`` read once for many packs: each relation -> the temp table
+    holding the packs' slice of it; ``rows``: a pack query's rows for every family at
+    once (query -> family, or claim -> its rows in the query's order); ``known``: what
+    every pack of the run reads alike (which tables exist, the deliveries)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[Any, list[Row]]] = {}
+        self.known: dict[str, Any] = {}
 
 
 @dataclass
@@ -136,6 +147,52 @@ def _safe_rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
         return []
 
 
+def _preload(con: duckdb.DuckDBPyConnection, scope: Scope, query: str, sql: str,
+              params: list[Any] | None = None) -> None:
+    """``scope.rows[query]``: the rows of ``sql`` (one pack query for all the packs, its
+    first column the family or claim they belong to) grouped by that column, in order.
+    A query that fails is left out: each pack then runs it, and notes why, alone."""
+    try:
+        cur = con.execute(sql, params or [])
+    except duckdb.Error:
+        return
+    cols = [d[0] for d in cur.description][1:]
+    grouped: dict[Any, list[Row]] = {}
+    for r in cur.fetchall():
+        grouped.setdefault(r[0], []).append(dict(zip(cols, r[1:], strict=True)))
+    scope.rows[query] = grouped
+
+
+def _pack_rows(con: duckdb.DuckDBPyConnection, scope: Scope | None, query: str, key: Any,
+               sql: str, params: list[Any], notes: list[str], what: str) -> list[Row]:
+    """A pack query's rows: those ``pack_scope`` read for every pack, or its own."""
+    if query in _preloaded(scope):
+        return [dict(r) for r in _preloaded(scope)[query].get(key, [])]
+    return _safe_rows(con, sql, params, notes, what)
+
+
+def _values(scope: Scope | None) -> dict[str, Any]:
+    return scope.known if isinstance(scope, Scope) else {}
+
+
+def _preloaded(scope: Scope | None) -> dict[str, dict[Any, list[Row]]]:
+    return scope.rows if isinstance(scope, Scope) else {}
+
+
+def _once(scope: Scope | None, name: str, compute: Any) -> Any:
+    """A value every pack of a run reads alike, computed once for the scope."""
+    if not isinstance(scope, Scope):
+        return compute()
+    values = scope.known
+    if name not in values:
+        values[name] = compute()
+    return values[name]
+
+
+def _exists(con: duckdb.DuckDBPyConnection, scope: Scope | None, qualified: str) -> bool:
+    return bool(_once(scope, f"exists {qualified}", lambda: _table_exists(con, qualified)))
+
+
 def _pick_run(con: duckdb.DuckDBPyConnection, claim: Row | None,
               as_of: date | None) -> tuple[str | None, date | None]:
     """The plan and as-of to explain: the claim's, the given date's run, or the latest run."""
@@ -173,19 +230,15 @@ def _built_as_of(con: duckdb.DuckDBPyConnection) -> date | None:
 
 
 def _stored_assessment(con: duckdb.DuckDBPyConnection, family_id: str, plan: str,
-                       as_of: date) -> tuple[Assessment | None, str | None]:
-    if not _table_exists(con, "claims.assessments"):
+                       as_of: date, scope: Scope | None = None
+                       ) -> tuple[Assessment | None, str | None]:
+    if not _exists(con, scope, "claims.assessments"):
         return None, None
-    rows = _rows(
-        con,
-        """
-        SELECT a.* EXCLUDE (run_id, decision), a.decision
-        FROM claims.assessments AS a JOIN claims.runs AS r USING (run_id)
-        WHERE a.family_id = ? AND r.plan = ? AND r.as_of = ?
-        ORDER BY a.run_id LIMIT 1
-        """,
-        [family_id, plan, as_of],
-    )
+    if _values(scope).get("run") == (plan, as_of) and "assessment" in _preloaded(
+            scope):
+        rows = [dict(r) for r in scope.rows["assessment"].get(family_id, [])[:1]]
+    else:
+        rows = _rows(con, _assessment_sql(), [family_id, plan, as_of])
     if not rows:
         return None, None
     row = rows[0]
@@ -193,28 +246,54 @@ def _stored_assessment(con: duckdb.DuckDBPyConnection, family_id: str, plan: str
     return Assessment(**row), decision
 
 
+# What the ledger froze for a claim, one query per table: for one claim ({key} empty,
+# {claims} "= ?") or for all the claims of a scope (the claim id first, then as for one).
+_FROZEN_SQL = {
+    "indicators": "SELECT {key}* FROM claims.claim_indicators WHERE claim_id {claims} "
+                  "ORDER BY {by}indicator",
+    "outcomes": "SELECT {key}* FROM claims.claim_outcomes WHERE claim_id {claims} "
+                "ORDER BY {by}indicator, outcome_id",
+    "evidence": """
+        SELECT {key}e.*, d.file, d.sha256, d.loaded_at
+        FROM claims.claim_evidence AS e
+        LEFT JOIN meta.deliveries AS d USING (delivery_id)
+        WHERE e.claim_id {claims} ORDER BY {by}e.indicator, e.outcome_id, e.month, e.record_key
+        """,
+    "evidence without deliveries": "SELECT {key}* FROM claims.claim_evidence "
+                                   "WHERE claim_id {claims}{order}",
+    "ce": "SELECT {key}* FROM claims.claim_ce WHERE claim_id {claims} ORDER BY {by}person_ref",
+}
+_PACK_CLAIMS = "IN (SELECT claim_id FROM _pack_claims)"
+
+
+def _frozen_sql(query: str, claims: str = "= ?") -> str:
+    bulk = claims != "= ?"
+    return _FROZEN_SQL[query].format(key="claim_id AS _pack_key, " if bulk else "",
+                                     claims=claims, by="claim_id, " if bulk else "",
+                                     order=" ORDER BY claim_id" if bulk else "")
+
+
+def _frozen_rows(con: duckdb.DuckDBPyConnection, scope: Scope | None, query: str,
+                 claim_id: Any) -> list[Row]:
+    if scope is not None and f"frozen {query}" in _preloaded(scope):
+        return [dict(r) for r in scope.rows[f"frozen {query}"].get(claim_id, [])]
+    return _rows(con, _frozen_sql(query), [claim_id])
+
+
 def _problems(con: duckdb.DuckDBPyConnection, family_id: str, plan: str | None,
-              as_of: date | None, claim: Row | None, notes: list[str]) -> tuple[list[ProblemAudit],
-                                                                                list[Row], str]:
+              as_of: date | None, claim: Row | None, notes: list[str],
+              scope: Scope | None = None) -> tuple[list[ProblemAudit], list[Row], str]:
     source = f"marts at as-of {as_of}" if as_of else "marts"
     frozen = (claim is not None and as_of == claim["as_of"]
-              and _table_exists(con, "claims.claim_indicators"))
+              and _exists(con, scope, "claims.claim_indicators"))
     if frozen:
         assert claim is not None
-        cid = [claim["claim_id"]]
-        inds = _rows(con, "SELECT * FROM claims.claim_indicators WHERE claim_id = ? "
-                          "ORDER BY indicator", cid)
-        outs = _rows(con, "SELECT * FROM claims.claim_outcomes WHERE claim_id = ? "
-                          "ORDER BY indicator, outcome_id", cid)
-        evid = _rows(con, """
-            SELECT e.*, d.file, d.sha256, d.loaded_at
-            FROM claims.claim_evidence AS e
-            LEFT JOIN meta.deliveries AS d USING (delivery_id)
-            WHERE e.claim_id = ? ORDER BY e.indicator, e.outcome_id, e.month, e.record_key
-            """, cid) if _table_exists(con, "meta.deliveries") else _rows(
-            con, "SELECT * FROM claims.claim_evidence WHERE claim_id = ?", cid)
-        ce = _rows(con, "SELECT * FROM claims.claim_ce WHERE claim_id = ? ORDER BY person_ref",
-                   cid)
+        cid = claim["claim_id"]
+        inds = _frozen_rows(con, scope, "indicators", cid)
+        outs = _frozen_rows(con, scope, "outcomes", cid)
+        evid = _frozen_rows(con, scope, "evidence" if _exists(con, scope, "meta.deliveries")
+                            else "evidence without deliveries", cid)
+        ce = _frozen_rows(con, scope, "ce", cid)
         source = f"frozen by the ledger when claim {claim['claim_id']} was recorded"
         if not inds:
             frozen = False
@@ -407,7 +486,7 @@ def _load_plan_at(plan_name: str, mtime_ns: int) -> Any:
 
 def _judge(con: duckdb.DuckDBPyConnection, family_id: str, plan_name: str | None,
            as_of: date | None, attached: date | None, problems: list[ProblemAudit],
-           notes: list[str]) -> None:
+           notes: list[str], scope: Scope | None = None) -> None:
     """Each outcome's rule in the plan's words, with what every part judged and found.
 
     The findings (``intermediate.int_rules_results``) are the latest build's, so
@@ -426,15 +505,20 @@ def _judge(con: duckdb.DuckDBPyConnection, family_id: str, plan_name: str | None
         notes.append(f"rule file not readable: {exc}")
         return
     results: dict[tuple[str, str], Row] = {}
-    fresh = (_table_exists(con, "intermediate.int_rules_results")
-             and _table_exists(con, "marts.problem_status")
-             and con.execute("SELECT count(*) FROM marts.problem_status WHERE plan = ? AND "
-                             "as_of = ?", [plan_name, as_of]).fetchone()[0] > 0)
+    fresh = _once(scope, f"fresh {plan_name} {as_of}", lambda: (
+        _table_exists(con, "intermediate.int_rules_results")
+        and _table_exists(con, "marts.problem_status")
+        and con.execute("SELECT count(*) FROM marts.problem_status WHERE plan = ? AND "
+                        "as_of = ?", [plan_name, as_of]).fetchone()[0] > 0))
     if fresh:
-        for r in _rows(con, "SELECT * FROM intermediate.int_rules_results WHERE family_id = ?",
-                       [family_id]):
+        if scope is not None and "results" in _preloaded(scope):
+            found = [dict(r) for r in scope.rows["results"].get(family_id, [])]
+        else:
+            found = _rows(con, "SELECT * FROM intermediate.int_rules_results "
+                               "WHERE family_id = ?", [family_id])
+        for r in found:
             results[(str(r["indicator"]).strip(), str(r["outcome_id"]))] = r
-    delivered = _delivered_to(con, as_of)
+    delivered = _once(scope, f"delivered {as_of}", lambda: _delivered_to(con, as_of))
     known = {r.id for r in plan.rules}
     for p in problems:
         p.indicator_name = plan.indicators.get(p.indicator)
@@ -500,21 +584,31 @@ def _event_dates(con: duckdb.DuckDBPyConnection, records: list[Row],
         if query is None:
             continue
         key, event, incidents = query
-        # the incidents of the nominals (a slice apart from police_incidents' own records)
-        incident_rel = (scope or {}).get(_NOMINAL_INCIDENTS, "staging.police_incidents")
-        join = (f"LEFT JOIN (SELECT incident_ref, min(reported_at) AS reported_at FROM "
-                f"{incident_rel} GROUP BY ALL) AS i "
-                f"USING (incident_ref)") if incidents else ""
-        try:
-            found = dict(con.execute(
-                f"SELECT {key} AS k, any_value({event}) FROM "
-                f"{_rel(scope, 'staging.' + extract)} AS x {join} "
-                f"WHERE {key} IN (SELECT unnest(?)) GROUP BY ALL",
-                [[str(r.get("record_key")) for r in rows]]).fetchall())
-        except duckdb.Error:
-            continue
+        preloaded = _values(scope).get(f"events {extract}")
+        if preloaded is not None:
+            found = preloaded
+        else:
+            try:
+                found = dict(con.execute(
+                    _event_sql(extract, key, event, incidents, scope, "(SELECT unnest(?))"),
+                    [[str(r.get("record_key")) for r in rows]]).fetchall())
+            except duckdb.Error:
+                continue
         for r in rows:
             r["event"] = found.get(str(r.get("record_key")))
+
+
+def _event_sql(extract: str, key: str, event: str, incidents: bool, scope: Scope | None,
+               keys: str) -> str:
+    """Each record key of ``keys`` of a staging extract, with its event date."""
+    # the incidents of the nominals (a slice apart from police_incidents' own records)
+    incident_rel = (scope or {}).get(_NOMINAL_INCIDENTS, "staging.police_incidents")
+    join = (f"LEFT JOIN (SELECT incident_ref, min(reported_at) AS reported_at FROM "
+            f"{incident_rel} GROUP BY ALL) AS i "
+            f"USING (incident_ref)") if incidents else ""
+    return (f"SELECT {key} AS k, any_value({event}) FROM "
+            f"{_rel(scope, 'staging.' + extract)} AS x {join} "
+            f"WHERE {key} IN {keys} GROUP BY ALL")
 
 
 # ------------------------------------------------------------- many packs at once
@@ -527,14 +621,24 @@ def _rel(scope: Scope | None, name: str) -> str:
     return scope.get(name, name) if scope else name
 
 
-def pack_scope(con: duckdb.DuckDBPyConnection, family_ids: list[str]) -> Scope:
+def pack_scope(con: duckdb.DuckDBPyConnection, family_ids: list[str],
+               plan: str | None = None, as_of: date | None = None) -> Scope:
     """Temp tables holding only these families' slice of the county-sized relations a pack
     reads (cohort rows, their members' links and records, the staging rows of those
     records), each made by one set-based query, so that a run snapshotting N claims
     scans the county once rather than N times. A relation that cannot be sliced (absent
     in this warehouse) is left out: the pack then reads it, and notes its absence, as
-    it would alone. Drop the tables with ``drop_pack_scope``."""
-    scope: dict[str, str] = {}
+    it would alone. Each pack query is then run once for all the families (``rows``),
+    those of a run's plan and as-of when they are given. Drop the tables with
+    ``drop_pack_scope``."""
+    scope = Scope()
+    _slice(con, scope, family_ids)
+    _preload_packs(con, scope, plan, as_of)
+    return scope
+
+
+def _slice(con: duckdb.DuckDBPyConnection, scope: Scope, family_ids: list[str]) -> None:
+    """``pack_scope``'s temp tables: the families' slice of each county-sized relation."""
 
     def keep(name: str, temp: str, sql: str, params: list[Any] | None = None) -> bool:
         try:
@@ -553,31 +657,158 @@ def pack_scope(con: duckdb.DuckDBPyConnection, family_ids: list[str]) -> Scope:
          f"SELECT * FROM staging.cohort_families WHERE family_id IN {fams}")
     if not keep("staging.cohort_members", "_pack_cohort_members",
                 f"SELECT * FROM staging.cohort_members WHERE family_id IN {fams}"):
-        return scope
+        return
     if not keep("linkage.record_links", "_pack_record_links",
                 "SELECT * FROM linkage.record_links WHERE person_ref IN "
                 "(SELECT person_ref FROM _pack_cohort_members)"):
-        return scope
+        return
     keep("linkage.person_records", "_pack_person_records",
          "SELECT * FROM linkage.person_records WHERE record_id IN "
          "(SELECT record_id FROM _pack_record_links)")
     files = _extract_specs()
     extracts = [r[0] for r in con.execute(
         "SELECT DISTINCT CAST(extract AS VARCHAR) FROM _pack_record_links ORDER BY 1").fetchall()]
+    if keep("linkage.link_waterfall", "_pack_link_waterfall", f"""
+         WITH p AS (SELECT DISTINCT record_id, matched_to_record_id FROM _pack_record_links
+                    WHERE match_method = 'probabilistic' AND matched_to_record_id IS NOT NULL)
+         SELECT w.* FROM {TABLE} AS w JOIN p
+           ON w.record_id_l = p.record_id AND w.record_id_r = p.matched_to_record_id
+         UNION
+         SELECT w.* FROM {TABLE} AS w JOIN p
+           ON w.record_id_l = p.matched_to_record_id AND w.record_id_r = p.record_id"""):
+        steps: dict[tuple[str, str], list[tuple[Any, tuple[Any, ...]]]] = {}
+        for left, right, step, *row in con.execute(
+                f"SELECT record_id_l, record_id_r, step, {STEP_COLUMNS} "
+                "FROM _pack_link_waterfall ORDER BY record_id_l, record_id_r, step").fetchall():
+            steps.setdefault((str(left), str(right)), []).append((step, tuple(row)))
+        scope.known["waterfall steps"] = steps
+    keys = "(SELECT CAST(record_key AS VARCHAR) FROM _pack_record_links WHERE extract = ?)"
     for extract in extracts:
         spec = files.get(extract)
         query = _event_query(extract, spec) if spec is not None else None
         if query is None:
             continue
-        key, _, incidents = query
+        key, event, incidents = query
         if keep(f"staging.{extract}", f"_pack_stg_{extract}",
-                f"SELECT * FROM staging.{extract} AS x WHERE {key} IN "
-                "(SELECT CAST(record_key AS VARCHAR) FROM _pack_record_links WHERE extract = ?)",
+                f"SELECT * FROM staging.{extract} AS x WHERE {key} IN {keys}",
                 [extract]) and incidents:
             keep(_NOMINAL_INCIDENTS, "_pack_stg_nominal_incidents",
                  "SELECT * FROM staging.police_incidents WHERE incident_ref IN "
                  f"(SELECT incident_ref FROM _pack_stg_{extract})")
-    return scope
+        try:  # every pack's event dates of this extract at once
+            scope.known[f"events {extract}"] = dict(con.execute(
+                _event_sql(extract, key, event, incidents, scope, keys), [extract]).fetchall())
+        except duckdb.Error:
+            continue
+
+
+def _preload_packs(con: duckdb.DuckDBPyConnection, scope: Scope, plan: str | None,
+                   as_of: date | None) -> None:
+    """Every pack query run once for all the scope's families (``scope.rows``)."""
+    fams = "IN (SELECT family_id FROM _pack_families)"
+    if _exists(con, scope, "claims.events"):
+        _preload(con, scope, "claim", "SELECT family_id, * FROM claims.ledger "
+                                      f"WHERE family_id {fams}")
+        con.execute("CREATE OR REPLACE TEMP TABLE _pack_claims AS SELECT claim_id "
+                    f"FROM claims.ledger WHERE family_id {fams}")
+        scope["_pack_claims"] = "_pack_claims"
+        if _exists(con, scope, "claims.claim_indicators"):
+            for query in _FROZEN_SQL:
+                _preload(con, scope, f"frozen {query}", _frozen_sql(query, _PACK_CLAIMS))
+    _preload(con, scope, "family", _family_sql(scope, fams))
+    _preload(con, scope, "members", _members_sql(scope, fams))
+    _preload(con, scope, "linked", _linked_sql(scope, fams))
+    _preload(con, scope, "households", _households_sql(fams))
+    if _exists(con, scope, "intermediate.int_rules_results"):
+        _preload(con, scope, "results", "SELECT family_id, * FROM "
+                                        f"intermediate.int_rules_results WHERE family_id {fams}")
+    if plan is None or as_of is None:
+        return
+    scope.known["run"] = (plan, as_of)
+    if _exists(con, scope, "marts.unmatched_evidence"):
+        _preload(con, scope, "unmatched", _unmatched_sql(fams), [plan, as_of])
+    if _exists(con, scope, "claims.assessments"):
+        _preload(con, scope, "assessment", _assessment_sql(fams), [plan, as_of])
+
+
+# A pack's queries, each written once: for one family (``families`` "= ?") or for
+# every family of a scope (an IN list: the family first, then as for one).
+ONE = "= ?"
+
+
+def _keyed(families: str, column: str = "family_id") -> tuple[str, str]:
+    """The leading key column and the ORDER BY prefix of a query for all the families."""
+    return ("", "") if families == ONE else (f"{column} AS _pack_key, ", f"{column}, ")
+
+
+def _family_sql(scope: Scope | None, families: str = ONE) -> str:
+    key, _ = _keyed(families)
+    return (f"SELECT {key}* FROM {_rel(scope, 'staging.cohort_families')} "
+            f"WHERE family_id {families}")
+
+
+def _members_sql(scope: Scope | None, families: str = ONE) -> str:
+    key, by = _keyed(families)
+    return (f"SELECT {key}* FROM {_rel(scope, 'staging.cohort_members')} "
+            f"WHERE family_id {families} ORDER BY {by}person_ref")
+
+
+def _linked_sql(scope: Scope | None, families: str | None = None) -> str:
+    """The records linked to a family's members (``families`` None: to the person refs
+    given as a list)."""
+    columns = """rl.person_ref AS _member, rl.extract, rl.record_key, rl.record_id,
+               rl.match_method, rl.match_probability, rl.matched_to_record_id,
+               pr.first_name, pr.last_name, pr.dob, pr.sex, pr.postcode,
+               pr.upn, pr.nhs_number, pr.ni_number"""
+    records = f"""LEFT JOIN {_rel(scope, 'linkage.person_records')} AS pr
+          ON pr.record_id = rl.record_id"""
+    if families is None:
+        return f"""
+        SELECT {columns}
+        FROM {_rel(scope, 'linkage.record_links')} AS rl
+        {records}
+        WHERE rl.person_ref IN (SELECT unnest(?))
+        ORDER BY rl.extract, rl.record_key
+        """
+    return f"""
+        SELECT m.family_id, {columns}
+        FROM (SELECT DISTINCT family_id, person_ref FROM {_rel(scope, 'staging.cohort_members')}
+              WHERE family_id {families}) AS m
+        JOIN {_rel(scope, 'linkage.record_links')} AS rl ON rl.person_ref = m.person_ref
+        {records}
+        ORDER BY m.family_id, rl.extract, rl.record_key
+        """
+
+
+def _households_sql(families: str = ONE) -> str:
+    key, by = _keyed(families)
+    return (f"SELECT {key}* FROM linkage.household_links WHERE family_id {families} "
+            f"ORDER BY {by}incident_ref")
+
+
+def _unmatched_sql(families: str = ONE) -> str:
+    key, by = _keyed(families)
+    return (f"SELECT {key}* FROM marts.unmatched_evidence WHERE family_id {families} "
+            f"AND plan = ? AND as_of = ? ORDER BY {by}evidence_id")
+
+
+def _assessment_sql(families: str = ONE) -> str:
+    key, by = _keyed(families, "a.family_id")
+    return f"""
+        SELECT {key}a.* EXCLUDE (run_id, decision), a.decision
+        FROM claims.assessments AS a JOIN claims.runs AS r USING (run_id)
+        WHERE a.family_id {families} AND r.plan = ? AND r.as_of = ?
+        ORDER BY {by}a.run_id{' LIMIT 1' if families == ONE else ''}
+        """
+
+
+def _run_rows(con: duckdb.DuckDBPyConnection, scope: Scope | None, query: str,
+              family_id: str, plan: str, as_of: date, sql: str, notes: list[str],
+              what: str) -> list[Row]:
+    """A pack query of one run's plan and as-of: preloaded when the scope is that run's."""
+    if _values(scope).get("run") != (plan, as_of):
+        return _safe_rows(con, sql, [family_id, plan, as_of], notes, what)
+    return _pack_rows(con, scope, query, family_id, sql, [family_id, plan, as_of], notes, what)
 
 
 def drop_pack_scope(con: duckdb.DuckDBPyConnection, scope: Scope) -> None:
@@ -586,13 +817,21 @@ def drop_pack_scope(con: duckdb.DuckDBPyConnection, scope: Scope) -> None:
         con.execute(f"DROP TABLE IF EXISTS {temp}")
 
 
-def _waterfalls(con: duckdb.DuckDBPyConnection, records: list[Row]) -> None:
+def _waterfalls(con: duckdb.DuckDBPyConnection, records: list[Row],
+                scope: Scope | None = None) -> None:
     """Add to each probabilistically linked record the waterfall of the pair that
     linked it ('waterfall': each comparison's level and match weight), when the
     linkage kept one (``linkage.link_waterfall``)."""
+    steps = _values(scope).get("waterfall steps")
     for r in records:
         if r.get("match_method") == "probabilistic" and r.get("matched_to_record_id"):
-            wf = pair_waterfall(con, str(r["record_id"]), str(r["matched_to_record_id"]))
+            mine, other = str(r["record_id"]), str(r["matched_to_record_id"])
+            if steps is None:
+                wf = pair_waterfall(con, mine, other)
+            else:  # both ways round, in step order, as pair_waterfall reads them
+                pair = steps.get((mine, other), []) + (
+                    steps.get((other, mine), []) if other != mine else [])
+                wf = waterfall_of([row for _, row in sorted(pair, key=lambda s: s[0])], other)
             if wf is not None:
                 r["waterfall"] = wf
 
@@ -610,47 +849,41 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
     """
     notes: list[str] = []
     claim: Row | None = None
-    if has_ledger(con):
-        found = _rows(con, "SELECT * FROM claims.ledger WHERE family_id = ?", [family_id])
+    if _once(scope, "ledger", lambda: has_ledger(con)):
+        found = _pack_rows(con, scope, "claim", family_id,
+                           "SELECT * FROM claims.ledger WHERE family_id = ?", [family_id],
+                           notes, "claim") if scope is not None else _rows(
+            con, "SELECT * FROM claims.ledger WHERE family_id = ?", [family_id])
         claim = found[0] if found else None
     plan, as_of = _pick_run(con, claim, as_of)
-    built = _built_as_of(con)
+    built = _once(scope, "built", lambda: _built_as_of(con))
     if as_of is not None and built is not None and built != as_of:
         notes.append(f"the cohort records shown are as at the latest run's as-of ({built}), "
                      f"not {as_of} (the staging views show the run that built the warehouse)")
 
-    fam = _safe_rows(con, f"SELECT * FROM {_rel(scope, 'staging.cohort_families')} "
-                          "WHERE family_id = ?", [family_id], notes, "cohort family")
-    member_rows = _safe_rows(con, f"SELECT * FROM {_rel(scope, 'staging.cohort_members')} "
-                                  "WHERE family_id = ? ORDER BY person_ref", [family_id], notes,
-                             "cohort members")
+    fam = _pack_rows(con, scope, "family", family_id, _family_sql(scope), [family_id], notes,
+                     "cohort family")
+    member_rows = _pack_rows(con, scope, "members", family_id, _members_sql(scope), [family_id],
+                             notes, "cohort members")
     refs = [m["person_ref"] for m in member_rows]
-    linked = _safe_rows(con, f"""
-        SELECT rl.person_ref AS _member, rl.extract, rl.record_key, rl.record_id,
-               rl.match_method, rl.match_probability, rl.matched_to_record_id,
-               pr.first_name, pr.last_name, pr.dob, pr.sex, pr.postcode,
-               pr.upn, pr.nhs_number, pr.ni_number
-        FROM {_rel(scope, 'linkage.record_links')} AS rl
-        LEFT JOIN {_rel(scope, 'linkage.person_records')} AS pr ON pr.record_id = rl.record_id
-        WHERE rl.person_ref IN (SELECT unnest(?))
-        ORDER BY rl.extract, rl.record_key
-        """, [refs], notes, "linked records") if refs else []
+    linked = _pack_rows(con, scope, "linked", family_id, _linked_sql(scope), [refs], notes,
+                        "linked records") if refs else []
     _event_dates(con, linked, scope)
-    _waterfalls(con, linked)
+    _waterfalls(con, linked, scope)
     members = [MemberAudit(person_ref=m["person_ref"], details=m,
                            records=[{k: v for k, v in r.items() if k != "_member"}
                                     for r in linked if r["_member"] == m["person_ref"]])
                for m in member_rows]
-    households = _safe_rows(con, "SELECT * FROM linkage.household_links WHERE family_id = ? "
-                                 "ORDER BY incident_ref", [family_id], notes, "household links")
+    households = _pack_rows(con, scope, "households", family_id, _households_sql(),
+                            [family_id], notes, "household links")
 
-    problems, ce, source = _problems(con, family_id, plan, as_of, claim, notes)
+    problems, ce, source = _problems(con, family_id, plan, as_of, claim, notes, scope)
     _judge(con, family_id, plan, as_of, fam[0].get("attached_on") if fam else None, problems,
-           notes)
-    if plan is not None and as_of is not None and _table_exists(con, "marts.unmatched_evidence"):
-        for u in _safe_rows(con, "SELECT * FROM marts.unmatched_evidence WHERE family_id = ? "
-                                 "AND plan = ? AND as_of = ? ORDER BY evidence_id",
-                            [family_id, plan, as_of], notes, "unmatched evidence"):
+           notes, scope)
+    if (plan is not None and as_of is not None
+            and _exists(con, scope, "marts.unmatched_evidence")):
+        for u in _run_rows(con, scope, "unmatched", family_id, plan, as_of, _unmatched_sql(),
+                           notes, "unmatched evidence"):
             notes.append(f"practitioner evidence {u['evidence_id']} ({u['kind']}"
                          f"{', ' + repr(u['domain']) if u.get('domain') else ''}, from "
                          f"{_fmt(u.get('start_date'))}) supports no outcome: {u['reason']}")
@@ -658,7 +891,7 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
     assessment: Assessment | None = None
     decision: str | None = None
     if plan is not None and as_of is not None:
-        assessment, decision = _stored_assessment(con, family_id, plan, as_of)
+        assessment, decision = _stored_assessment(con, family_id, plan, as_of, scope)
         if assessment is None:
             live = assess(con, plan, as_of, family_id)
             assessment = live[0] if live else None
@@ -693,7 +926,7 @@ def build_pack(con: duckdb.DuckDBPyConnection, family_id: str,
         else:
             decision = "already_claimed"
             reason = f"Already claimed: {claim_text}. A family is claimed once only."
-    held, review_decisions = _held(con, family_id, plan, as_of, decision, members)
+    held, review_decisions = _held(con, family_id, plan, as_of, decision, members, scope)
     if held:
         contradicted = ", ".join(sorted({f"{h['indicator']} ({h['pair_id']})" for h in held}))
         reason = (f"Held for review, not claimed: doubtful records would contradict "
@@ -729,9 +962,38 @@ def _decode(obj: dict[str, Any]) -> Any:
     return obj
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None), date, datetime})
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names; None for any other type."""
+    return tuple(f.name for f in fields(cls)) if hasattr(cls, "__dataclass_fields__") else None
+
+
+def _plain(value: Any) -> Any:
+    """``asdict`` without its deep copy of every value (the JSON is written at once):
+    a run writes every claim's pack, and the copy cost more than building it."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_plain(v) for v in value]
+    names = _field_names(kind)
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def pack_to_json(pack: FamilyAuditPack) -> str:
     """The pack as JSON, dates tagged so that they come back as dates."""
-    return json.dumps(pack.as_dict(), default=_encode, sort_keys=True)
+    return json.dumps(_plain(pack), default=_encode, sort_keys=True)
 
 
 def _make(cls: Any, raw: dict[str, Any]) -> Any:
@@ -826,12 +1088,16 @@ def _differences(con: duckdb.DuckDBPyConnection, then: FamilyAuditPack,
 
 
 def _held(con: duckdb.DuckDBPyConnection, family_id: str, plan: str | None,
-          as_of: date | None, decision: str | None,
-          members: list[MemberAudit]) -> tuple[list[Row], list[Row]]:
+          as_of: date | None, decision: str | None, members: list[MemberAudit],
+          scope: Scope | None = None) -> tuple[list[Row], list[Row]]:
     """A held family's pairs and the outcome each would contradict (at the run the
     pack explains), and every review decision taken on the family's members."""
-    review_decisions = decisions_about(con, [m.person_ref for m in members])
-    if decision != HELD or not _table_exists(con, "claims.assessments"):
+    undecided = scope is not None and _once(scope, "no decisions", lambda: (
+        not _table_exists(con, "review.decisions")
+        or not con.execute("SELECT count(*) FROM review.decisions").fetchone()[0]))
+    review_decisions = [] if undecided else decisions_about(
+        con, [m.person_ref for m in members])
+    if decision != HELD or not _exists(con, scope, "claims.assessments"):
         return [], review_decisions
     row = con.execute(
         "SELECT min(a.run_id) FROM claims.assessments AS a JOIN claims.runs AS r USING (run_id) "

@@ -278,7 +278,7 @@ def record_due_claims(con: duckdb.DuckDBPyConnection, plan: str, as_of: date) ->
          summary.new_ssp, summary.new_ce, summary.already_claimed, __version__,
          summary.held_for_review],
     )
-    _snapshot_claims(con, run_id, as_of, recorded_at)
+    _snapshot_claims(con, run_id, as_of, recorded_at, plan)
     con.execute("DROP TABLE IF EXISTS _claims_new")
     con.execute("DROP TABLE IF EXISTS _claims_due")
     con.execute("DROP TABLE IF EXISTS _claims_held")
@@ -347,13 +347,14 @@ def _freeze_evidence(con: duckdb.DuckDBPyConnection, run_id: int, plan: str,
 
 
 def _snapshot_claims(con: duckdb.DuckDBPyConnection, run_id: int, as_of: date,
-                     recorded_at: datetime) -> None:
+                     recorded_at: datetime, plan: str | None = None) -> None:
     """Keep each new claim's whole audit pack as built now (links, rule findings, windows).
 
     ``famlink explain`` shows this copy for the claim, whatever later runs do to
     the linkage or the marts, and says where the current data differ.
     The claimed families' slice of the county-sized relations is cut once
-    (``pack_scope``) and each pack reads that slice, not the county.
+    (``pack_scope``), each of a pack's queries is run once for all the claims, and
+    each pack is assembled from those rows, not from the county.
     """
     from famlink.claims.explain import build_pack, drop_pack_scope, pack_scope, pack_to_json
 
@@ -361,7 +362,7 @@ def _snapshot_claims(con: duckdb.DuckDBPyConnection, run_id: int, as_of: date,
                          "AND run_id = ? ORDER BY family_id", [run_id]).fetchall()
     if not claims:
         return
-    scope = pack_scope(con, [family_id for _, family_id in claims])
+    scope = pack_scope(con, [family_id for _, family_id in claims], plan, as_of)
     try:
         rows = [[claim_id, family_id, run_id, recorded_at, __version__,
                  pack_to_json(build_pack(con, family_id, as_of, use_snapshot=False,
@@ -369,8 +370,13 @@ def _snapshot_claims(con: duckdb.DuckDBPyConnection, run_id: int, as_of: date,
                 for claim_id, family_id in claims]
     finally:
         drop_pack_scope(con, scope)
-    if rows:
-        con.executemany("INSERT INTO claims.claim_snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
+    if rows:  # one statement: executemany costs a statement per claim
+        con.execute(
+            "INSERT INTO claims.claim_snapshots SELECT unnest($claim_id), unnest($family_id), "
+            "$run_id, $recorded_at, $version, unnest($pack)",
+            {"claim_id": [r[0] for r in rows], "family_id": [r[1] for r in rows],
+             "run_id": run_id, "recorded_at": recorded_at, "version": __version__,
+             "pack": [r[5] for r in rows]})
 
 
 class WithdrawalError(ValueError):

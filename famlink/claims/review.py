@@ -110,13 +110,47 @@ def _contradicted(real: Assessment, after: Assessment | None) -> list[tuple[str,
     return [(i, s) for i, s in found] or [("(claim)", after.claim_type or "not_due")]
 
 
+# The families a round's re-evaluation needs: those with a doubtful record in the round,
+# and any family whose member shares a linked record with theirs (the rules give a record
+# to its most probable member, so such a family can take a record from them).
+_ROUND_FAMILIES_SQL = """
+WITH mine AS (SELECT DISTINCT family_id FROM _review_doubt WHERE round = $round),
+refs AS (SELECT person_ref FROM staging.cohort_members
+         WHERE family_id IN (SELECT family_id FROM mine)),
+recs AS (SELECT DISTINCT extract, record_key FROM linkage.record_links
+         WHERE person_ref IN (SELECT person_ref FROM refs)),
+near AS (SELECT DISTINCT l.person_ref FROM linkage.record_links AS l
+         JOIN recs USING (extract, record_key) WHERE l.person_ref IS NOT NULL)
+SELECT family_id FROM mine
+UNION
+SELECT family_id FROM staging.cohort_members
+WHERE person_ref IN (SELECT person_ref FROM near) AND family_id IS NOT NULL
+"""
+
+
+def _only_round_families(con: duckdb.DuckDBPyConnection, rnd: int) -> None:
+    """Inside a round's rolled-back transaction: the cohort cut to the families the
+    round can change (``_ROUND_FAMILIES_SQL``), so the rules judge those families only.
+
+    The rules judge each family from its own members' records, and a round reads
+    back only its own families, so their results are the same as with the whole
+    cohort; the county-wide measures (deliveries, extracts with rows) do not read
+    the cohort. A family is cut from ``raw.cohort_families``, which every cohort
+    relation the rules read joins to."""
+    con.execute(
+        f"DELETE FROM raw.cohort_families WHERE family_id NOT IN ({_ROUND_FAMILIES_SQL})",
+        {"round": rnd})
+
+
 def find_holds(con: duckdb.DuckDBPyConnection, plan: str, as_of: date,
-               families: list[str]) -> list[HeldPair]:
+               families: list[str], *, whole_cohort: bool = False) -> list[HeldPair]:
     """Which of these families (each with a claim due, not yet claimed) the doubtful
     records would stop being due, and through which pairs and outcomes.
 
     Runs the rules again inside a transaction with each doubtful record linked to
     its member, reads the result and rolls back: the warehouse is left as it was.
+    Each round judges only the families it can change (``_only_round_families``);
+    ``whole_cohort`` judges every family, as the reference the tests compare with.
     """
     if not families or not _table_exists(con, "linkage.doubtful_links"):
         return []
@@ -143,6 +177,8 @@ def find_holds(con: duckdb.DuckDBPyConnection, plan: str, as_of: date,
                   AND record_links.record_key = d.record_key""",
                 [rnd],
             )
+            if not whole_cohort and _table_exists(con, "raw.cohort_families"):
+                _only_round_families(con, rnd)
             evaluate_outcomes(con, plan, as_of)
             after = {a.family_id: a for a in assess(con, plan, as_of)}
             evidence = set(con.execute(
