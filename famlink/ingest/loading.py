@@ -148,33 +148,49 @@ def check_expectations(con: duckdb.DuckDBPyConnection, load_id: int, spec: Extra
     enforces in SQL (``checked_batch_sql`` and the duplicate-key check), so
     re-running them in pandas over every row cost a county's first load a
     minute and gigabytes for nothing; tests/test_expectations.py runs them
-    against ingest's output instead. Results are kept in meta.expectation_results.
+    against ingest's output instead. A row-by-row warning runs once per
+    distinct value of its columns, with the count of rows holding it, in the
+    order values first arrive (``expectations.validate_counted``): the same
+    counts as over every row, for a few thousand values instead of millions.
+    Results are kept in meta.expectation_results.
     """
-    from expectations import WARNING_ONLY, columns_needed, validate_delivery
+    from expectations import WARNING_ONLY, expectation_groups, validate_counted, validate_delivery
 
-    needed = columns_needed(spec.name, WARNING_ONLY)
-    if not needed:
+    outcomes: list[tuple[int, Any]] = []
+    for group in expectation_groups(spec.name, WARNING_ONLY):
+        columns = ", ".join(quote_ident(c) for c in group.columns)
+        rows = f"FROM raw.{spec.name} WHERE _load_id = {int(load_id)}"
+        check = None
+        if group.counted:
+            values = con.sql(f"SELECT {columns}, count(*) AS _rows {rows} GROUP BY ALL "
+                             "ORDER BY min(rowid)").to_arrow_table()
+            if values.num_rows:
+                check = validate_counted(spec.name, values, "_rows", orders=group.orders,
+                                         as_of=as_of)
+        else:
+            reader = con.sql(f"SELECT {columns}, _delivery_id {rows}").to_arrow_reader(
+                VALIDATE_ROWS)
+            for batch in reader:    # a bounded pandas frame at a time: the peak stays low
+                if batch.num_rows == 0:
+                    continue
+                part = validate_delivery(spec.name, pa.Table.from_batches([batch]),
+                                         as_of=as_of, severities=WARNING_ONLY,
+                                         orders=group.orders)
+                check = part if check is None else _merged(check, part)
+        if check is not None:
+            outcomes += zip(sorted(group.orders), check.outcomes, strict=True)
+    if not outcomes:
         return []
-    columns = ", ".join(quote_ident(c) for c in needed)
-    reader = con.sql(f"SELECT {columns}, _delivery_id FROM raw.{spec.name} "
-                     f"WHERE _load_id = {int(load_id)}").to_arrow_reader(VALIDATE_ROWS)
-    check = None
-    for batch in reader:            # a bounded pandas frame at a time: the peak stays low
-        if batch.num_rows == 0:
-            continue
-        part = validate_delivery(spec.name, pa.Table.from_batches([batch]), as_of=as_of,
-                                 severities=WARNING_ONLY)
-        check = part if check is None else _merged(check, part)
-    if check is None:
-        return []
+    ordered = [o for _, o in sorted(outcomes, key=lambda pair: pair[0])]
     con.executemany(
         "INSERT INTO meta.expectation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[load_id, spec.name, o.expectation_type, o.column, o.severity, o.success,
           o.unexpected_count, o.element_count, "; ".join(o.sample_unexpected)]
-         for o in check.outcomes])
-    notes = [f"{spec.file}: data-quality check: {_outcome_line(o)}" for o in check.warnings]
+         for o in ordered])
+    notes = [f"{spec.file}: data-quality check: {_outcome_line(o)}"
+             for o in ordered if o.severity == "warning" and not o.success]
     notes += [f"{spec.file}: CONTRACT CHECK FAILED AFTER LOAD (please report): {_outcome_line(o)}"
-              for o in check.contract_failures]
+              for o in ordered if o.severity == "contract" and not o.success]
     return notes
 
 
