@@ -40,7 +40,7 @@ from famlink.ingest.reading import (
     inspect_file,
     read_delivery,
 )
-from famlink.ingest.validation import checked_batch_sql, key_expression, quote_ident, sql_type
+from famlink.ingest.validation import checked_batch_sql, key_parts, quote_ident, sql_type
 
 __all__ = ["MONTH_DIR", "DeliveryResult", "IngestSummary", "ingest_drop", "delivered_months"]
 GUARD_TABLES_SQL = """
@@ -247,7 +247,9 @@ def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path
         FROM (SELECT _row_number, unnest(_faults) AS f FROM checked WHERE len(_faults) > 0)
         ORDER BY _row_number
     """, [delivery_id, month, spec.file])
-    key = key_expression(spec)
+    parts = key_parts(spec)
+    keys = ", ".join(f"{part} AS _k{i}" for i, part in enumerate(parts))
+    names = ", ".join(f"_k{i}" for i in range(len(parts)))
     not_null_key = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in spec.key)
     # Of rows sharing a key, the first is loaded and the others rejected: a key
     # twice in one delivery is ambiguous, and the rejects table says where.
@@ -255,11 +257,11 @@ def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path
     # that repeat are looked at row by row.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE repeated AS
-        WITH keyed AS (SELECT {key} AS _key, _row_number FROM checked
+        WITH keyed AS (SELECT {keys}, _row_number FROM checked
                        WHERE NOT _rejected AND {not_null_key}),
-             twice AS (SELECT _key, min(_row_number) AS _first_row FROM keyed
-                       GROUP BY _key HAVING count(*) > 1)
-        SELECT _row_number, _first_row FROM keyed JOIN twice USING (_key)
+             twice AS (SELECT {names}, min(_row_number) AS _first_row FROM keyed
+                       GROUP BY {names} HAVING count(*) > 1)
+        SELECT _row_number, _first_row FROM keyed JOIN twice USING ({names})
         WHERE _row_number <> _first_row
     """)
     con.execute("""
@@ -349,13 +351,16 @@ def guard_shrink(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, path: Path,
     """, [spec.name, month, result.delivery_id]).fetchall()
     current = removed = 0
     if previous:
-        key = key_expression(spec)
+        parts = key_parts(spec)
+        keys = ", ".join(f"{part} AS _k{i}" for i, part in enumerate(parts))
+        same = " AND ".join(f"before._k{i} IS NOT DISTINCT FROM now._k{i}"
+                            for i in range(len(parts)))
         current, removed = con.execute(f"""
-            WITH before AS (SELECT DISTINCT {key} AS k FROM raw.{spec.name}
+            WITH before AS (SELECT DISTINCT {keys} FROM raw.{spec.name}
                             WHERE _delivery_id = ? AND {_scope_condition(spec, month)}),
-                 now AS (SELECT DISTINCT {key} AS k FROM raw.{spec.name} WHERE _delivery_id = ?)
+                 now AS (SELECT DISTINCT {keys} FROM raw.{spec.name} WHERE _delivery_id = ?)
             SELECT (SELECT count(*) FROM before),
-                   (SELECT count(*) FROM before ANTI JOIN now USING (k))
+                   (SELECT count(*) FROM before ANTI JOIN now ON {same})
         """, [previous[0][0], result.delivery_id]).fetchall()[0]
     limit = guard.max_removed_share if guard.max_removed_share is not None else 0.2
     empty = bool(guard.refuse_empty) and result.rows_loaded == 0
