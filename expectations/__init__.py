@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["DeliveryCheck", "ExpectationOutcome", "load_suite_json", "validate_delivery",
-           "warm_up"]
+__all__ = ["DeliveryCheck", "ExpectationGroup", "ExpectationOutcome", "expectation_groups",
+           "load_suite_json", "validate_counted", "validate_delivery", "warm_up"]
 
 Severity = Literal["contract", "warning"]
 SEVERITIES: tuple[Severity, ...] = ("contract", "warning")
@@ -43,6 +43,18 @@ _TABLE_EXPECTATIONS = {
     "expect_table_row_count_to_be_between",
     "expect_table_row_count_to_equal",
     "expect_table_column_count_to_equal",
+}
+# Row by row: each row passes or fails on its own values in the columns the expectation
+# reads (a row_condition aside), so one distinct combination of values counts for every
+# row that holds it.
+_ROW_BY_ROW = {
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_null",
+    "expect_column_pair_values_a_to_be_greater_than_b",
 }
 
 
@@ -117,21 +129,25 @@ class _Runtime:
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole_delivery")
         self.validations: dict[str, Any] = {}
 
-    def validation(self, extract_name: str, severities: tuple[Severity, ...] = SEVERITIES) -> Any:
-        """The GX validation definition of an extract (the expectations of some severities),
-        its suite loaded once from JSON."""
-        key = f"{extract_name}:{','.join(severities)}"
+    def validation(self, extract_name: str, severities: tuple[Severity, ...] = SEVERITIES,
+                   orders: tuple[int, ...] | None = None) -> Any:
+        """The GX validation definition of an extract (the expectations of some severities,
+        or only those at some positions of the suite), its suite loaded once from JSON."""
+        part = "" if orders is None else "_" + "_".join(str(o) for o in orders)
+        key = f"{extract_name}:{','.join(severities)}{part}"
         if key not in self.validations:
             data = load_suite_json(extract_name)
             expectations = []
             for order, exp in enumerate(data["expectations"]):
                 if exp["meta"]["severity"] not in severities:
                     continue
+                if orders is not None and order not in orders:
+                    continue
                 exp = json.loads(json.dumps(exp))
                 exp["meta"]["order"] = order
                 expectations.append(exp)
             suite = self.gx.ExpectationSuite(
-                name=f"{data['name']}_{'_'.join(severities)}", expectations=expectations,
+                name=f"{data['name']}_{'_'.join(severities)}{part}", expectations=expectations,
                 meta=data.get("meta"),
             )
             if len(suite.expectations) != len(expectations):
@@ -148,6 +164,23 @@ class _Runtime:
         return self.validations[key]
 
 
+def _expectation_columns(spec: Any, data: dict[str, Any], exp: dict[str, Any]) -> set[str]:
+    """The contract columns one expectation reads (a derived column's parts included)."""
+    kwargs = exp["kwargs"]
+    wanted: set[str] = set()
+    if exp["type"] in _TABLE_EXPECTATIONS:
+        wanted |= set(spec.column_names)
+    wanted |= {kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs}
+    wanted |= set(kwargs.get("column_list", []))
+    condition = kwargs.get("row_condition")
+    if isinstance(condition, dict):
+        wanted.add(condition["column"]["name"])
+    for name, parts in data["meta"].get("derived_columns", {}).items():
+        if name in wanted:
+            wanted |= set(parts)
+    return wanted
+
+
 def columns_needed(extract_name: str, severities: tuple[Severity, ...] = SEVERITIES,
                    ) -> list[str]:
     """The contract columns the expectations of some severities read, in contract order.
@@ -161,20 +194,44 @@ def columns_needed(extract_name: str, severities: tuple[Severity, ...] = SEVERIT
     data = load_suite_json(spec.name)
     wanted: set[str] = set()
     for exp in data["expectations"]:
+        if exp["meta"]["severity"] in severities:
+            wanted |= _expectation_columns(spec, data, exp)
+    return [c for c in spec.column_names if c in wanted]
+
+
+@dataclass(frozen=True)
+class ExpectationGroup:
+    """Expectations of a suite that read the same columns, validated together."""
+
+    orders: tuple[int, ...]          # their positions in the suite
+    columns: tuple[str, ...]         # the contract columns they read, in contract order
+    counted: bool                    # row by row: valid on distinct values with counts
+
+
+def expectation_groups(extract_name: str, severities: tuple[Severity, ...] = SEVERITIES,
+                       ) -> list[ExpectationGroup]:
+    """The expectations of some severities, grouped by the columns they read.
+
+    A group of row-by-row expectations without a row_condition is ``counted``:
+    it can be validated once per distinct combination of its columns' values,
+    each weighted by its rows (``validate_counted``), which for a county's two
+    years of school attendance is a few thousand dates instead of ten million
+    rows. The others need every row (``validate_delivery``).
+    """
+    from famlink.contract import load_contract
+
+    spec = load_contract().extract(extract_name)
+    data = load_suite_json(spec.name)
+    groups: dict[tuple[tuple[str, ...], bool], list[int]] = {}
+    for order, exp in enumerate(data["expectations"]):
         if exp["meta"]["severity"] not in severities:
             continue
-        kwargs = exp["kwargs"]
-        if exp["type"] in _TABLE_EXPECTATIONS:
-            wanted |= set(spec.column_names)
-        wanted |= {kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs}
-        wanted |= set(kwargs.get("column_list", []))
-        condition = kwargs.get("row_condition")
-        if isinstance(condition, dict):
-            wanted.add(condition["column"]["name"])
-    for name, parts in data["meta"].get("derived_columns", {}).items():
-        if name in wanted:
-            wanted |= set(parts)
-    return [c for c in spec.column_names if c in wanted]
+        wanted = _expectation_columns(spec, data, exp)
+        columns = tuple(c for c in spec.column_names if c in wanted)
+        counted = exp["type"] in _ROW_BY_ROW and "row_condition" not in exp["kwargs"]
+        groups.setdefault((columns, counted), []).append(order)
+    return [ExpectationGroup(tuple(orders), columns, counted)
+            for (columns, counted), orders in groups.items()]
 
 
 _RUNTIME: _Runtime | None = None
@@ -363,38 +420,87 @@ def _outcome(
     )
 
 
+def _run(name: str, frame: pd.DataFrame, as_of: dt.date | None,
+         severities: tuple[Severity, ...], orders: tuple[int, ...] | None,
+         result_format: str) -> tuple[list[tuple[int, Any]], dict[str, Any]]:
+    """GX's results on a prepared frame, each with its position in the suite."""
+    as_of = as_of or dt.date.today()
+    end_of_day = dt.datetime.combine(as_of, dt.time(23, 59, 59))
+    params = {"as_of": end_of_day, "latest_plausible": end_of_day + dt.timedelta(days=366)}
+    with _LOCK:
+        runtime = _runtime()
+        result = runtime.validation(name, severities, orders).run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=params,
+            result_format={"result_format": result_format,
+                           "partial_unexpected_count": SAMPLE_SIZE},
+        )
+    ordered = [(int(res.expectation_config.meta["order"]), res) for res in result.results]
+    ordered.sort(key=lambda pair: pair[0])
+    return ordered, params
+
+
 def validate_delivery(
     extract_name: str,
     batch: pa.Table | pd.DataFrame,
     *,
     as_of: dt.date | None = None,
     severities: tuple[Severity, ...] = SEVERITIES,
+    orders: tuple[int, ...] | None = None,
 ) -> DeliveryCheck:
     """Validate one typed delivery against its committed suite.
 
     ``extract_name`` is the table name or file name (``yot_offences[.csv]``);
     ``as_of`` (default today) bounds the plausible dates. Never raises on bad
     data: every failure is an outcome, so the caller decides what is fatal.
-    ``severities`` picks the expectations run (ingest: only ``warning``).
+    ``severities`` picks the expectations run (ingest: only ``warning``), and
+    ``orders`` (positions in the suite) narrows them further.
     """
     from famlink.contract import load_contract
 
     name = load_contract().extract(extract_name).name
-    as_of = as_of or dt.date.today()
-    end_of_day = dt.datetime.combine(as_of, dt.time(23, 59, 59))
-    params = {"as_of": end_of_day, "latest_plausible": end_of_day + dt.timedelta(days=366)}
     frame = _prepare_frame(name, batch)
     raw = load_suite_json(name)["expectations"]
-    with _LOCK:
-        runtime = _runtime()
-        result = runtime.validation(name, severities).run(
-            batch_parameters={"dataframe": frame},
-            expectation_parameters=params,
-            result_format={"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE},
-        )
-    outcomes: list[tuple[int, ExpectationOutcome]] = []
-    for res in result.results:
-        order = int(res.expectation_config.meta["order"])
-        outcomes.append((order, _outcome(raw[order], res, len(frame), params)))
-    outcomes.sort(key=lambda pair: pair[0])
-    return DeliveryCheck(extract_name=name, row_count=len(frame), outcomes=[o for _, o in outcomes])
+    ordered, params = _run(name, frame, as_of, severities, orders, "BASIC")
+    outcomes = [_outcome(raw[order], res, len(frame), params) for order, res in ordered]
+    return DeliveryCheck(extract_name=name, row_count=len(frame), outcomes=outcomes)
+
+
+def validate_counted(
+    extract_name: str,
+    batch: pa.Table,
+    count_column: str,
+    *,
+    orders: tuple[int, ...],
+    as_of: dt.date | None = None,
+) -> DeliveryCheck:
+    """Row-by-row expectations on distinct values, each row of ``batch`` standing for
+    ``count_column`` rows: counts as if every row were validated.
+
+    ``orders`` must be a ``counted`` group of ``expectation_groups``. The batch's
+    rows come in the order their values first appear, so the sample of
+    unexpected values is the first distinct ones delivered.
+    """
+    import numpy as np
+
+    from famlink.contract import load_contract
+
+    name = load_contract().extract(extract_name).name
+    raw = load_suite_json(name)["expectations"]
+    if any(raw[o]["type"] not in _ROW_BY_ROW or "row_condition" in raw[o]["kwargs"]
+           for o in orders):
+        raise ValueError(f"{name}: expectations {orders} are not all row by row")
+    weights = np.asarray(batch.column(count_column).to_numpy(zero_copy_only=False),
+                         dtype=np.int64)
+    frame = _prepare_frame(name, batch.drop_columns([count_column]))
+    rows = int(weights.sum())
+    ordered, params = _run(name, frame, as_of, SEVERITIES, orders, "COMPLETE")
+    outcomes = []
+    for order, res in ordered:
+        outcome = _outcome(raw[order], res, len(frame), params)
+        index = (res.result or {}).get("unexpected_index_list") or []
+        positions = frame.index.get_indexer(list(index))
+        outcome = replace(outcome, unexpected_count=int(weights[positions].sum()),
+                          element_count=rows)
+        outcomes.append(outcome)
+    return DeliveryCheck(extract_name=name, row_count=rows, outcomes=outcomes)

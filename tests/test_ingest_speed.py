@@ -121,3 +121,41 @@ def test_warnings_validated_in_parts_count_as_one(tmp_path: Path,
     assert results[0] == results[1]
     assert ("cohort_members", "expect_column_values_to_be_between", "dob", False, 4, 20) \
         in results[0]
+
+
+def test_warnings_on_distinct_values_count_as_every_row(tmp_path: Path) -> None:
+    """A run validates each row-by-row warning once per distinct value with its count of
+    rows: the outcomes are those of a validation of every loaded row."""
+    drop = tmp_path / "drop"
+    rows = []
+    for i in range(60):
+        rows.append({"family_id": f"F{i}", "address_line1": "1 High St", "postcode":
+                     ["SS17 8AA", "NOT A PC", "ss178aa", "", "SS17 8AA"][i % 5], "uprn": "",
+                     "from_date": ["01/01/2020", "01/01/1850", "01/01/2020"][i % 3],
+                     "to_date": ["", "01/01/2019", "01/01/2021", "01/01/2090"][i % 4]})
+    write_delivery(drop, "2023-01", "cohort_addresses.csv", rows)
+    write_delivery(drop, "2023-02", "cohort_addresses.csv", rows[::-1][:55])
+    warehouse = tmp_path / "w.duckdb"
+    request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide",
+                         as_of=date(2023, 2, 28))
+    with build_then_publish(warehouse) as con:
+        ingest_extracts(con, request)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        found = con.execute('SELECT expectation, "column", success, unexpected_count, '
+                            "element_count, sample_unexpected FROM meta.expectation_results "
+                            "ORDER BY ALL").fetchall()
+        spec = load_contract().extract("cohort_addresses")
+        columns = ", ".join(f'"{c}"' for c in spec.column_names)
+        batch = con.sql(f"SELECT {columns}, _delivery_id FROM raw.cohort_addresses "
+                        "ORDER BY rowid").to_arrow_table()
+    finally:
+        con.close()
+    every_row = validate_delivery("cohort_addresses", batch, as_of=request.as_of,
+                                  severities=("warning",))
+    expected = sorted((o.expectation_type, o.column, o.success, o.unexpected_count,
+                       o.element_count, "; ".join(o.sample_unexpected))
+                      for o in every_row.outcomes)
+    assert batch.num_rows == 92          # empty postcodes are rejected
+    assert found == expected
+    assert sum(1 for row in found if not row[2]) == 4      # each warning fails somewhere

@@ -40,7 +40,7 @@ from famlink.ingest.reading import (
     inspect_file,
     read_delivery,
 )
-from famlink.ingest.validation import checked_batch_sql, key_expression, quote_ident, sql_type
+from famlink.ingest.validation import checked_batch_sql, key_parts, quote_ident, sql_type
 
 __all__ = ["MONTH_DIR", "DeliveryResult", "IngestSummary", "ingest_drop", "delivered_months"]
 GUARD_TABLES_SQL = """
@@ -148,33 +148,49 @@ def check_expectations(con: duckdb.DuckDBPyConnection, load_id: int, spec: Extra
     enforces in SQL (``checked_batch_sql`` and the duplicate-key check), so
     re-running them in pandas over every row cost a county's first load a
     minute and gigabytes for nothing; tests/test_expectations.py runs them
-    against ingest's output instead. Results are kept in meta.expectation_results.
+    against ingest's output instead. A row-by-row warning runs once per
+    distinct value of its columns, with the count of rows holding it, in the
+    order values first arrive (``expectations.validate_counted``): the same
+    counts as over every row, for a few thousand values instead of millions.
+    Results are kept in meta.expectation_results.
     """
-    from expectations import WARNING_ONLY, columns_needed, validate_delivery
+    from expectations import WARNING_ONLY, expectation_groups, validate_counted, validate_delivery
 
-    needed = columns_needed(spec.name, WARNING_ONLY)
-    if not needed:
+    outcomes: list[tuple[int, Any]] = []
+    for group in expectation_groups(spec.name, WARNING_ONLY):
+        columns = ", ".join(quote_ident(c) for c in group.columns)
+        rows = f"FROM raw.{spec.name} WHERE _load_id = {int(load_id)}"
+        check = None
+        if group.counted:
+            values = con.sql(f"SELECT {columns}, count(*) AS _rows {rows} GROUP BY ALL "
+                             "ORDER BY min(rowid)").to_arrow_table()
+            if values.num_rows:
+                check = validate_counted(spec.name, values, "_rows", orders=group.orders,
+                                         as_of=as_of)
+        else:
+            reader = con.sql(f"SELECT {columns}, _delivery_id {rows}").to_arrow_reader(
+                VALIDATE_ROWS)
+            for batch in reader:    # a bounded pandas frame at a time: the peak stays low
+                if batch.num_rows == 0:
+                    continue
+                part = validate_delivery(spec.name, pa.Table.from_batches([batch]),
+                                         as_of=as_of, severities=WARNING_ONLY,
+                                         orders=group.orders)
+                check = part if check is None else _merged(check, part)
+        if check is not None:
+            outcomes += zip(sorted(group.orders), check.outcomes, strict=True)
+    if not outcomes:
         return []
-    columns = ", ".join(quote_ident(c) for c in needed)
-    reader = con.sql(f"SELECT {columns}, _delivery_id FROM raw.{spec.name} "
-                     f"WHERE _load_id = {int(load_id)}").to_arrow_reader(VALIDATE_ROWS)
-    check = None
-    for batch in reader:            # a bounded pandas frame at a time: the peak stays low
-        if batch.num_rows == 0:
-            continue
-        part = validate_delivery(spec.name, pa.Table.from_batches([batch]), as_of=as_of,
-                                 severities=WARNING_ONLY)
-        check = part if check is None else _merged(check, part)
-    if check is None:
-        return []
+    ordered = [o for _, o in sorted(outcomes, key=lambda pair: pair[0])]
     con.executemany(
         "INSERT INTO meta.expectation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[load_id, spec.name, o.expectation_type, o.column, o.severity, o.success,
           o.unexpected_count, o.element_count, "; ".join(o.sample_unexpected)]
-         for o in check.outcomes])
-    notes = [f"{spec.file}: data-quality check: {_outcome_line(o)}" for o in check.warnings]
+         for o in ordered])
+    notes = [f"{spec.file}: data-quality check: {_outcome_line(o)}"
+             for o in ordered if o.severity == "warning" and not o.success]
     notes += [f"{spec.file}: CONTRACT CHECK FAILED AFTER LOAD (please report): {_outcome_line(o)}"
-              for o in check.contract_failures]
+              for o in ordered if o.severity == "contract" and not o.success]
     return notes
 
 
@@ -231,7 +247,9 @@ def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path
         FROM (SELECT _row_number, unnest(_faults) AS f FROM checked WHERE len(_faults) > 0)
         ORDER BY _row_number
     """, [delivery_id, month, spec.file])
-    key = key_expression(spec)
+    parts = key_parts(spec)
+    keys = ", ".join(f"{part} AS _k{i}" for i, part in enumerate(parts))
+    names = ", ".join(f"_k{i}" for i in range(len(parts)))
     not_null_key = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in spec.key)
     # Of rows sharing a key, the first is loaded and the others rejected: a key
     # twice in one delivery is ambiguous, and the rejects table says where.
@@ -239,11 +257,11 @@ def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path
     # that repeat are looked at row by row.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE repeated AS
-        WITH keyed AS (SELECT {key} AS _key, _row_number FROM checked
+        WITH keyed AS (SELECT {keys}, _row_number FROM checked
                        WHERE NOT _rejected AND {not_null_key}),
-             twice AS (SELECT _key, min(_row_number) AS _first_row FROM keyed
-                       GROUP BY _key HAVING count(*) > 1)
-        SELECT _row_number, _first_row FROM keyed JOIN twice USING (_key)
+             twice AS (SELECT {names}, min(_row_number) AS _first_row FROM keyed
+                       GROUP BY {names} HAVING count(*) > 1)
+        SELECT _row_number, _first_row FROM keyed JOIN twice USING ({names})
         WHERE _row_number <> _first_row
     """)
     con.execute("""
@@ -333,13 +351,16 @@ def guard_shrink(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, path: Path,
     """, [spec.name, month, result.delivery_id]).fetchall()
     current = removed = 0
     if previous:
-        key = key_expression(spec)
+        parts = key_parts(spec)
+        keys = ", ".join(f"{part} AS _k{i}" for i, part in enumerate(parts))
+        same = " AND ".join(f"before._k{i} IS NOT DISTINCT FROM now._k{i}"
+                            for i in range(len(parts)))
         current, removed = con.execute(f"""
-            WITH before AS (SELECT DISTINCT {key} AS k FROM raw.{spec.name}
+            WITH before AS (SELECT DISTINCT {keys} FROM raw.{spec.name}
                             WHERE _delivery_id = ? AND {_scope_condition(spec, month)}),
-                 now AS (SELECT DISTINCT {key} AS k FROM raw.{spec.name} WHERE _delivery_id = ?)
+                 now AS (SELECT DISTINCT {keys} FROM raw.{spec.name} WHERE _delivery_id = ?)
             SELECT (SELECT count(*) FROM before),
-                   (SELECT count(*) FROM before ANTI JOIN now USING (k))
+                   (SELECT count(*) FROM before ANTI JOIN now ON {same})
         """, [previous[0][0], result.delivery_id]).fetchall()[0]
     limit = guard.max_removed_share if guard.max_removed_share is not None else 0.2
     empty = bool(guard.refuse_empty) and result.rows_loaded == 0

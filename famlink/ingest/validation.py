@@ -199,6 +199,26 @@ def checked_batch_sql(spec: ExtractSpec, source: str = "incoming") -> str:
             f"SELECT *, {', '.join(values)} FROM {source})))")
 
 
+# Types whose typed value never holds '|' and reads back as one text form.
+_PLAIN_KEY_TYPES = {"date", "timestamp", "integer", "upn", "nhs_number", "ni_number", "uprn"}
+
+
+def key_parts(spec: ExtractSpec) -> list[str]:
+    """SQL naming a record as ``key_expression`` does, as one or more columns to group by.
+
+    The key's own columns when that is the same thing: the text joins its
+    parts with '|', so two free-text parts ('a|b', 'c' and 'a', 'b|c') can
+    make one key, but with at most one part that may hold '|' the text is
+    unambiguous, and grouping the typed columns costs a third of building it.
+    """
+    free = [k for k in spec.key if spec.columns[k].type not in _PLAIN_KEY_TYPES
+            and not (spec.columns[k].type == "enum"
+                     and not any("|" in v for v in spec.columns[k].values or []))]
+    if len(free) > 1 or any(spec.columns[k].type == "decimal" for k in spec.key):
+        return [key_expression(spec)]
+    return [quote_ident(k) for k in spec.key]
+
+
 def key_expression(spec: ExtractSpec, alias: str = "") -> str:
     """The record key as text (parts joined by '|', dates ISO): how records are named."""
     prefix = f"{alias}." if alias else ""
