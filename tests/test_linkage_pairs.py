@@ -84,3 +84,53 @@ def test_twin_pattern_goes_to_review_unless_one_file_shows_two_people(tmp_path):
     assert pairs == {("p1", "p3")}
     assert list(csv.DictReader(summary.review_out.open())) == []
     assert summary.twins_apart >= 1
+
+
+def _scored(rows: list[list[str]], tmp_path: Path, location: str | None = None) -> dict:
+    """{(id, id): match weight} of every blocked pair of ``rows`` under the committed
+    model; the row with id ``location`` has its postcode marked an incident location."""
+    import duckdb
+
+    from matchers.pairs import _person_table, read_people_csv
+    from matchers.probabilistic import load_model, predict_pairs
+    from matchers.standardise import install_standardise_macros
+
+    con = duckdb.connect()
+    install_standardise_macros(con)
+    _person_table(con, read_people_csv(_write(tmp_path / "p.csv", rows)), None)
+    if location:
+        con.execute("UPDATE _pairs_std SET postcode_is_location = true WHERE orig_id = ?",
+                    [location])
+    settings, _ = load_model(term_frequencies=False)
+    predict_pairs(con, "_pairs_std", settings, "_got", min_probability=1e-12)
+    got = con.execute("""SELECT l.orig_id, r.orig_id, match_weight FROM _got
+        JOIN _pairs_std l ON l.unique_id = unique_id_l
+        JOIN _pairs_std r ON r.unique_id = unique_id_r""").fetchall()
+    return {tuple(sorted((a, b))): w for a, b, w in got}
+
+
+def test_record_without_dob_or_postcode_meets_its_surname_and_initial(tmp_path):
+    # a police nominal with names only: no DOB, no postcode, no address to block on
+    got = _scored([
+        ["s1", "Dafydd", "Bailey", "2008-06-26", "M", "CM8 6RP"],
+        ["p1", "Dafydd", "Bailey", "", "M", ""],
+        ["p2", "Dafydd", "Jones", "", "M", ""],
+        ["p3", "Dafyd", "Bailey", "", "M", ""],
+    ], tmp_path)
+    assert ("p1", "s1") in got
+    assert ("p3", "s1") in got  # a typo in the forename: the initial and surname agree
+    assert ("p2", "s1") not in got  # the surname differs: not this rule's pair
+
+
+def test_incident_location_elsewhere_is_no_evidence(tmp_path):
+    # where an incident happened says nothing for or against a person: the same
+    # weight as no postcode at all (it used to weigh about -4 bits)
+    rows = [
+        ["s1", "Noah", "Simpson", "2017-12-09", "M", "CM8 2UE"],
+        ["p1", "Noah", "Simpson", "2017-12-09", "M", "SS1 9NS"],
+        ["p2", "Noah", "Simpson", "2017-12-09", "M", ""],
+    ]
+    located = _scored(rows, tmp_path, location="p1")
+    assert located[("p1", "s1")] == located[("p2", "s1")]
+    home = _scored(rows, tmp_path)  # a home postcode elsewhere does count against
+    assert home[("p1", "s1")] < located[("p1", "s1")]
