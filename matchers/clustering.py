@@ -297,3 +297,27 @@ def _cluster_pass(
         del info[rb]
         accepted.append(e)
     return {p: find(p) for p in parent}, accepted, refused, rivals
+
+
+def components(edges: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """Connected components of a graph given by its edges: each node -> the lowest
+    node of its component (a label that is the same whatever order edges come in)."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    for a, b in edges:
+        parent.setdefault(a, a)
+        parent.setdefault(b, b)
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            parent[rb] = ra       # the lower root stays: it is the component's lowest node
+    return {x: find(x) for x in parent}

@@ -40,8 +40,6 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from matchers.clustering import Edge
-
 METHOD = "dwp_match_ref_unverified"
 VOUCHED_METHOD = "dwp_match_ref_vouched"
 VOUCHED_PROBABILITY = 0.99
@@ -51,7 +49,7 @@ WITH p AS (
     SELECT p.profile_id, p.source_system, p.match_ref, p.ni_number, p.cohort_ref,
            (p.first_name IS NOT NULL OR p.last_name IS NOT NULL) AS named,
            coalesce(c.root, p.profile_id) AS root
-    FROM _fl_profiles p LEFT JOIN _fl_dwp_roots c USING (profile_id)
+    FROM _fl_profiles p LEFT JOIN __ROOTS__ c USING (profile_id)
 ), cohort AS (
     SELECT cohort_ref AS ref, min(profile_id) AS cohort_profile, any_value(root) AS cohort_root
     FROM p WHERE cohort_ref IS NOT NULL GROUP BY cohort_ref
@@ -95,41 +93,47 @@ SELECT (SELECT count(*) FILTER (WHERE verified) FROM persons),
 
 
 def unverified_dwp_links(
-    con: duckdb.DuckDBPyConnection, roots: dict[int, int], threshold: float
-) -> tuple[list[Edge], float]:
-    """Edges for DWP rows with nothing to check, and the estimated DWP accuracy.
+    con: duckdb.DuckDBPyConnection, roots: str, threshold: float, out: str
+) -> tuple[int, float]:
+    """Edges (a, b, p, method) into ``out`` for DWP rows with nothing to check; returns
+    their number and the estimated DWP accuracy.
 
-    ``roots`` (profile -> cluster root; a profile absent is its own cluster) is
-    updated in place for the rows linked.
+    ``roots`` (a table of profile_id, root; a profile absent is its own cluster) is
+    updated for the rows linked.
     """
-    con.register(
-        "_fl_dwp_roots", pd.DataFrame({"profile_id": list(roots), "root": list(roots.values())})
-    )
-    try:
-        verified, checked, cand = con.execute(_SQL).fetchall()[0]
-    finally:
-        con.unregister("_fl_dwp_roots")
+    verified, checked, cand = con.execute(_SQL.replace("__ROOTS__", roots)).fetchall()[0]
     accuracy = (verified + 1) / (checked + 2)
-    if not cand:
-        return [], accuracy
+    cand = cand or []
     if accuracy < threshold:
         cand = [c for c in cand if c["vouched"]]
-    members: dict[int, list[int]] = {}
-    for p, r in roots.items():
-        members.setdefault(r, []).append(p)
     targets: dict[int, set[int]] = {}
     for c in cand:
         targets.setdefault(c["root"], set()).add(int(c["to"]))
-    edges: list[Edge] = []
+    rows: list[tuple[int, int, float, str, int]] = []
     for c in cand:
         to = int(c["to"])
         if len(targets[c["root"]]) > 1:  # one DWP person sent back for two people
             continue
         if c["vouched"]:
-            edges.append(Edge(int(c["profile"]), to, VOUCHED_PROBABILITY, VOUCHED_METHOD))
+            rows.append((int(c["profile"]), to, VOUCHED_PROBABILITY, VOUCHED_METHOD, c["root"]))
         else:
-            edges.append(Edge(int(c["profile"]), to, accuracy, METHOD))
-        target = roots.setdefault(to, to)
-        for p in members.get(c["root"], [c["root"]]):
-            roots[p] = target
-    return edges, accuracy
+            rows.append((int(c["profile"]), to, accuracy, METHOD, c["root"]))
+    edges = pd.DataFrame(rows, columns=["a", "b", "p", "method", "root"]).astype(
+        {"a": "int64", "b": "int64", "p": "float64", "method": "object", "root": "int64"})
+    con.register("_fl_dwp_new", edges)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT * FROM _fl_dwp_new")
+    finally:
+        con.unregister("_fl_dwp_new")
+    # each linked row's cluster (no cohort member in it) goes to its person's cluster
+    con.execute(f"""INSERT INTO {roots} SELECT DISTINCT k, k FROM (
+        SELECT b AS k FROM {out} UNION SELECT root FROM {out})
+        WHERE k NOT IN (SELECT profile_id FROM {roots})""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _fl_dwp_moves AS
+        SELECT DISTINCT o.root AS old_root, r.root AS target
+        FROM {out} AS o JOIN {roots} AS r ON r.profile_id = o.b""")
+    con.execute(f"""UPDATE {roots} SET root = m.target FROM _fl_dwp_moves AS m
+                    WHERE {roots}.root = m.old_root""")
+    con.execute("DROP TABLE _fl_dwp_moves")
+    con.execute(f"ALTER TABLE {out} DROP COLUMN root")
+    return len(rows), accuracy

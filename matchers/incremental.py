@@ -13,6 +13,10 @@ only what changed (the build works on a copy of the previous warehouse):
   per-comparison weights of those at or above the review floor (the waterfall);
 - the model they were scored with: ``linkage.model_parameters.model_json`` (its
   hash in ``model_hash``) and ``linkage.term_frequencies``;
+- ``linkage.profiles`` and ``linkage.appearance_profiles``: the profiles, so that
+  only those of source persons with a new, gone or changed appearance are built;
+- ``linkage.cluster_edges``, ``linkage.cluster_nodes`` and ``linkage.cluster_outcome``:
+  the edge graph clustered, each profile's component and cluster, each edge's fate;
 - ``linkage.runs``: one row per run, how it linked and why.
 
 An incremental run scores, with that same model and those same term
@@ -20,9 +24,12 @@ frequencies, only the pairs with a new or changed profile on one side; a pair of
 two unchanged profiles keeps its score, a pair with a vanished profile is
 dropped. The merged pairs are then exactly the pairs a full scoring of every
 profile with that model would give (the blocking rules and comparisons see only
-the two rows, and both are unchanged), so deterministic edges, clustering,
-review lists, doubtful links and waterfalls, recomputed from them over
-everything, come out the same.
+the two rows, and both are unchanged). The clustering of a component of the edge
+graph sees only its own profiles and edges, so only the components with an edge
+added, dropped or changed are clustered again (``touched_profiles``); every other
+keeps its clusters, and so its person ids. Sole-pupil and DWP links, record
+links, review lists, doubtful links and waterfalls are then set-based SQL over
+everything, and come out as a full re-link with the same model would give them.
 
 A full re-link (u and m learnt again, the prior and term frequencies counted
 again, every pair scored) happens when ``relink_reason`` gives a reason.
@@ -214,3 +221,83 @@ def record_run(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
         f"INSERT INTO {RUNS_TABLE} VALUES (" + ", ".join(
             "CAST(now() AS TIMESTAMP)" if c == "linked_at" else "?" for c in cols) + ")",
         [values[c] for c in cols if c != "linked_at"])
+
+
+# What the previous run's clustering left: every edge it clustered, each profile's
+# component (of the edge graph) and cluster root, and each edge's fate.
+CLUSTER_EDGES = "linkage.cluster_edges"
+CLUSTER_NODES = "linkage.cluster_nodes"
+CLUSTER_OUTCOME = "linkage.cluster_outcome"
+CLUSTER_TABLES = (CLUSTER_EDGES, CLUSTER_NODES, CLUSTER_OUTCOME)
+_EDGE_COLUMNS = "profile_l, profile_r, p, method"
+
+
+def touched_profiles(con: duckdb.DuckDBPyConnection, edges: str, out: str) -> int | None:
+    """``out`` (profile_id): the profiles of this run's edge graph ``edges`` whose
+    component must be clustered again; the number of them, or None when the
+    previous run left no clustering to keep (then every component is clustered).
+
+    A profile is dirty when an edge at it was added, dropped or changed (its
+    probability or method: a new profile, a vanished one, a reviewer's decision, a
+    pair scored again). A component of this run's graph with no dirty profile has
+    the very edges it had, so its clustering (which sees only its own profiles and
+    edges: ``matchers.clustering.cluster``) is the previous run's. The components
+    with a dirty profile are exactly the dirty profiles and the rest of the
+    previous run's components they were in: a path in this run's graph from a
+    profile to its nearest dirty one uses only edges the previous graph had."""
+    if not all(_has_table(con, t) for t in CLUSTER_TABLES):
+        return None
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fl_dirty AS
+        WITH changed AS (
+            (SELECT {_EDGE_COLUMNS} FROM {edges}
+             EXCEPT ALL SELECT {_EDGE_COLUMNS} FROM {CLUSTER_EDGES})
+            UNION ALL
+            (SELECT {_EDGE_COLUMNS} FROM {CLUSTER_EDGES}
+             EXCEPT ALL SELECT {_EDGE_COLUMNS} FROM {edges})
+        )
+        SELECT profile_l AS profile_id FROM changed UNION SELECT profile_r FROM changed""")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {out} AS
+        WITH graph AS (SELECT profile_l AS profile_id FROM {edges}
+                       UNION SELECT profile_r FROM {edges}),
+        reached AS (
+            SELECT profile_id FROM _fl_dirty
+            UNION
+            SELECT n.profile_id FROM {CLUSTER_NODES} AS n WHERE n.component IN (
+                SELECT c.component FROM {CLUSTER_NODES} AS c
+                SEMI JOIN _fl_dirty AS d USING (profile_id))
+        )
+        SELECT profile_id FROM reached SEMI JOIN graph USING (profile_id)""")
+    # the touched part must be closed: no edge leaves it (else the argument above failed)
+    (leaving,), = con.execute(
+        f"""SELECT count(*) FROM {edges} AS e
+        WHERE (e.profile_l IN (SELECT profile_id FROM {out}))
+           <> (e.profile_r IN (SELECT profile_id FROM {out}))""").fetchall()
+    if leaving:
+        raise RuntimeError(f"{leaving} edges leave the re-clustered components")
+    return con.execute(f"SELECT count(*) FROM {out}").fetchall()[0][0]
+
+
+def write_cluster_state(con: duckdb.DuckDBPyConnection, edges: str, nodes: str,
+                        outcome: str, touched: str | None) -> None:
+    """Keep this run's clustering for the next run: the edge graph ``edges``, and
+    for the components clustered now ``nodes`` (profile_id, component, root) and
+    ``outcome`` (profile_l, profile_r, p, method, accepted) added to the previous
+    run's rows of every other component (``touched`` None: nothing kept)."""
+    if touched is None:
+        keep_nodes = keep_outcome = ""
+    else:
+        gone = f"(SELECT profile_id FROM {touched} UNION SELECT profile_id FROM _fl_dirty)"
+        keep_nodes = (f"SELECT * FROM {CLUSTER_NODES} WHERE profile_id NOT IN {gone} "
+                      "UNION ALL ")
+        keep_outcome = (f"SELECT * FROM {CLUSTER_OUTCOME} WHERE profile_l NOT IN {gone} "
+                        "UNION ALL ")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_cluster_nodes AS "
+                f"{keep_nodes}SELECT profile_id, component, root FROM {nodes}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_cluster_outcome AS {keep_outcome}"
+                f"SELECT profile_l, profile_r, p, method, accepted FROM {outcome}")
+    con.execute(f"CREATE OR REPLACE TABLE {CLUSTER_NODES} AS SELECT * FROM _fl_cluster_nodes")
+    con.execute(f"CREATE OR REPLACE TABLE {CLUSTER_OUTCOME} AS "
+                "SELECT * FROM _fl_cluster_outcome")
+    con.execute(f"CREATE OR REPLACE TABLE {CLUSTER_EDGES} AS SELECT {_EDGE_COLUMNS} FROM {edges}")

@@ -44,7 +44,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from matchers.clustering import Edge, Node, cluster
+from matchers.clustering import Edge, Node, cluster, components
 from matchers.comparisons import DERIVED_COLUMNS
 from matchers.deterministic import deterministic_edges
 from matchers.dwp import METHOD as DWP_METHOD
@@ -60,6 +60,8 @@ from matchers.incremental import (
     previous_run,
     record_run,
     relink_reason,
+    touched_profiles,
+    write_cluster_state,
     write_profile_inputs,
 )
 from matchers.probabilistic import (
@@ -131,6 +133,7 @@ class LinkageSummary:
     new_profiles: int = 0
     vanished_profiles: int = 0
     pairs_scored: int = 0
+    profiles_clustered: int = 0   # profiles of the edge graph's components clustered this run
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -274,34 +277,41 @@ def link_warehouse(
         [threshold],
     )
     s.reviewed_same_edges = _add_reviewed_edges(con)
-    nodes = [
-        Node(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(r[8] or ()))
-        for r in con.execute(
-            """SELECT profile_id, upn, nhs_number, ni_number, cohort_ref, dob_str, first_name,
-                      last_name, other_names
-               FROM _fl_profiles WHERE profile_id IN (
-                   SELECT profile_l FROM _fl_edges UNION SELECT profile_r FROM _fl_edges)"""
-        ).fetchall()
-    ]
-    edges = [Edge(int(a), int(b), float(p), m) for a, b, p, m in con.execute(
-        "SELECT profile_l, profile_r, p, method FROM _fl_edges").fetchall()]
-    roots, accepted, refused = cluster(nodes, edges, _name_groups(con))
-    pupil_edges = sole_pupil_links(con, roots, refused)
-    accepted += pupil_edges
-    s.sole_pupil_edges = len(pupil_edges)
-    dwp_edges, s.dwp_accuracy = unverified_dwp_links(con, roots, threshold)
-    accepted += dwp_edges
-    s.dwp_unverified_edges = len(dwp_edges)
-    s.probabilistic_edges = sum(e.method == "probabilistic" for e in accepted)
-    s.refused_edges = len(refused)
-    _write_record_links(con, roots, accepted)
-    _review_candidates(con, refused, threshold)
+    # An incremental run clusters again only the components of the edge graph that
+    # changed; a full or rescoring run clusters every component.
+    touched = touched_profiles(con, "_fl_edges", "_fl_touched") if s.mode == "incremental" \
+        else None
+    s.profiles_clustered = _cluster_components(con, touched is not None)
+    write_cluster_state(con, "_fl_edges", "_fl_new_nodes", "_fl_new_outcome",
+                        "_fl_touched" if touched is not None else None)
+    stage("cluster")
+
+    con.execute("CREATE OR REPLACE TEMP TABLE _fl_roots AS "
+                "SELECT profile_id, root FROM linkage.cluster_nodes")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _fl_refused AS
+        SELECT profile_l, profile_r, p, method FROM linkage.cluster_outcome WHERE NOT accepted""")
+    s.sole_pupil_edges = sole_pupil_links(con, "_fl_roots", "_fl_refused", "_fl_pupil_edges")
+    s.dwp_unverified_edges, s.dwp_accuracy = unverified_dwp_links(
+        con, "_fl_roots", threshold, "_fl_dwp_edges")
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _fl_accepted AS
+        SELECT profile_l AS a, profile_r AS b, p, method FROM linkage.cluster_outcome
+        WHERE accepted
+        UNION ALL SELECT a, b, p, method FROM _fl_pupil_edges
+        UNION ALL SELECT a, b, p, method FROM _fl_dwp_edges""")
+    (s.probabilistic_edges, s.refused_edges), = con.execute(
+        "SELECT (SELECT count(*) FROM _fl_accepted WHERE method = 'probabilistic'), "
+        "(SELECT count(*) FROM _fl_refused)").fetchall()
+    _write_record_links(con, "_fl_roots", "_fl_accepted")
+    s.persons = con.execute("SELECT count(DISTINCT person_id) FROM linkage.record_links"
+                            ).fetchall()[0][0]
+    stage("record links")
+
+    _review_candidates(con, "_fl_refused", threshold)
     s.clerical_review = _write_clerical_review(con)
     s.doubtful_links = _write_doubtful_links(con)
     s.waterfall_pairs = write_link_waterfall(con, scored_with, _weights_view(con, scored_with))
-    s.persons = con.execute("SELECT count(DISTINCT person_id) FROM linkage.record_links"
-                            ).fetchall()[0][0]
-    stage("cluster")
+    stage("review")
 
     s.household_links = link_households(con)
     stage("households")
@@ -316,6 +326,49 @@ def link_warehouse(
         "model_learnt": s.model_learnt,
         "seconds": round(time.perf_counter() - started, 3)})
     return s
+
+
+def _cluster_components(con: duckdb.DuckDBPyConnection, only_touched: bool) -> int:
+    """Cluster the edge graph ``_fl_edges`` (only the profiles of ``_fl_touched`` and
+    their edges with ``only_touched``) into ``_fl_new_nodes`` (profile_id, component,
+    root) and ``_fl_new_outcome`` (profile_l, profile_r, p, method, accepted: each
+    edge taken or refused); returns the number of profiles clustered."""
+    where = ("WHERE profile_l IN (SELECT profile_id FROM _fl_touched)" if only_touched
+             else "")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_cluster_edges AS "
+                f"SELECT profile_l, profile_r, p, method FROM _fl_edges {where}")
+    nodes = [
+        Node(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(r[8] or ()))
+        for r in con.execute(
+            """SELECT profile_id, upn, nhs_number, ni_number, cohort_ref, dob_str, first_name,
+                      last_name, other_names
+               FROM _fl_profiles WHERE profile_id IN (
+                   SELECT profile_l FROM _fl_cluster_edges
+                   UNION SELECT profile_r FROM _fl_cluster_edges)"""
+        ).fetchall()
+    ]
+    edges = [Edge(int(a), int(b), float(p), m) for a, b, p, m in con.execute(
+        "SELECT profile_l, profile_r, p, method FROM _fl_cluster_edges").fetchall()]
+    con.execute("DROP TABLE _fl_cluster_edges")
+    roots, accepted, refused = cluster(nodes, edges, _name_groups(con))
+    component = components((e.a, e.b) for e in edges)
+    con.register("_fl_nodes_df", pd.DataFrame(
+        {"profile_id": list(roots), "component": [component[x] for x in roots],
+         "root": list(roots.values())}, dtype="int64"))
+    con.register("_fl_outcome_df", pd.DataFrame(
+        [(e.a, e.b, e.probability, e.method, True) for e in accepted]
+        + [(e.a, e.b, e.probability, e.method, False) for e in refused],
+        columns=["profile_l", "profile_r", "p", "method", "accepted"]).astype(
+        {"profile_l": "int64", "profile_r": "int64", "p": "float64", "method": "object",
+         "accepted": "bool"}))
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _fl_new_nodes AS SELECT * FROM _fl_nodes_df")
+        con.execute("CREATE OR REPLACE TEMP TABLE _fl_new_outcome AS "
+                    "SELECT * FROM _fl_outcome_df")
+    finally:
+        con.unregister("_fl_nodes_df")
+        con.unregister("_fl_outcome_df")
+    return len(nodes)
 
 
 def _insert_pairs(con: duckdb.DuckDBPyConnection, floor: float) -> None:
@@ -387,35 +440,33 @@ def write_model_parameters(
     return len(rows)
 
 
-def _write_record_links(
-    con: duckdb.DuckDBPyConnection, roots: dict[int, int], accepted: list[Edge]
-) -> None:
-    clusters = pd.DataFrame({"profile_id": list(roots), "root": list(roots.values())})
-    # The edge that best explains each profile's membership: identifiers before
-    # probability, the strongest first.
-    rank = {"upn": 0, "nhs_number": 1, "ni_number": 2, "dwp_match_ref": 3, "source_ref": 4,
-            REVIEW_METHOD: 5,
-            PUPIL_METHOD: 7, DWP_VOUCHED_METHOD: 8, DWP_METHOD: 8}
-    best: dict[int, tuple[tuple, int, str, float]] = {}
-    for e in accepted:
-        k = (rank.get(e.method, 9), -e.probability)
-        for me, other in ((e.a, e.b), (e.b, e.a)):
-            if me not in best or k < best[me][0]:
-                best[me] = (k, other, e.method, e.probability)
-    via = pd.DataFrame(
-        [(p, o, m, pr) for p, (_, o, m, pr) in best.items()],
-        columns=["profile_id", "via_profile", "via_method", "via_probability"],
-    )
-    con.register("_fl_clusters", clusters)
-    con.register("_fl_via", via)
+# The edge that best explains a profile's membership: identifiers before
+# probability, the strongest first (then the lower profiles: the order edges are clustered in).
+VIA_RANK = {"upn": 0, "nhs_number": 1, "ni_number": 2, "dwp_match_ref": 3, "source_ref": 4,
+            REVIEW_METHOD: 5, PUPIL_METHOD: 7, DWP_VOUCHED_METHOD: 8, DWP_METHOD: 8}
+
+
+def _write_record_links(con: duckdb.DuckDBPyConnection, roots: str, accepted: str) -> None:
+    """``linkage.record_links``: each record's person (``roots``: profile_id, root; a
+    profile absent is its own person) and the accepted edge (``accepted``: a, b, p,
+    method) that best explains its profile's membership."""
+    rank = "CASE method " + " ".join(f"WHEN '{m}' THEN {r}" for m, r in VIA_RANK.items()) \
+        + " ELSE 9 END"
     con.execute(
-        """CREATE OR REPLACE TABLE linkage.record_links AS
+        f"""CREATE OR REPLACE TEMP TABLE _fl_via AS
+        SELECT me AS profile_id, other AS via_profile, method AS via_method,
+               p AS via_probability
+        FROM (SELECT a AS me, b AS other, a, b, p, method FROM {accepted}
+              UNION ALL SELECT b, a, a, b, p, method FROM {accepted})
+        QUALIFY row_number() OVER (PARTITION BY me ORDER BY {rank}, p DESC, a, b) = 1""")
+    con.execute(
+        f"""CREATE OR REPLACE TABLE linkage.record_links AS
         WITH c AS (
             SELECT cl.profile_id, cl.root, p.rep_record_id, p.cohort_ref,
                    max(p.cohort_ref) OVER (PARTITION BY cl.root) AS cluster_ref,
                    min(p.rep_record_id) OVER (PARTITION BY cl.root) AS cluster_min
             FROM (SELECT p.profile_id, coalesce(cl.root, p.profile_id) AS root
-                  FROM _fl_profiles p LEFT JOIN _fl_clusters cl USING (profile_id)) cl
+                  FROM _fl_profiles p LEFT JOIN {roots} cl USING (profile_id)) cl
             JOIN _fl_profiles p USING (profile_id)
         )
         SELECT r.extract, r.record_key, r.record_id,
@@ -437,8 +488,7 @@ def _write_record_links(
         LEFT JOIN _fl_via v ON v.profile_id = rp.profile_id
         LEFT JOIN _fl_profiles vp ON vp.profile_id = v.via_profile"""
     )
-    con.unregister("_fl_clusters")
-    con.unregister("_fl_via")
+    con.execute("DROP TABLE _fl_via")
 
 
 def _latest_decisions_sql(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -478,18 +528,15 @@ def _add_reviewed_edges(con: duckdb.DuckDBPyConnection) -> int:
         f"SELECT count(*) FROM _fl_edges WHERE method = '{REVIEW_METHOD}'").fetchall()[0][0]
 
 
-def _review_candidates(
-    con: duckdb.DuckDBPyConnection, refused: list[Edge], threshold: float
-) -> None:
+def _review_candidates(con: duckdb.DuckDBPyConnection, refused: str, threshold: float) -> None:
     """``_fl_review_cand``: scored pairs at or above the review floor the linkage did
     not merge, each with the reason (one definition for the clerical review and
-    the doubtful links)."""
-    ref = pd.DataFrame(
-        [(min(e.a, e.b), max(e.a, e.b), e.method) for e in refused],
-        columns=["profile_l", "profile_r", "method"],
-    ).astype({"profile_l": "int64", "profile_r": "int64", "method": "object"}).drop_duplicates(
-        ["profile_l", "profile_r"])
-    con.register("_fl_refused", ref)
+    the doubtful links); ``refused`` (profile_l, profile_r, method) are the
+    clustering's refused edges."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _fl_refused_pairs AS
+        SELECT DISTINCT ON (profile_l, profile_r) least(profile_l, profile_r) AS profile_l,
+               greatest(profile_l, profile_r) AS profile_r, method
+        FROM {refused} ORDER BY profile_l, profile_r, method = 'ambiguous'""")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _fl_review_cand AS
         SELECT pp.*, CASE
@@ -503,13 +550,13 @@ def _review_candidates(
                 THEN 'household guard: only surname and address agree'
             ELSE 'below threshold' END AS reason
         FROM linkage.person_pairs pp
-        LEFT JOIN _fl_refused f USING (profile_l, profile_r)
+        LEFT JOIN _fl_refused_pairs f USING (profile_l, profile_r)
         WHERE f.profile_l IS NOT NULL
            OR ((pp.twin_guard OR pp.generation_guard OR pp.household_guard)
                AND pp.match_probability >= {threshold})
            OR (pp.match_probability >= {REVIEW_LOW} AND pp.match_probability < {threshold})"""
     )
-    con.unregister("_fl_refused")
+    con.execute("DROP TABLE _fl_refused_pairs")
 
 
 def _write_clerical_review(con: duckdb.DuckDBPyConnection) -> int:

@@ -35,17 +35,15 @@ scored) as its evidence, so a claim shows how weak the name evidence was.
 from __future__ import annotations
 
 import duckdb
-import pandas as pd
 
-from matchers.clustering import Edge
 from matchers.comparisons import HOT_DOB_FACTOR, HOT_DOB_MIN
 
 METHOD = "sole_pupil_forename_dob"
 
-_SQL = f"""
+_CANDIDATES_SQL = f"""
 WITH p AS (
     SELECT p.*, coalesce(r.root, p.profile_id) AS root
-    FROM _fl_profiles p LEFT JOIN _fl_pupil_roots r USING (profile_id)
+    FROM _fl_profiles p LEFT JOIN __ROOTS__ r USING (profile_id)
 ), f AS (
     SELECT dob, count(*) AS n FROM _fl_profiles WHERE dob IS NOT NULL GROUP BY dob
 ), hot AS (
@@ -96,63 +94,64 @@ ORDER BY child
 """
 
 
-def sole_pupil_links(
-    con: duckdb.DuckDBPyConnection, roots: dict[int, int], refused: list[Edge]
-) -> list[Edge]:
-    """Edges joining a child's cluster to the only pupil of its forename and DOB.
+# Each candidate's two sides (every profile of the child's cluster, of the pupil's), and
+# the strongest scored pair between them: the link's evidence.
+_EDGES_SQL = """
+WITH cand AS (
+    SELECT c.* FROM _fl_pupil_cand AS c WHERE NOT EXISTS (
+        SELECT 1 FROM _fl_pupil_stopped AS s
+        WHERE (s.x = c.child AND s.y = c.pupil) OR (s.x = c.pupil AND s.y = c.child))
+), ends AS (SELECT child AS k FROM cand UNION SELECT pupil FROM cand
+), sides AS (
+    SELECT e.k, r.profile_id FROM ends AS e JOIN __ROOTS__ AS r ON r.root = e.k
+    UNION ALL
+    SELECT e.k, e.k FROM ends AS e WHERE e.k NOT IN (SELECT profile_id FROM __ROOTS__)
+), pairs AS (
+    SELECT c.child, pp.profile_l, pp.profile_r, pp.match_probability
+    FROM cand AS c JOIN sides AS a ON a.k = c.child JOIN sides AS b ON b.k = c.pupil
+    JOIN linkage.person_pairs AS pp ON pp.profile_l = a.profile_id AND pp.profile_r = b.profile_id
+    UNION ALL
+    SELECT c.child, pp.profile_l, pp.profile_r, pp.match_probability
+    FROM cand AS c JOIN sides AS a ON a.k = c.child JOIN sides AS b ON b.k = c.pupil
+    JOIN linkage.person_pairs AS pp ON pp.profile_l = b.profile_id AND pp.profile_r = a.profile_id
+), best AS (
+    SELECT * FROM pairs QUALIFY row_number() OVER (
+        PARTITION BY child ORDER BY match_probability DESC, profile_l, profile_r) = 1
+)
+SELECT c.child, c.pupil,
+       coalesce(b.profile_l, (SELECT min(profile_id) FROM sides WHERE k = c.child)) AS a,
+       coalesce(b.profile_r, (SELECT min(profile_id) FROM sides WHERE k = c.pupil)) AS b,
+       coalesce(b.match_probability, 0.0) AS p, '""" + METHOD + """' AS method
+FROM cand AS c LEFT JOIN best AS b USING (child)
+ORDER BY c.child
+"""
 
-    ``roots`` (profile -> cluster root; a profile absent is its own cluster) is
-    updated in place for the clusters joined; ``refused`` are the clustering's
-    refused edges, whose clusters are never joined here.
+
+def sole_pupil_links(con: duckdb.DuckDBPyConnection, roots: str, refused: str, out: str) -> int:
+    """Edges (a, b, p, method) into ``out`` joining a child's cluster to the only
+    pupil of its forename and DOB; returns their number.
+
+    ``roots`` (a table of profile_id, root; a profile absent is its own cluster) is
+    updated for the clusters joined; ``refused`` (profile_l, profile_r) are the
+    clustering's refused edges, whose clusters are never joined here.
     """
-    con.register(
-        "_fl_pupil_roots", pd.DataFrame({"profile_id": list(roots), "root": list(roots.values())},
-                                        dtype="int64")
-    )
-    try:
-        cand = con.execute(_SQL).fetchall()
-    finally:
-        con.unregister("_fl_pupil_roots")
-    if not cand:
-        return []
-    members: dict[int, list[int]] = {}
-    for p, r in roots.items():
-        members.setdefault(r, []).append(p)
-
-    def root(x: int) -> int:
-        return roots.get(x, x)
-
-    stopped = {frozenset((root(e.a), root(e.b))) for e in refused}
-    # the only scored pairs the loop can ask about: both sides in a candidate's clusters
-    involved = sorted({p for pair in cand for r in pair for p in members.get(int(r), [int(r)])})
-    con.register("_fl_pupil_involved", pd.DataFrame({"profile_id": involved}, dtype="int64"))
+    con.execute("CREATE OR REPLACE TEMP TABLE _fl_pupil_cand AS "
+                + _CANDIDATES_SQL.replace("__ROOTS__", roots))
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE _fl_pupil_pairs AS
-        SELECT profile_l, profile_r, match_probability FROM linkage.person_pairs
-        WHERE profile_l IN (SELECT profile_id FROM _fl_pupil_involved)
-          AND profile_r IN (SELECT profile_id FROM _fl_pupil_involved)""")
-    con.unregister("_fl_pupil_involved")
-    edges: list[Edge] = []
-    for child, pupil in cand:
-        child, pupil = int(child), int(pupil)
-        if frozenset((child, pupil)) in stopped:
-            continue
-        a_side, b_side = members.get(child, [child]), members.get(pupil, [pupil])
-        best = con.execute(
-            "SELECT profile_l, profile_r, match_probability FROM _fl_pupil_pairs "
-            "WHERE (list_contains(?, profile_l) AND list_contains(?, profile_r)) "
-            "OR (list_contains(?, profile_l) AND list_contains(?, profile_r)) "
-            "ORDER BY match_probability DESC, profile_l, profile_r LIMIT 1",
-            [a_side, b_side, b_side, a_side],
-        ).fetchall()
-        if best:
-            a, b, prob = int(best[0][0]), int(best[0][1]), float(best[0][2])
-        else:
-            a, b, prob = min(a_side), min(b_side), 0.0
-        edges.append(Edge(a, b, prob, METHOD))
-        roots.setdefault(pupil, pupil)
-        for p in a_side:
-            roots[p] = pupil
-        members.setdefault(pupil, [pupil]).extend(a_side)
-    con.execute("DROP TABLE _fl_pupil_pairs")
-    return edges
+        f"""CREATE OR REPLACE TEMP TABLE _fl_pupil_stopped AS
+        SELECT DISTINCT coalesce(ra.root, f.profile_l) AS x, coalesce(rb.root, f.profile_r) AS y
+        FROM {refused} AS f LEFT JOIN {roots} AS ra ON ra.profile_id = f.profile_l
+        LEFT JOIN {roots} AS rb ON rb.profile_id = f.profile_r""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS " + _EDGES_SQL.replace("__ROOTS__", roots))
+    # candidates are disjoint (each side fits only the other): one move each
+    con.execute(f"""INSERT INTO {roots} SELECT DISTINCT k, k FROM (
+        SELECT child AS k FROM {out} UNION SELECT pupil FROM {out})
+        WHERE k NOT IN (SELECT profile_id FROM {roots})""")
+    con.execute(f"""UPDATE {roots} SET root = m.pupil FROM {out} AS m
+                    WHERE {roots}.root = m.child""")
+    con.execute("DROP TABLE _fl_pupil_cand")
+    con.execute("DROP TABLE _fl_pupil_stopped")
+    n = con.execute(f"SELECT count(*) FROM {out}").fetchall()[0][0]
+    con.execute(f"ALTER TABLE {out} DROP COLUMN child")
+    con.execute(f"ALTER TABLE {out} DROP COLUMN pupil")
+    return n

@@ -190,45 +190,72 @@ def build_person_records(
     con.execute("CREATE SCHEMA IF NOT EXISTS linkage")
     reuse = reuse and _has_table(con, "linkage", "person_appearances")
     raw = raw_person_sql(con, schema) or EMPTY_RAW_SQL
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_raw_people AS {raw}")
     cols = ", ".join(APPEARANCE_COLUMNS)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_raw_people AS "
+                f"SELECT hash({cols}) AS appearance_id, * FROM ({raw})")
     _drop_relation(con, "linkage", "person_records")
+    if reuse:
+        # the appearances whose records changed (a record added, gone or retyped): their
+        # profiles are built again (``build_profiles``)
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _fl_changed_appearances AS
+            WITH moved AS (
+                (SELECT record_id, appearance_id FROM _fl_raw_people
+                 EXCEPT SELECT record_id, appearance_id FROM linkage.record_appearance)
+                UNION ALL
+                (SELECT record_id, appearance_id FROM linkage.record_appearance
+                 EXCEPT SELECT record_id, appearance_id FROM _fl_raw_people))
+            SELECT DISTINCT appearance_id FROM moved""")
+    else:
+        con.execute("DROP TABLE IF EXISTS _fl_changed_appearances")
     con.execute(
         # record_id is unique: staging holds one current row per contract key
-        f"""CREATE OR REPLACE TABLE linkage.record_appearance AS
-        SELECT record_id, extract, record_key, hash({cols}) AS appearance_id
-        FROM _fl_raw_people"""
+        """CREATE OR REPLACE TABLE linkage.record_appearance AS
+        SELECT record_id, extract, record_key, appearance_id FROM _fl_raw_people"""
     )
-    firsts = ", ".join(f"first({c}) AS {c}" for c in APPEARANCE_COLUMNS)
+    # each appearance's postcode history, sorted so that one history is one value at
+    # every run (only rows that carry one: most carry none)
     con.execute(
-        # the history sorted, so that one history is one value at every run
-        f"""CREATE OR REPLACE TEMP TABLE _fl_distinct_people AS
-        SELECT hash({cols}) AS appearance_id, {firsts},
-               list_sort(list_distinct(flatten(list(coalesce(history_postcodes, [])))))
-                   AS history_postcodes
-        FROM _fl_raw_people GROUP BY appearance_id"""
-    )
+        """CREATE OR REPLACE TEMP TABLE _fl_history AS
+        SELECT appearance_id, list_sort(list_distinct(flatten(list(history_postcodes))))
+               AS history_postcodes
+        FROM _fl_raw_people WHERE len(history_postcodes) > 0 GROUP BY appearance_id""")
+    firsts = ", ".join(f"first(r.{c}) AS {c}" for c in APPEARANCE_COLUMNS)
+    new_only = ("WHERE r.appearance_id NOT IN (SELECT appearance_id "
+                "FROM linkage.person_appearances)" if reuse else "")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fl_new_people AS
+        SELECT r.appearance_id, {firsts},
+               coalesce(any_value(h.history_postcodes), []) AS history_postcodes
+        FROM _fl_raw_people r LEFT JOIN _fl_history h USING (appearance_id) {new_only}
+        GROUP BY r.appearance_id""")
     con.execute("DROP TABLE _fl_raw_people")
     if reuse:
+        # the kept appearances: those gone dropped, a changed history taken afresh
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _fl_new_people AS
-            SELECT * FROM _fl_distinct_people d WHERE NOT EXISTS (
-                SELECT 1 FROM linkage.person_appearances pa
-                WHERE pa.appearance_id = d.appearance_id)""")
+            """DELETE FROM linkage.person_appearances WHERE appearance_id NOT IN (
+                SELECT appearance_id FROM linkage.record_appearance)""")
         con.execute(
-            f"""CREATE OR REPLACE TABLE linkage.person_appearances AS
-            SELECT pa.* REPLACE (d.history_postcodes AS history_postcodes)
-            FROM linkage.person_appearances pa
-            JOIN _fl_distinct_people d USING (appearance_id)
-            UNION ALL BY NAME
-            SELECT * FROM ({standardise_sql('_fl_new_people')})""")
-        con.execute("DROP TABLE _fl_new_people")
+            """CREATE OR REPLACE TEMP TABLE _fl_history_moved AS
+            SELECT pa.appearance_id, coalesce(h.history_postcodes, []) AS history_postcodes
+            FROM linkage.person_appearances pa LEFT JOIN _fl_history h USING (appearance_id)
+            WHERE pa.history_postcodes IS DISTINCT FROM coalesce(h.history_postcodes, [])""")
+        con.execute(
+            """UPDATE linkage.person_appearances SET history_postcodes = m.history_postcodes
+            FROM _fl_history_moved m
+            WHERE linkage.person_appearances.appearance_id = m.appearance_id""")
+        con.execute("INSERT INTO _fl_changed_appearances SELECT appearance_id "
+                    "FROM _fl_history_moved")
+        con.execute("DROP TABLE _fl_history_moved")
+        con.execute(f"""INSERT INTO linkage.person_appearances BY NAME
+                        SELECT * FROM ({standardise_sql('_fl_new_people')})""")
     else:
         con.execute(
             f"""CREATE OR REPLACE TABLE linkage.person_appearances AS
-            SELECT * FROM ({standardise_sql('_fl_distinct_people')})"""
+            SELECT * FROM ({standardise_sql('_fl_new_people')})"""
         )
-    con.execute("DROP TABLE _fl_distinct_people")
+    con.execute("DROP TABLE _fl_new_people")
+    con.execute("DROP TABLE _fl_history")
     con.execute(
         """CREATE OR REPLACE VIEW linkage.person_records AS
         SELECT ra.record_id, ra.extract, ra.record_key, pa.* EXCLUDE (appearance_id)
@@ -243,49 +270,109 @@ def build_person_records(
 PROFILE_ID_SQL = "('0x' || substr(p.profile_key, 1, 15))::BIGINT"
 
 
-def build_profiles(con: duckdb.DuckDBPyConnection) -> int:
-    """``_fl_profiles``: one row per distinct standardised appearance of a source
-    person, with every postcode the source knows for that person (sorted); and
-    ``_fl_record_profile`` (record -> profile). Returns the number of profiles."""
-    key = " || '|' || ".join(f"coalesce({c}, '~')" for c in PROFILE_KEY_COLUMNS)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _fl_appear_profile AS
-        SELECT appearance_id, md5({key}) AS profile_key FROM linkage.person_appearances"""
-    )
+def _profiles_sql(appearances: str) -> str:
+    """The profiles of ``appearances`` (appearance_id, profile_key; every appearance
+    of each key), each with every postcode its source person is known at."""
     firsts = ", ".join(f"first(r.{c}) AS {c}" for c in PROFILE_COLUMNS)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _fl_profiles AS
-        WITH hist AS (
+    return f"""
+        WITH a AS (
+            SELECT r.*, ap.profile_key FROM linkage.person_appearances r
+            JOIN {appearances} ap USING (appearance_id)
+        ), persons AS (
+            SELECT DISTINCT source_system, source_person_id FROM a
+            WHERE source_person_id IS NOT NULL
+        ), hist AS (
             SELECT source_system, source_person_id,
                    list_distinct(flatten(list(list_concat(
                        coalesce(history_postcodes, []),
                        CASE WHEN postcode IS NOT NULL THEN [postcode] ELSE [] END)))) AS postcodes
-            FROM linkage.person_appearances GROUP BY ALL
+            FROM linkage.person_appearances
+            SEMI JOIN persons USING (source_system, source_person_id) GROUP BY ALL
         ), rep AS (
             SELECT appearance_id, min(record_id) AS rep_record_id
-            FROM linkage.record_appearance GROUP BY appearance_id
+            FROM linkage.record_appearance SEMI JOIN a USING (appearance_id)
+            GROUP BY appearance_id
         ), p AS (
             -- every column is a function of the key columns: any row of the group will do
-            SELECT ap.profile_key, min(rep.rep_record_id) AS rep_record_id,
+            SELECT r.profile_key, min(rep.rep_record_id) AS rep_record_id,
                    {firsts},
                    first(coalesce(r.postcode_is_location, false)) AS postcode_is_location,
                    first(CASE WHEN r.source_system = 'cohort' THEN r.source_person_id END)
                        AS cohort_ref
-            FROM linkage.person_appearances r JOIN _fl_appear_profile ap USING (appearance_id)
-            JOIN rep USING (appearance_id)
-            GROUP BY ap.profile_key
+            FROM a r JOIN rep USING (appearance_id)
+            GROUP BY r.profile_key
         )
         SELECT {PROFILE_ID_SQL} AS profile_id, p.*,
                list_sort(list_filter(hist.postcodes, lambda x: x IS NOT NULL)) AS postcodes
         FROM p LEFT JOIN hist USING (source_system, source_person_id)"""
-    )
+
+
+def build_profiles(con: duckdb.DuckDBPyConnection) -> int:
+    """``_fl_profiles``: one row per distinct standardised appearance of a source
+    person, with every postcode the source knows for that person (sorted); and
+    ``_fl_record_profile`` (record -> profile). Returns the number of profiles.
+
+    Kept in ``linkage.profiles`` (and each appearance's key in
+    ``linkage.appearance_profiles``): after ``build_person_records`` with reuse, only
+    the profiles of source persons with an appearance added, gone, or with changed
+    records or history are built again (a profile is a function of its source
+    person's appearances and their records)."""
+    key = " || '|' || ".join(f"coalesce({c}, '~')" for c in PROFILE_KEY_COLUMNS)
+    keyed = f"SELECT appearance_id, md5({key}) AS profile_key FROM linkage.person_appearances"
+    reuse = (_has_table(con, "linkage", "profiles")
+             and _has_table(con, "linkage", "appearance_profiles")
+             and bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND "
+                                  "table_name = '_fl_changed_appearances'").fetchall()[0][0]))
+    if not reuse:
+        con.execute(f"CREATE OR REPLACE TABLE linkage.appearance_profiles AS {keyed}")
+        con.execute("CREATE OR REPLACE TABLE linkage.profiles AS "
+                    + _profiles_sql("linkage.appearance_profiles"))
+    else:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _fl_new_keys AS {keyed}
+            WHERE appearance_id NOT IN (SELECT appearance_id FROM linkage.appearance_profiles)""")
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _fl_dirty_keys AS
+            SELECT profile_key FROM linkage.appearance_profiles
+            SEMI JOIN _fl_changed_appearances USING (appearance_id)
+            UNION SELECT profile_key FROM _fl_new_keys""")
+        # a source person's profiles share its postcodes: all of them are built again
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _fl_dirty_persons AS
+            SELECT source_system, source_person_id FROM linkage.profiles
+            SEMI JOIN _fl_dirty_keys USING (profile_key) WHERE source_person_id IS NOT NULL
+            UNION
+            SELECT pa.source_system, pa.source_person_id FROM linkage.person_appearances pa
+            SEMI JOIN _fl_new_keys USING (appearance_id) WHERE pa.source_person_id IS NOT NULL""")
+        con.execute("""DELETE FROM linkage.appearance_profiles WHERE appearance_id NOT IN (
+                        SELECT appearance_id FROM linkage.person_appearances)""")
+        con.execute("INSERT INTO linkage.appearance_profiles SELECT * FROM _fl_new_keys")
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _fl_rebuild AS
+            SELECT ap.* FROM linkage.appearance_profiles ap WHERE ap.profile_key IN (
+                SELECT profile_key FROM _fl_dirty_keys
+                UNION SELECT profile_key FROM linkage.profiles
+                      SEMI JOIN _fl_dirty_persons USING (source_system, source_person_id)
+                UNION SELECT k.profile_key FROM linkage.appearance_profiles k
+                      JOIN linkage.person_appearances pa USING (appearance_id)
+                      SEMI JOIN _fl_dirty_persons USING (source_system, source_person_id))""")
+        con.execute(
+            """DELETE FROM linkage.profiles WHERE profile_key IN (
+                SELECT profile_key FROM _fl_dirty_keys
+                UNION SELECT profile_key FROM _fl_rebuild
+                UNION SELECT profile_key FROM linkage.profiles
+                      SEMI JOIN _fl_dirty_persons USING (source_system, source_person_id))""")
+        con.execute("INSERT INTO linkage.profiles " + _profiles_sql("_fl_rebuild"))
+        for t in ("_fl_new_keys", "_fl_dirty_keys", "_fl_dirty_persons", "_fl_rebuild"):
+            con.execute(f"DROP TABLE {t}")
+    con.execute("DROP TABLE IF EXISTS _fl_changed_appearances")
+    con.execute("CREATE OR REPLACE TEMP VIEW _fl_profiles AS SELECT * FROM linkage.profiles")
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _fl_record_profile AS
         SELECT ra.record_id, p.profile_id FROM linkage.record_appearance ra
-        JOIN _fl_appear_profile ap USING (appearance_id)
-        JOIN _fl_profiles p USING (profile_key)"""
+        JOIN linkage.appearance_profiles ap USING (appearance_id)
+        JOIN linkage.profiles p USING (profile_key)"""
     )
-    con.execute("DROP TABLE _fl_appear_profile")
     n, ids = con.execute(
         "SELECT count(*), count(DISTINCT profile_id) FROM _fl_profiles").fetchall()[0]
     if n != ids:  # 60 bits of md5: about one county in a million would see this

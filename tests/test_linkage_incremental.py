@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from famlink.claims.review import record_decision_in
 from famlink.pipeline import RunRequest, build_staging
 from famlink.warehouse import connect
 from flows.monthly import run_monthly_local
@@ -180,5 +181,133 @@ def test_a_forename_no_longer_rare_scores_its_profile_again(
                             "WHERE profile_id = ?", [int(profile)]).fetchall()
         assert again.mode == "incremental" and again.new_profiles >= 2
         assert before and after and before != after     # the once-rare profile is new again
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------- touched components
+# An incremental run clusters again only the components of the edge graph with a
+# new, changed or vanished profile or edge (``matchers.incremental.touched_profiles``)
+# and keeps every other component's clustering. Each step below is checked against
+# clustering every component afresh over the same pairs (the kept clustering dropped).
+
+CLUSTER_OUTPUTS = (
+    "SELECT * FROM linkage.record_links",
+    "SELECT * FROM linkage.cluster_nodes",
+    "SELECT * FROM linkage.cluster_outcome",
+    "SELECT * FROM linkage.clerical_review",
+    "SELECT * FROM linkage.doubtful_links",
+    "SELECT * FROM linkage.link_waterfall",
+)
+
+
+def _outputs(con: duckdb.DuckDBPyConnection) -> list[list[tuple]]:
+    return [sorted(con.execute(sql).fetchall(), key=repr) for sql in CLUSTER_OUTPUTS]
+
+
+def _link_checked(con: duckdb.DuckDBPyConnection):
+    """Link incrementally, then cluster everything again from the same pairs: the two
+    must agree on every clustering output."""
+    s = link_warehouse(con)
+    assert s.mode == "incremental", s.mode_reason
+    kept = _outputs(con)
+    for table in ("cluster_nodes", "cluster_outcome", "cluster_edges"):
+        con.execute(f"DROP TABLE linkage.{table}")
+    full = link_warehouse(con)
+    assert full.pairs_scored == 0 and full.profiles_clustered > 1000
+    for sql, a, b in zip(CLUSTER_OUTPUTS, kept, _outputs(con), strict=True):
+        assert a == b, sql
+    return s
+
+
+def _persons(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return dict(con.execute("SELECT record_id, person_id FROM linkage.record_links").fetchall())
+
+
+def _rows_of(con: duckdb.DuckDBPyConnection, start: dict[str, str],
+             affected: set[str]) -> list[tuple]:
+    """The record_links rows of every record whose person at ``start`` is not ``affected``."""
+    keep = sorted(r for r, p in start.items() if p not in affected)
+    return sorted(con.execute(
+        "SELECT * FROM linkage.record_links WHERE record_id IN (SELECT unnest(?))",
+        [keep]).fetchall(), key=repr)
+
+
+def _replace_staging(con: duckdb.DuckDBPyConnection, extract: str, sql: str) -> None:
+    """Stand in for next month's staging view ``extract`` (its rows as ``sql`` over SRC)."""
+    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE "
+                       "table_schema = 'staging' AND table_name = ?", [extract]).fetchall()
+    if kind == [("VIEW",)]:
+        con.execute(f"ALTER VIEW staging.{extract} RENAME TO {extract}_view")
+    else:
+        con.execute(f"DROP TABLE staging.{extract}")
+    con.execute(f"CREATE TABLE staging.{extract} AS "
+                + sql.replace("SRC", f"staging.{extract}_view"))
+
+
+def test_only_touched_components_are_clustered_again(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    """A new record that joins two old people, then its removal (they part again, with
+    the ids they had), then a reviewer's "same" between two old people: each run
+    clusters a handful of profiles, equals clustering everything, and leaves every
+    other person's rows exactly as they were."""
+    path = tmp_path / "w.duckdb"
+    shutil.copyfile(runs["incremental"], path)
+    con = connect(path)
+    try:
+        build_staging(con, RunRequest(extracts=SAMPLE, warehouse=path, plan=PLAN, as_of=DECEMBER))
+        assert _link_checked(con).profiles_clustered == 0          # nothing new
+        start = _persons(con)
+        # X: a youth offending person; Y: a pupil in another person with no YOT record
+        (x_person, x_yot), = con.execute(
+            """SELECT rl.person_id, y.yot_person_id FROM staging.yot_offences y
+               JOIN linkage.record_links rl ON rl.record_id = 'yot_offences:' || y.offence_id
+               WHERE y.upn IS NULL ORDER BY y.offence_id LIMIT 1""").fetchall()
+        (y_person, y_upn), = con.execute(
+            """SELECT rl.person_id, s.upn FROM staging.school_attendance s
+               JOIN linkage.record_links rl ON rl.record_id = 'school_attendance:' || s.upn
+                    || '|' || s.academic_year || '|' || s.term
+               WHERE rl.person_id <> ? AND rl.person_id NOT IN (
+                   SELECT person_id FROM linkage.record_links WHERE extract = 'yot_offences')
+               ORDER BY s.upn LIMIT 1""", [x_person]).fetchall()
+        # 1. a YOT record of X carrying Y's pupil details: X and Y become one person
+        _replace_staging(con, "yot_offences", f"""
+            SELECT * FROM SRC UNION ALL
+            SELECT y.* REPLACE ('X-BRIDGE' AS offence_id, '{x_yot}' AS yot_person_id,
+                                s.first_name AS first_name, s.last_name AS last_name,
+                                s.dob AS dob, s.sex AS sex, s.upn AS upn)
+            FROM (SELECT * FROM SRC LIMIT 1) y,
+                 (SELECT * FROM staging.school_attendance WHERE upn = '{y_upn}' LIMIT 1) s""")
+        untouched = _rows_of(con, start, {x_person, y_person})
+        merged = _link_checked(con)
+        now = _persons(con)
+        joined = con.execute(
+            f"""SELECT record_id FROM linkage.record_links WHERE record_id IN (
+                SELECT 'yot_offences:' || offence_id FROM staging.yot_offences
+                WHERE yot_person_id = '{x_yot}'
+                UNION SELECT 'school_attendance:' || upn || '|' || academic_year || '|' || term
+                FROM staging.school_attendance WHERE upn = '{y_upn}')""").fetchall()
+        assert {start[r] for (r,) in joined if r in start} == {x_person, y_person}
+        assert {now[r] for (r,) in joined} == {now["yot_offences:X-BRIDGE"]}   # one person now
+        assert 0 < merged.profiles_clustered < 100                 # of thousands
+        assert _rows_of(con, start, {x_person, y_person}) == untouched
+        # 2. the record is withdrawn: they part, each with the person id it had
+        _replace_staging(con, "yot_offences",
+                         "SELECT * FROM SRC WHERE offence_id <> 'X-BRIDGE'")
+        parted = _link_checked(con)
+        assert 0 < parted.profiles_clustered < 100
+        assert _persons(con) == start
+        # 3. a reviewer decides a doubtful pair is one person: only those two are redone
+        pair_id, member, other = con.execute(
+            """SELECT d.pair_id, d.person_ref, d.other_person_id FROM linkage.doubtful_links d
+               ORDER BY d.pair_id LIMIT 1""").fetchall()[0]
+        member_person = "P-" + member
+        untouched = _rows_of(con, start, {member_person, other})
+        record_decision_in(con, pair_id, "same", "test", "checked the case notes")
+        decided = _link_checked(con)
+        assert 0 < decided.profiles_clustered < 100
+        now = _persons(con)
+        assert {now[r] for r, p in start.items() if p == other} == {member_person}
+        assert _rows_of(con, start, {member_person, other}) == untouched
     finally:
         con.close()
