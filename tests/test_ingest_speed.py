@@ -124,6 +124,14 @@ def test_warnings_validated_in_parts_count_as_one(tmp_path: Path,
         in results[0]
 
 
+def _ingested(drop: Path, warehouse: Path, as_of: date) -> duckdb.DuckDBPyConnection:
+    """A new warehouse holding a drop folder's ingest, opened read-only."""
+    request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide", as_of=as_of)
+    with build_then_publish(warehouse) as con:
+        ingest_extracts(con, request)
+    return duckdb.connect(str(warehouse), read_only=True)
+
+
 def test_warnings_on_distinct_values_count_as_every_row(tmp_path: Path) -> None:
     """A run validates each row-by-row warning once per distinct value with its count of
     rows: the outcomes are those of a validation of every loaded row."""
@@ -136,12 +144,7 @@ def test_warnings_on_distinct_values_count_as_every_row(tmp_path: Path) -> None:
                      "to_date": ["", "01/01/2019", "01/01/2021", "01/01/2090"][i % 4]})
     write_delivery(drop, "2023-01", "cohort_addresses.csv", rows)
     write_delivery(drop, "2023-02", "cohort_addresses.csv", rows[::-1][:55])
-    warehouse = tmp_path / "w.duckdb"
-    request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide",
-                         as_of=date(2023, 2, 28))
-    with build_then_publish(warehouse) as con:
-        ingest_extracts(con, request)
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = _ingested(drop, tmp_path / "w.duckdb", date(2023, 2, 28))
     try:
         found = con.execute('SELECT expectation, "column", success, unexpected_count, '
                             "element_count, sample_unexpected FROM meta.expectation_results "
@@ -152,7 +155,7 @@ def test_warnings_on_distinct_values_count_as_every_row(tmp_path: Path) -> None:
                         "ORDER BY rowid").to_arrow_table()
     finally:
         con.close()
-    every_row = validate_delivery("cohort_addresses", batch, as_of=request.as_of,
+    every_row = validate_delivery("cohort_addresses", batch, as_of=date(2023, 2, 28),
                                   severities=("warning",))
     expected = sorted((o.expectation_type, o.column, o.success, o.unexpected_count,
                        o.element_count, "; ".join(o.sample_unexpected))
@@ -181,12 +184,7 @@ def test_repeated_keys_found_alike_by_columns_and_by_text(tmp_path: Path) -> Non
     write_delivery(drop, "2024-01", "school_attendance.csv", [
         {**pupil, "upn": upn}, {**pupil, "upn": upn, "term": "SPR"},
         {**pupil, "upn": upn.lower(), "possible_sessions": "90"}])
-    warehouse = tmp_path / "w.duckdb"
-    request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide",
-                         as_of=date(2024, 1, 31))
-    with build_then_publish(warehouse) as con:
-        ingest_extracts(con, request)
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = _ingested(drop, tmp_path / "w.duckdb", date(2024, 1, 31))
     try:
         rejected = con.execute('SELECT file, row_number, reason FROM meta.rejects '
                                "ORDER BY ALL").fetchall()
