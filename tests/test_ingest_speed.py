@@ -14,6 +14,7 @@ from expectations import SEVERITIES, validate_delivery
 from famlink.contract import load_contract
 from famlink.pipeline import RunRequest, ingest_extracts
 from famlink.warehouse import MEMORY_LIMIT_ENV, build_then_publish, connect, machine_settings
+from matchers.identifiers import upn_check_letter
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 MEMBER = {"person_ref": "P1", "family_id": "F1", "role": "parent_carer", "first_name": "Ann",
@@ -123,6 +124,14 @@ def test_warnings_validated_in_parts_count_as_one(tmp_path: Path,
         in results[0]
 
 
+def _ingested(drop: Path, warehouse: Path, as_of: date) -> duckdb.DuckDBPyConnection:
+    """A new warehouse holding a drop folder's ingest, opened read-only."""
+    request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide", as_of=as_of)
+    with build_then_publish(warehouse) as con:
+        ingest_extracts(con, request)
+    return duckdb.connect(str(warehouse), read_only=True)
+
+
 def test_warnings_on_distinct_values_count_as_every_row(tmp_path: Path) -> None:
     """A run validates each row-by-row warning once per distinct value with its count of
     rows: the outcomes are those of a validation of every loaded row."""
@@ -135,12 +144,7 @@ def test_warnings_on_distinct_values_count_as_every_row(tmp_path: Path) -> None:
                      "to_date": ["", "01/01/2019", "01/01/2021", "01/01/2090"][i % 4]})
     write_delivery(drop, "2023-01", "cohort_addresses.csv", rows)
     write_delivery(drop, "2023-02", "cohort_addresses.csv", rows[::-1][:55])
-    warehouse = tmp_path / "w.duckdb"
-    request = RunRequest(extracts=drop, warehouse=warehouse, plan="countywide",
-                         as_of=date(2023, 2, 28))
-    with build_then_publish(warehouse) as con:
-        ingest_extracts(con, request)
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = _ingested(drop, tmp_path / "w.duckdb", date(2023, 2, 28))
     try:
         found = con.execute('SELECT expectation, "column", success, unexpected_count, '
                             "element_count, sample_unexpected FROM meta.expectation_results "
@@ -151,7 +155,7 @@ def test_warnings_on_distinct_values_count_as_every_row(tmp_path: Path) -> None:
                         "ORDER BY rowid").to_arrow_table()
     finally:
         con.close()
-    every_row = validate_delivery("cohort_addresses", batch, as_of=request.as_of,
+    every_row = validate_delivery("cohort_addresses", batch, as_of=date(2023, 2, 28),
                                   severities=("warning",))
     expected = sorted((o.expectation_type, o.column, o.success, o.unexpected_count,
                        o.element_count, "; ".join(o.sample_unexpected))
@@ -159,3 +163,32 @@ def test_warnings_on_distinct_values_count_as_every_row(tmp_path: Path) -> None:
     assert batch.num_rows == 92          # empty postcodes are rejected
     assert found == expected
     assert sum(1 for row in found if not row[2]) == 4      # each warning fails somewhere
+
+
+def test_repeated_keys_found_alike_by_columns_and_by_text(tmp_path: Path) -> None:
+    """A key of typed columns (school attendance) is grouped by its columns, a key of two
+    free-text parts by its '|'-joined text as before: 'I1|N', 'X' and 'I1', 'N|X' are
+    one record name, so the second is a repeat; the attendance repeat differs from its
+    first row only in a column outside the key."""
+    drop = tmp_path / "drop"
+    nominal = {"role": "VICTIM", "last_name": "Smith"}
+    write_delivery(drop, "2024-01", "police_nominals.csv", [
+        {**nominal, "incident_ref": "I1|N", "nominal_id": "X"},
+        {**nominal, "incident_ref": "I1", "nominal_id": "N|X"},
+        {**nominal, "incident_ref": "I1", "nominal_id": "N"}])
+    pupil = {"upn": "A123456789012", "first_name": "Ann", "last_name": "Smith",
+             "dob": "01/02/2012", "school_urn": "100001", "phase": "primary",
+             "academic_year": "2023/24", "term": "AUT", "possible_sessions": "100",
+             "authorised_absence": "1", "unauthorised_absence": "0"}
+    upn = upn_check_letter("123456789012") + "123456789012"
+    write_delivery(drop, "2024-01", "school_attendance.csv", [
+        {**pupil, "upn": upn}, {**pupil, "upn": upn, "term": "SPR"},
+        {**pupil, "upn": upn.lower(), "possible_sessions": "90"}])
+    con = _ingested(drop, tmp_path / "w.duckdb", date(2024, 1, 31))
+    try:
+        rejected = con.execute('SELECT file, row_number, reason FROM meta.rejects '
+                               "ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    assert rejected == [("police_nominals.csv", 2, "duplicate key: same key as row 1"),
+                        ("school_attendance.csv", 3, "duplicate key: same key as row 1")]
