@@ -150,7 +150,7 @@ def check_expectations(con: duckdb.DuckDBPyConnection, load_id: int, spec: Extra
     minute and gigabytes for nothing; tests/test_expectations.py runs them
     against ingest's output instead. A row-by-row warning runs once per
     distinct value of its columns, with the count of rows holding it, in the
-    order values first arrive (``expectations.validate_counted``): the same
+    order values first appear in the file (``expectations.validate_counted``): the same
     counts as over every row, for a few thousand values instead of millions.
     Results are kept in meta.expectation_results.
     """
@@ -163,7 +163,7 @@ def check_expectations(con: duckdb.DuckDBPyConnection, load_id: int, spec: Extra
         check = None
         if group.counted:
             values = con.sql(f"SELECT {columns}, count(*) AS _rows {rows} GROUP BY ALL "
-                             "ORDER BY min(rowid)").to_arrow_table()
+                             "ORDER BY min(_row_number)").to_arrow_table()
             if values.num_rows:
                 check = validate_counted(spec.name, values, "_rows", orders=group.orders,
                                          as_of=as_of)
@@ -271,7 +271,8 @@ def load_delivery(con: duckdb.DuckDBPyConnection, load_id: int, month: str, path
         FROM repeated ORDER BY _row_number
     """, [delivery_id, month, spec.file])
     columns = ", ".join(quote_ident(c) for c in spec.column_names)
-    # no ORDER BY: checked holds the rows in file order, and DuckDB keeps insertion order
+    # no ORDER BY: DuckDB's parallel insert need not keep file order past one row group
+    # (122,880 rows), and nothing reads raw by rowid: each row carries its _row_number
     rows_loaded = con.execute(f"""
         INSERT INTO raw.{spec.name}
         SELECT {columns}, ?, ?, ?, ?, ?, _row_number
