@@ -449,8 +449,7 @@ BLOCKING_RULES = [
     "AND month(l.dob) = month(r.dob) AND day(l.dob) = day(r.dob)",
     "l.first_name = r.last_name AND l.last_name = r.first_name",
     # No DOB on one side (a police nominal, a file without dates) and no postcode
-    # shared: the same surname and forename initial (the forename may carry a
-    # typo: "Oilvia", "Karpn"). Only the DOB-less records' names are
+    # shared: the same forename and surname. Only the DOB-less records' names are
     # joined with everyone's (``name_no_dob`` / ``name_key``), so the cost grows
     # with those few records, not with the county's commonest names; both
     # directions, as a dedupe sees each pair once.
@@ -496,9 +495,9 @@ def blocking_columns_sql(table: str) -> str:
         )
         SELECT t.*, CASE WHEN f.n <= cap.c THEN t.dob END AS dob_block,
                CASE WHEN f.n > cap.c THEN t.dob END AS dob_hot,
-               substr(t.first_name, 1, 1) || '|' || t.last_name AS name_key,
-               CASE WHEN t.dob IS NULL THEN substr(t.first_name, 1, 1) || '|' || t.last_name
-               END AS name_no_dob
+               t.first_name || '|' || t.last_name AS name_key,
+               CASE WHEN t.dob IS NULL THEN t.first_name || '|' || t.last_name END
+                   AS name_no_dob
         FROM {table} t LEFT JOIN f USING (dob) CROSS JOIN cap"""
 
 
