@@ -23,8 +23,7 @@ with the same surname and DOB is exactly the twins pattern famlink refuses on
 purpose: such pairs (the same non-empty DOB, surnames alike with difflib ratio
 >= 0.8, both first names present with a ratio < 0.5) are taken out of both the
 truth and the output before scoring ("set apart"); the raw score (nothing
-taken out) is printed beside it. Seconds are wall time and CPU time (the process's,
-all threads): on a machine shared with other jobs, compare the CPU figures.
+taken out) is printed beside it.
 """
 
 from __future__ import annotations
@@ -117,13 +116,13 @@ def score(pred: set, truth: set, people: dict[str, dict]) -> dict[str, tuple[flo
             "twin_pairs": (len(truth & apart),)}
 
 
-def run_famlink(paths: list[Path], out: Path) -> tuple[set, tuple[float, float], set]:
-    """(pairs linked, (wall, CPU) seconds, pairs sent to clerical review)."""
+def run_famlink(paths: list[Path], out: Path) -> tuple[set, float, set]:
+    """(pairs linked, seconds, pairs sent to clerical review)."""
     from matchers.pairs import link_files
 
-    t, c = time.perf_counter(), time.process_time()
+    t = time.perf_counter()
     summary = link_files(paths[0], paths[-1], out, threshold=THRESHOLD)
-    sec = (time.perf_counter() - t, time.process_time() - c)
+    sec = time.perf_counter() - t
     with out.open() as f:
         pairs = {_key(r["left_id"], r["right_id"]) for r in csv.DictReader(f)}
     with summary.review_out.open() as f:
@@ -143,14 +142,14 @@ def splink_blocking_rules() -> list[str]:
     """famlink's own blocking rules over the columns plain Splink is given: the DOB
     block columns are the DOB, the list of postcodes is the postcode, and rules
     over columns it does not have (identifiers, nickname groups, soundex, house
-    numbers, streets, the DOB-less name keys) are left out."""
+    numbers, streets) are left out."""
     from matchers.comparisons import BLOCKING_RULES, EXPLODING_BLOCKING_RULES
 
     rules = BLOCKING_RULES + [r for r, _ in EXPLODING_BLOCKING_RULES]
     out: list[str] = []
     for rule in rules:
         if any(c in rule for c in ("upn", "nhs_number", "ni_number", "first_name_groups",
-                                   "_sdx", "house_number", "street", "name_key", "name_no_dob")):
+                                   "_sdx", "house_number", "street")):
             continue
         rule = (rule.replace("dob_block", "dob").replace("dob_hot", "dob")
                 .replace("postcodes", "postcode"))
@@ -159,13 +158,13 @@ def splink_blocking_rules() -> list[str]:
     return out
 
 
-def run_splink(frames: list[pd.DataFrame]) -> tuple[set, tuple[float, float]]:
+def run_splink(frames: list[pd.DataFrame]) -> tuple[set, float]:
     """Plain Splink 5: default comparisons of its library, u by random sampling, m by
-    EM, predictions at the same threshold; (wall, CPU) seconds."""
+    EM, predictions at the same threshold."""
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
-    t, c = time.perf_counter(), time.process_time()
+    t = time.perf_counter()
     dfs = [f.drop(columns=["entity"]).rename(columns={"id": "unique_id"}).replace("", None)
            for f in frames]
     for d in dfs:  # a date column, as famlink's rules compare year(dob)
@@ -193,7 +192,7 @@ def run_splink(frames: list[pd.DataFrame]) -> tuple[set, tuple[float, float]]:
     for rule in (block_on("dob"), block_on("first_name", "last_name"), block_on("postcode")):
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
     pred = linker.inference.predict(threshold_match_probability=THRESHOLD).as_pandas_dataframe()
-    sec = (time.perf_counter() - t, time.process_time() - c)
+    sec = time.perf_counter() - t
     con.close()
     return {_key(a, b) for a, b in zip(pred.unique_id_l, pred.unique_id_r, strict=True)}, sec
 
@@ -279,14 +278,13 @@ def _fmt(s: dict) -> str:
 def _print_row(row: dict, header: bool) -> None:
     if header:
         print("| set | famlink F1 (P / R), raw F1 | plain Splink 5 F1 (P / R), raw F1 "
-              "| famlink s wall / CPU | Splink s wall / CPU | twin-pattern true pairs "
+              "| famlink s | Splink s | twin-pattern true pairs "
               "| missed true pairs: in review / not true in review |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
     spl = _fmt(row["splink"]) if "splink" in row else "-"
-    spl_s = "{:.1f} / {:.1f}".format(*row["splink_s"]) if "splink_s" in row else "-"
-    fam_s = "{:.1f} / {:.1f}".format(*row["famlink_s"])
+    spl_s = f"{row['splink_s']:.1f}" if "splink_s" in row else "-"
     missed, reviewed, other = row["review"]
-    print(f"| {row['set']} | {_fmt(row['famlink'])} | {spl} | {fam_s} | "
+    print(f"| {row['set']} | {_fmt(row['famlink'])} | {spl} | {row['famlink_s']:.1f} | "
           f"{spl_s} | {row['famlink']['twin_pairs'][0]} | {missed}: {reviewed} / {other} |",
           flush=True)
 

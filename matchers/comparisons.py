@@ -368,12 +368,9 @@ def postcode_comparison() -> Comparison:
             Level("damerau_levenshtein(postcode_l, postcode_r) <= 1",
                   "one character wrong (a typo)", 0.03, 0.005),
             Level("postcode_district_l = postcode_district_r", "same district", 0.05, 0.1),
-            # Where an incident happened says nothing about who a person is: no
-            # evidence either way (as a learnt level it weighed about -4 bits, since
-            # police nominals are commoner among random pairs than among matches).
             Level(
                 "postcode_is_location_l OR postcode_is_location_r",
-                "only an incident location, elsewhere (no evidence)", is_null=True,
+                "only an incident location, elsewhere", 0.5, 0.95,
             ),
             else_level(0.1, 0.877),
         ),
@@ -448,13 +445,6 @@ BLOCKING_RULES = [
     "l.first_name = r.first_name AND l.last_name = r.last_name "
     "AND month(l.dob) = month(r.dob) AND day(l.dob) = day(r.dob)",
     "l.first_name = r.last_name AND l.last_name = r.first_name",
-    # No DOB on one side (a police nominal, a file without dates) and no postcode
-    # shared: the same forename and surname. Only the DOB-less records' names are
-    # joined with everyone's (``name_no_dob`` / ``name_key``), so the cost grows
-    # with those few records, not with the county's commonest names; both
-    # directions, as a dedupe sees each pair once.
-    "l.name_no_dob = r.name_key",
-    "l.name_key = r.name_no_dob",
     "l.address = r.address",
     # A postcode mistyped or out of date and no DOB to block on: the same street
     # and forename (``street`` is the address without its house number).
@@ -480,24 +470,21 @@ EXPLODING_BLOCKING_RULES = [
     ("l.postcodes = r.postcodes AND l.first_name = r.last_name", ["postcodes"]),
     ("l.postcodes = r.postcodes AND l.last_name = r.first_name", ["postcodes"]),
 ]
-BLOCKING_COLUMNS = ["dob_block", "dob_hot", "name_key", "name_no_dob"]
+BLOCKING_COLUMNS = ["dob_block", "dob_hot"]
 # A date is "hot" when more records carry it than this many times the average.
 HOT_DOB_FACTOR = 20
 HOT_DOB_MIN = 50
 
 
 def blocking_columns_sql(table: str) -> str:
-    """``table`` plus the columns the blocking rules use (``BLOCKING_COLUMNS``)."""
+    """``table`` plus the ``dob_block`` / ``dob_hot`` columns the blocking rules use."""
     return f"""WITH f AS (
             SELECT dob, count(*) AS n FROM {table} WHERE dob IS NOT NULL GROUP BY dob
         ), cap AS (
             SELECT greatest({HOT_DOB_MIN}, {HOT_DOB_FACTOR} * avg(n)) AS c FROM f
         )
         SELECT t.*, CASE WHEN f.n <= cap.c THEN t.dob END AS dob_block,
-               CASE WHEN f.n > cap.c THEN t.dob END AS dob_hot,
-               t.first_name || '|' || t.last_name AS name_key,
-               CASE WHEN t.dob IS NULL THEN t.first_name || '|' || t.last_name END
-                   AS name_no_dob
+               CASE WHEN f.n > cap.c THEN t.dob END AS dob_hot
         FROM {table} t LEFT JOIN f USING (dob) CROSS JOIN cap"""
 
 
