@@ -534,9 +534,10 @@ def _review_candidates(con: duckdb.DuckDBPyConnection, refused: str, threshold: 
     the doubtful links); ``refused`` (profile_l, profile_r, method) are the
     clustering's refused edges."""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _fl_refused_pairs AS
-        SELECT DISTINCT ON (profile_l, profile_r) least(profile_l, profile_r) AS profile_l,
-               greatest(profile_l, profile_r) AS profile_r, method
-        FROM {refused} ORDER BY profile_l, profile_r, method = 'ambiguous'""")
+        SELECT DISTINCT ON (lo, hi) lo AS profile_l, hi AS profile_r, method
+        FROM (SELECT least(profile_l, profile_r) AS lo, greatest(profile_l, profile_r) AS hi,
+                     method FROM {refused})
+        ORDER BY lo, hi, method = 'ambiguous'""")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _fl_review_cand AS
         SELECT pp.*, CASE
