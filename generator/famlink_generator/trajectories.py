@@ -298,6 +298,8 @@ class Planner:
         assert pr.person is not None
         for day in self._windows(fam, pr, rnd, (2, 3)):
             victim = rnd.randrange(self.c.n)
+            while victim == pr.person:  # not his own victim (redrawn only then)
+                victim = rnd.randrange(self.c.n)
             self.incident(day, "CRIME", fam, fam.household, rnd.random() < 0.4,
                           [(pr.person, "OFFENDER", rnd.choice(("CHARGED", "CHARGED", "CAUTIONED"))),
                            (victim, "VICTIM", "")], rnd)
