@@ -288,6 +288,124 @@ def test_continuing_problems_have_no_quiet_spell() -> None:
             assert max(gaps) <= RECUR_GAP[1] + 5, (trajectory, seed, after)
 
 
+# ------------------------------------------------------ incidents: victims and suspects
+# the plans whose 5B is domestic_perpetrator: a member planted as the perpetrator
+DA_PERPETRATOR_PLANS = ("thurrock", "cumbria", "central_bedfordshire")
+
+
+def _planted(plan: str, seed: int, residents: int = 900, families: int = 40,
+             months: int = 24) -> tuple:
+    """A county, its cohort and what is planted for it (no delivery written: ~0.1 s)."""
+    from datetime import date
+
+    from famlink_generator.calendar import month_end, month_start, o
+    from famlink_generator.cohort import select_families
+    from famlink_generator.county import _last_att_term
+    from famlink_generator.people import build_county
+    from famlink_generator.trajectories import Timeline, plan_cohort
+
+    start = date(2023, 1, 1)
+    c = build_county(residents, seed, o(start))
+    fams = select_families(c, families, seed, o(start), months)
+    tl = Timeline(o(start), o(month_end(month_start(2023, 1, months - 1))),
+                  _last_att_term(start, months))
+    return c, fams, plan_cohort(c, fams, plan, seed, tl)
+
+
+def test_no_planted_incident_names_one_person_twice() -> None:
+    """No planted incident names one person twice: sources.police writes one nominal per
+    person per incident, so a domestic abuse perpetrator planted as her own victim lost
+    her charged suspect row (as did an offender drawn as his own victim). The victim of
+    a planted perpetrator is another adult of the family, a woman first; a lone parent's
+    is an outsider (in no cohort family). Both cases that planted a perpetrator as her
+    own victim, a lone mother and a mother whose only other adult is a man, occur here."""
+    from famlink_generator.people import ROLE_CHILD
+
+    lone_mothers = with_a_man = 0
+    for plan in DA_PERPETRATOR_PLANS:
+        for seed in range(1, 6):
+            c, fams, store = _planted(plan, seed)
+            cohort = {p for f in fams for p in f.members}
+            at_home: dict[int, list[dict[str, int]]] = {}
+            for inc in store.incidents:
+                people = [p for p, _role, _res in inc["nominals"]]
+                assert len(set(people)) == len(people), (plan, seed, inc)
+                if inc["category"] == "DOMESTIC":
+                    at_home.setdefault(inc["h"], []).append(
+                        {role: p for p, role, _res in inc["nominals"]})
+            for f in fams:
+                adults = [p for p in f.members if c.role[p] != ROLE_CHILD]
+                for pr in f.problems:
+                    if pr.kind != "domestic_perpetrator":
+                        continue
+                    perp = pr.person
+                    hers = [n for n in at_home.get(f.household, []) if n["SUSPECT"] == perp]
+                    assert hers, (plan, seed, f.family_id)
+                    others = [p for p in adults if p != perp]
+                    for n in hers:
+                        assert n["VICTIM"] != perp, (plan, seed, f.family_id)
+                        if others:
+                            assert n["VICTIM"] in others, (plan, seed, f.family_id)
+                        else:
+                            assert n["VICTIM"] not in cohort, (plan, seed, f.family_id)
+                    if c.sex[perp] == 1 and not any(c.sex[p] == 1 for p in others):
+                        lone_mothers += not others
+                        with_a_man += bool(others)
+    assert lone_mothers >= 3 and with_a_man >= 3, (lone_mothers, with_a_man)
+
+
+def test_written_domestic_incidents_name_a_victim_and_a_suspect(tmp_path: Path) -> None:
+    """In the deliveries every domestic incident at a cohort home has one VICTIM and one
+    SUSPECT row, two people, and a lone mother planted as the perpetrator is the suspect
+    of hers, an outsider the victim (she was written as her own victim, no suspect row)."""
+    out = tmp_path / "cb"
+    generate_county(_cfg(out, plan="central_bedfordshire", seed=3).model_copy(
+        update={"out_dir": out, "plant_faults": False}))
+
+    def rows(name: str) -> list[dict[str, str]]:
+        with open(out / "_truth" / name, encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+
+    people = {r["true_person_id"]: r for r in rows("people.csv")}
+    family_of = {r["incident_ref"]: r["family_id"] for r in rows("incidents.csv")
+                 if r["family_id"]}
+    who = {r["record_key"]: r["true_person_id"] for r in rows("records.csv")
+           if r["file"] == "police_nominals.csv"}
+    domestic: set[str] = set()
+    named: dict[str, dict[str, set[str]]] = {}
+    for month in _months(out):
+        header, incs = _read(month / "police_incidents.csv")
+        ref, cat = header.index("incident_ref"), header.index("category")
+        domestic |= {r[ref] for r in incs if r[cat] == "DOMESTIC" and r[ref] in family_of}
+        header, noms = _read(month / "police_nominals.csv")
+        ref, nid, role = (header.index(k) for k in ("incident_ref", "nominal_id", "role"))
+        for r in noms:
+            named.setdefault(r[ref], {}).setdefault(r[role], set()).add(
+                who[f"{r[ref]}|{r[nid]}"])
+    assert domestic
+    for ref in domestic:
+        roles = named[ref]
+        assert set(roles) == {"VICTIM", "SUSPECT"}, (ref, roles)
+        assert len(roles["VICTIM"] | roles["SUSPECT"]) == 2, (ref, roles)
+    lone = 0
+    for o in rows("outcomes.csv"):
+        if o["kind"] != "domestic_perpetrator":
+            continue
+        fid = o["family_id"]
+        perp = next(t for t, p in people.items() if p["person_ref"] == o["person_ref"])
+        adults = [t for t, p in people.items() if p["family_id"] == fid and p["role"] != "child"]
+        if adults != [perp] or people[perp]["sex"] != "F":
+            continue
+        lone += 1
+        hers = [ref for ref in domestic if family_of[ref] == fid
+                and named[ref]["SUSPECT"] == {perp}]
+        assert hers, fid
+        for ref in hers:
+            (victim,) = named[ref]["VICTIM"]
+            assert people[victim]["family_id"] == "", (fid, ref, victim)
+    assert lone >= 2, lone
+
+
 # ---------------------------------------------------------------- conventions
 # every convention at a non-default option: what "varied" can draw, all at once
 ALL_VARIED = {"outcome_code": "statements_only", "service_names": "council_variants",

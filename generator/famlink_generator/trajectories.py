@@ -727,8 +727,12 @@ class Planner:
                   victim: int | None = None, perpetrator: int | None = None) -> None:
         adults = [p for p in fam.members if self.c.role[p] != ROLE_CHILD]
         if victim is None:
-            fem = [p for p in adults if self.c.sex[p] == 1 and p != perpetrator]
-            victim = fem[0] if fem else adults[0]
+            # never the perpetrator: another adult of the family, a woman first; with none
+            # (a lone parent planted as the perpetrator) an outsider, as a perpetrator is
+            # for a family with no man
+            others = [p for p in adults if p != perpetrator]
+            fem = [p for p in others if self.c.sex[p] == 1]
+            victim = fem[0] if fem else others[0] if others else self._outsider(rnd)
         if perpetrator is None:
             # not an adult whose own offending is another problem going another way:
             # his charged/cautioned domestic incidents would be (re)offending too
@@ -746,10 +750,15 @@ class Planner:
                           rnd)
         a, c = fam.attached_on, pr.change_on
         code = self.code(pr)
+        # an outsider victim's own support is not on the family's record (nor is an
+        # outsider perpetrator's programme)
+        helped = victim in fam.members
         if pr.trajectory == "improving":
-            self.ev(fam, victim, "service_engagement", "IDVA", None, code, a + 10, c + 200, "IDVA")
-            self.ev(fam, victim, "programme_completed", "Freedom Programme", None, code, a + 14,
-                    c + 70)
+            if helped:
+                self.ev(fam, victim, "service_engagement", "IDVA", None, code, a + 10, c + 200,
+                        "IDVA")
+                self.ev(fam, victim, "programme_completed", "Freedom Programme", None, code,
+                        a + 14, c + 70)
             if perpetrator in fam.members:
                 self.ev(fam, perpetrator, "programme_completed", "Building Better Relationships",
                         None, code, a + 14, c + 90)
@@ -757,9 +766,12 @@ class Planner:
                 self.ev(fam, pr.person, "family_star", "Keeping your children safe",
                         rnd.randint(7, 9), code, day, None)
         elif pr.trajectory == "too_early":
-            self.ev(fam, victim, "service_engagement", "IDVA", None, code, c, None, "IDVA")
+            if helped:
+                self.ev(fam, victim, "service_engagement", "IDVA", None, code, c, None, "IDVA")
         else:
-            self.ev(fam, victim, "service_engagement", "IDVA", None, code, a + 10, a + 40, "IDVA")
+            if helped:
+                self.ev(fam, victim, "service_engagement", "IDVA", None, code, a + 10, a + 40,
+                        "IDVA")
             self.ev(fam, pr.person, "family_star", "Keeping your children safe",
                     rnd.randint(2, 4), code, c + 20, None)
 
