@@ -188,23 +188,3 @@ def test_benchmark_reads_month_end_truth() -> None:
     assert bench.expected_status(row, date(2024, 11, 30), final, months) == "too_early"
     assert bench.expected_status(row, date(2024, 11, 30), final) == "too_early"
     assert bench.expected_status(row, date(2024, 12, 31), final) == "improving"
-
-
-def test_only_the_nominal_written_is_counted() -> None:
-    """A person named twice on one incident is written once, in the first role
-    (sources.police): a domestic abuse 'perpetrator' planted as his own victim has no
-    charged suspect row, so no offence is counted for him (seed 85 thurrock FAM004027)."""
-    from famlink_generator.cohort import Planted, Problem
-
-    c, fam, (man, _other) = _family_with_adults()
-    one = Problem("1A", "adult_offending", man, fam.attached_on, "improving",
-                  fam.attached_on + 30)
-    fam.problems = [one]
-    for first in ("VICTIM", "SUSPECT"):
-        store = Planted()
-        store.incidents.append(_incident("2024-10-10", "DOMESTIC", fam.household,
-                                         [(man, first, "" if first == "VICTIM" else "CHARGED"),
-                                          (man, "SUSPECT", "CHARGED")]))
-        one.trajectory = "improving"
-        got = _judge("countywide", fam, c, store, "2024-12-31")[("1A", "2024-12-31")]
-        assert got is (first == "VICTIM"), first

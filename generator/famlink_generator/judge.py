@@ -73,12 +73,9 @@ def family_events(fam: Family, store: Planted) -> list[Event]:
         if p in members:
             out.append(Event("yot_offences", day, p, grav, outcome))
     for inc in store.incidents:
-        # one nominal per person per incident, the first written (sources.police): a
-        # perpetrator planted as his own victim is recorded as the victim only
-        firsts: dict[int, tuple[str, str]] = {}
-        for p, role, res in inc["nominals"]:
-            firsts.setdefault(p, (role, res))
-        named = [(p, role, res) for p, (role, res) in firsts.items() if p in members]
+        # every nominal planted is written: no planted incident names a person twice
+        # (sources.police writes one per person; tests/test_generate.py checks the planting)
+        named = [(p, role, res) for p, role, res in inc["nominals"] if p in members]
         home = inc["h"] == fam.household
         if not home and not named:
             continue
