@@ -48,6 +48,21 @@ WITH p AS (
     SELECT dob, count(*) AS n FROM _fl_profiles WHERE dob IS NOT NULL GROUP BY dob
 ), hot AS (
     SELECT dob FROM f WHERE n > (SELECT greatest({HOT_DOB_MIN}, {HOT_DOB_FACTOR} * avg(n)) FROM f)
+), keys AS (
+    SELECT DISTINCT root, dob, unnest(first_name_groups) AS g FROM p
+    WHERE dob IS NOT NULL AND length(first_name) > 1 AND dob NOT IN (SELECT dob FROM hot)
+), hits AS (
+    SELECT DISTINCT a.root AS ra, b.root AS rb FROM keys a JOIN keys b USING (dob, g)
+    WHERE a.root <> b.root
+), deg AS (
+    SELECT ra, count(*) AS n FROM hits GROUP BY ra
+), pairs AS (
+    SELECT h.ra, h.rb FROM hits h
+    JOIN deg dc ON dc.ra = h.ra AND dc.n = 1
+    JOIN deg dp ON dp.ra = h.rb AND dp.n = 1
+), cand_roots AS (
+    -- only the clusters of a pair fitting each other alone are summarised
+    SELECT ra AS root FROM pairs UNION SELECT rb FROM pairs
 ), cl AS (
     SELECT root,
         coalesce(list(DISTINCT upn)
@@ -66,19 +81,9 @@ WITH p AS (
         coalesce(list(DISTINCT source_system)
             FILTER (WHERE source_person_id IS NOT NULL AND source_system <> 'dwp'),
             []::VARCHAR[]) AS systems
-    FROM p GROUP BY root
-), keys AS (
-    SELECT DISTINCT root, dob, unnest(first_name_groups) AS g FROM p
-    WHERE dob IS NOT NULL AND length(first_name) > 1 AND dob NOT IN (SELECT dob FROM hot)
-), hits AS (
-    SELECT DISTINCT a.root AS ra, b.root AS rb FROM keys a JOIN keys b USING (dob, g)
-    WHERE a.root <> b.root
-), deg AS (
-    SELECT ra, count(*) AS n FROM hits GROUP BY ra
+    FROM p SEMI JOIN cand_roots USING (root) GROUP BY root
 )
-SELECT h.ra AS child, h.rb AS pupil FROM hits h
-JOIN deg dc ON dc.ra = h.ra AND dc.n = 1
-JOIN deg dp ON dp.ra = h.rb AND dp.n = 1
+SELECT h.ra AS child, h.rb AS pupil FROM pairs h
 JOIN cl c ON c.root = h.ra JOIN cl q ON q.root = h.rb
 WHERE len(c.upns) = 0 AND len(q.upns) > 0 AND len(c.cohort) = 0
   AND NOT (len(c.nhs) > 0 AND len(q.nhs) > 0 AND NOT list_has_any(c.nhs, q.nhs))
