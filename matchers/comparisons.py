@@ -99,10 +99,13 @@ DERIVED_COLUMNS = {
 }
 
 
-def derived_columns_sql(table: str) -> str:
-    """``table`` with the derived comparison columns added."""
-    cols = ", ".join(f"{sql} AS {name}" for name, sql in DERIVED_COLUMNS.items())
-    return f"SELECT *, {cols} FROM {table}"
+def derived_columns_sql(table: str, present: frozenset[str] = frozenset()) -> str:
+    """``table`` with the derived comparison columns added (but those ``present``
+    already: an incremental run counts ``first_name_seen`` over the whole county
+    before it gives Splink only the rows near the new ones)."""
+    cols = "".join(f", {sql} AS {name}" for name, sql in DERIVED_COLUMNS.items()
+                   if name not in present)
+    return f"SELECT *{cols} FROM {table}"
 
 
 def install_comparison_macros(con: Any) -> None:

@@ -46,6 +46,7 @@ from typing import Any
 import duckdb
 
 from matchers.probabilistic import DEFAULT_MODEL_PATH, MIN_TF_RECORDS, MIN_TRAIN_RECORDS
+from matchers.records import has_table
 from matchers.spark import linkage_backend
 
 # Bump when linkage would give other pairs or scores for the same input and model
@@ -99,10 +100,7 @@ def model_hash(model: dict[str, Any]) -> str:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    schema, table = name.split(".")
-    return bool(con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
-        "AND database_name = current_database()", [schema, table]).fetchall()[0][0])
+    return has_table(con, *name.split("."))
 
 
 @dataclass

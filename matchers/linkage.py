@@ -73,6 +73,7 @@ from matchers.probabilistic import (
     add_blocking_columns,
     estimate_prior,
     load_model,
+    near_new_records,
     parameter_rows,
     predict_pairs,
     term_frequencies_sql,
@@ -80,7 +81,7 @@ from matchers.probabilistic import (
 )
 from matchers.pupils import METHOD as PUPIL_METHOD
 from matchers.pupils import sole_pupil_links
-from matchers.records import build_person_records, build_profiles
+from matchers.records import build_person_records, build_profiles, has_table
 from matchers.waterfall import write_link_waterfall
 
 REVIEW_SETTINGS_PATH = Path(__file__).parent / "data" / "review.yaml"
@@ -130,6 +131,7 @@ class LinkageSummary:
     mode: str = "full"            # or "incremental": only new and changed profiles scored
     mode_reason: str = ""
     profiles_scored: int = 0      # profiles in the model's input
+    profiles_given: int = 0       # of them, the rows Splink scored from (incremental: near the new)
     new_profiles: int = 0
     vanished_profiles: int = 0
     pairs_scored: int = 0
@@ -191,11 +193,16 @@ def link_warehouse(
     add_blocking_columns(con, "_fl_splink_input")
     # the whole row Splink sees, blocking columns included, and whether its forename
     # is seen once in the input (the guards' rare-typo test reads only that): a
-    # profile whose row or rarity changed is scored again
+    # profile whose row or rarity changed is scored again. DuckDB's hash of the row
+    # (63 of its bits, a BIGINT every backend takes; the DuckDB version is in the
+    # code fingerprint) is several times cheaper than an md5 of its text
+    # (``first_name_seen`` is counted here, over every profile, once: Splink may be
+    # given only some of them)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _fl_splink_input AS
-        SELECT t.*, md5(CAST(t AS VARCHAR) || '|' || coalesce(CAST(
-            ({DERIVED_COLUMNS["first_name_seen"]}) = 1 AS VARCHAR), '')) AS input_hash
-        FROM _fl_splink_input AS t""")
+        SELECT unnest(s.input), s.first_name_seen,
+               CAST(hash(s.input, s.first_name_seen = 1) >> 1 AS BIGINT) AS input_hash
+        FROM (SELECT t AS input, {DERIVED_COLUMNS["first_name_seen"]} AS first_name_seen
+              FROM _fl_splink_input AS t) AS s""")
     n_input = con.execute("SELECT count(*) FROM _fl_splink_input").fetchall()[0][0]
     reason = relink_reason(prev, relink_all=relink_all, fingerprint=fingerprint,
                            model_file=model_file, profiles=n_input, learn=learn)
@@ -219,9 +226,12 @@ def link_warehouse(
         s.model_note = str(con.execute("SELECT any_value(how) FROM linkage.model_parameters"
                                        ).fetchall()[0][0]) + " (kept from the last full re-link)"
         if s.new_profiles:
-            predict_pairs(con, "_fl_splink_input", prev.model, "_fl_pred", min_probability=0.01,
-                          waterfall=True, term_frequencies="linkage.term_frequencies",
-                          new_only="is_new")
+            given = _near_new_input(con, prev.model)
+            s.profiles_given = con.execute(f"SELECT count(*) FROM {given}").fetchall()[0][0]
+            s.mode_reason += f"; {s.profiles_given} profiles near them given to Splink"
+            predict_pairs(con, given, prev.model, "_fl_pred",
+                          min_probability=0.01, waterfall=True,
+                          term_frequencies="linkage.term_frequencies", new_only="is_new")
             _insert_pairs(con, floor)
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE _fl_pred AS "
@@ -302,7 +312,7 @@ def link_warehouse(
     (s.probabilistic_edges, s.refused_edges), = con.execute(
         "SELECT (SELECT count(*) FROM _fl_accepted WHERE method = 'probabilistic'), "
         "(SELECT count(*) FROM _fl_refused)").fetchall()
-    _write_record_links(con, "_fl_roots", "_fl_accepted")
+    _write_record_links(con, "_fl_roots", "_fl_accepted", incremental=s.mode == "incremental")
     s.persons = con.execute("SELECT count(DISTINCT person_id) FROM linkage.record_links"
                             ).fetchall()[0][0]
     stage("record links")
@@ -326,6 +336,19 @@ def link_warehouse(
         "model_learnt": s.model_learnt,
         "seconds": round(time.perf_counter() - started, 3)})
     return s
+
+
+def _near_new_input(con: duckdb.DuckDBPyConnection, model: dict) -> str:
+    """The Splink input an incremental run scores: the new and changed profiles and
+    the rows the blocking rules could pair them with (``near_new_records``; their
+    ``first_name_seen`` was counted over every profile); the whole input when the
+    rules cannot be read so."""
+    if near_new_records(con, "_fl_splink_input", model, "_fl_near") is None:
+        return "_fl_splink_input"
+    con.execute("""CREATE OR REPLACE TEMP TABLE _fl_splink_near AS
+        SELECT * FROM _fl_splink_input SEMI JOIN _fl_near USING (unique_id)""")
+    con.execute("DROP TABLE _fl_near")
+    return "_fl_splink_near"
 
 
 def _cluster_components(con: duckdb.DuckDBPyConnection, only_touched: bool) -> int:
@@ -446,10 +469,19 @@ VIA_RANK = {"upn": 0, "nhs_number": 1, "ni_number": 2, "dwp_match_ref": 3, "sour
             REVIEW_METHOD: 5, PUPIL_METHOD: 7, DWP_VOUCHED_METHOD: 8, DWP_METHOD: 8}
 
 
-def _write_record_links(con: duckdb.DuckDBPyConnection, roots: str, accepted: str) -> None:
+def _write_record_links(con: duckdb.DuckDBPyConnection, roots: str, accepted: str,
+                        incremental: bool = False) -> None:
     """``linkage.record_links``: each record's person (``roots``: profile_id, root; a
     profile absent is its own person) and the accepted edge (``accepted``: a, b, p,
-    method) that best explains its profile's membership."""
+    method) that best explains its profile's membership.
+
+    A record's row is a function of its profile's row in ``linkage.profile_links``
+    (its cluster's root, its own and its explaining edge's records) and of its
+    cluster's other rows there. An ``incremental`` run (after ``build_person_records``
+    with reuse, which leaves the records added, gone or retyped in
+    ``_fl_moved_records``) computes and writes only the rows of the clusters with a
+    profile row added, gone or changed, or a record moved: every other row would
+    come out as it is."""
     rank = "CASE method " + " ".join(f"WHEN '{m}' THEN {r}" for m, r in VIA_RANK.items()) \
         + " ELSE 9 END"
     con.execute(
@@ -460,14 +492,34 @@ def _write_record_links(con: duckdb.DuckDBPyConnection, roots: str, accepted: st
               UNION ALL SELECT b, a, a, b, p, method FROM {accepted})
         QUALIFY row_number() OVER (PARTITION BY me ORDER BY {rank}, p DESC, a, b) = 1""")
     con.execute(
-        f"""CREATE OR REPLACE TABLE linkage.record_links AS
-        WITH c AS (
-            SELECT cl.profile_id, cl.root, p.rep_record_id, p.cohort_ref,
-                   max(p.cohort_ref) OVER (PARTITION BY cl.root) AS cluster_ref,
-                   min(p.rep_record_id) OVER (PARTITION BY cl.root) AS cluster_min
-            FROM (SELECT p.profile_id, coalesce(cl.root, p.profile_id) AS root
-                  FROM _fl_profiles p LEFT JOIN {roots} cl USING (profile_id)) cl
-            JOIN _fl_profiles p USING (profile_id)
+        f"""CREATE OR REPLACE TEMP TABLE _fl_profile_links AS
+        SELECT p.profile_id, coalesce(cl.root, p.profile_id) AS root, p.rep_record_id,
+               p.cohort_ref, v.via_method, v.via_probability,
+               vp.rep_record_id AS via_record_id
+        FROM _fl_profiles p LEFT JOIN {roots} cl USING (profile_id)
+        LEFT JOIN _fl_via v USING (profile_id)
+        LEFT JOIN _fl_profiles vp ON vp.profile_id = v.via_profile""")
+    con.execute("DROP TABLE _fl_via")
+    incremental = incremental and has_table(con, "linkage", "profile_links") \
+        and has_table(con, "linkage", "record_links") and bool(con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE temporary "
+            "AND table_name = '_fl_moved_records'").fetchall()[0][0])
+    scope = ""
+    if incremental:
+        con.execute("""CREATE OR REPLACE TEMP TABLE _fl_links_changed AS
+            (SELECT * FROM _fl_profile_links EXCEPT SELECT * FROM linkage.profile_links)
+            UNION ALL
+            (SELECT * FROM linkage.profile_links EXCEPT SELECT * FROM _fl_profile_links)""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE _fl_dirty_roots AS
+            SELECT root FROM _fl_links_changed
+            UNION SELECT pl.root FROM _fl_moved_records
+                  JOIN _fl_record_profile USING (record_id)
+                  JOIN _fl_profile_links AS pl USING (profile_id)""")
+        scope = "SEMI JOIN _fl_dirty_roots USING (root)"
+    rows = f"""WITH c AS (
+            SELECT pl.*, max(pl.cohort_ref) OVER (PARTITION BY pl.root) AS cluster_ref,
+                   min(pl.rep_record_id) OVER (PARTITION BY pl.root) AS cluster_min
+            FROM _fl_profile_links AS pl {scope}
         )
         SELECT r.extract, r.record_key, r.record_id,
             CASE WHEN c.cluster_ref IS NOT NULL THEN 'P-' || c.cluster_ref
@@ -475,20 +527,34 @@ def _write_record_links(con: duckdb.DuckDBPyConnection, roots: str, accepted: st
             c.cluster_ref AS person_ref,
             CASE WHEN r.extract = 'cohort_members' THEN 'cohort'
                  WHEN r.record_id <> c.rep_record_id THEN 'source_ref'
-                 ELSE v.via_method END AS match_method,
+                 ELSE c.via_method END AS match_method,
             CASE WHEN r.extract = 'cohort_members' THEN 1.0
                  WHEN r.record_id <> c.rep_record_id THEN 1.0
-                 ELSE v.via_probability END AS match_probability,
+                 ELSE c.via_probability END AS match_probability,
             CASE WHEN r.extract = 'cohort_members' THEN NULL
                  WHEN r.record_id <> c.rep_record_id THEN c.rep_record_id
-                 ELSE vp.rep_record_id END AS matched_to_record_id
+                 ELSE c.via_record_id END AS matched_to_record_id
         FROM linkage.record_appearance r
         JOIN _fl_record_profile rp USING (record_id)
-        JOIN c ON c.profile_id = rp.profile_id
-        LEFT JOIN _fl_via v ON v.profile_id = rp.profile_id
-        LEFT JOIN _fl_profiles vp ON vp.profile_id = v.via_profile"""
-    )
-    con.execute("DROP TABLE _fl_via")
+        JOIN c ON c.profile_id = rp.profile_id"""
+    if not incremental:
+        con.execute(f"CREATE OR REPLACE TABLE linkage.record_links AS {rows}")
+        con.execute("CREATE OR REPLACE TABLE linkage.profile_links AS "
+                    "SELECT * FROM _fl_profile_links")
+        con.execute("DROP TABLE _fl_profile_links")
+        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_links_new AS {rows}")
+    con.execute("""DELETE FROM linkage.record_links WHERE record_id IN (
+                   SELECT record_id FROM _fl_links_new UNION
+                   SELECT record_id FROM _fl_moved_records)""")
+    con.execute("INSERT INTO linkage.record_links SELECT * FROM _fl_links_new")
+    con.execute("""DELETE FROM linkage.profile_links WHERE profile_id IN (
+                   SELECT profile_id FROM _fl_links_changed)""")
+    con.execute("""INSERT INTO linkage.profile_links SELECT * FROM _fl_profile_links
+                   SEMI JOIN (SELECT DISTINCT profile_id FROM _fl_links_changed)
+                   USING (profile_id)""")
+    for t in ("_fl_links_new", "_fl_links_changed", "_fl_dirty_roots", "_fl_profile_links"):
+        con.execute(f"DROP TABLE {t}")
 
 
 def _latest_decisions_sql(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -31,6 +31,7 @@ import duckdb
 
 from matchers.clustering import GENERATION_DAYS
 from matchers.comparisons import (
+    DERIVED_COLUMNS,
     DOB_SLIP_SQL,
     FIRST_NAME_COMPATIBLE_SQL,
     FULL_FORENAME_AGREES_SQL,
@@ -393,7 +394,8 @@ def splink_session(
         scratch.execute(f"SET temp_directory = '{tmp}'")
         install_comparison_macros(scratch)
         scratch.register("_fl_in", con.sql(f"SELECT * FROM {table}").to_arrow_table())
-        scratch.execute(f"CREATE TABLE {table} AS {derived_columns_sql('_fl_in')}")
+        present = frozenset(r[0] for r in scratch.execute("DESCRIBE _fl_in").fetchall())
+        scratch.execute(f"CREATE TABLE {table} AS {derived_columns_sql('_fl_in', present)}")
         scratch.unregister("_fl_in")
         yield scratch
     finally:
@@ -414,6 +416,84 @@ def new_pairs_only(settings: dict[str, Any], flag: str = "is_new") -> dict[str, 
         for rule in settings["blocking_rules_to_generate_predictions"]
         for side in (f"l.{flag}", f"r.{flag} AND NOT l.{flag}")]
     return out
+
+
+def _rule_keys(rule: str) -> list[tuple[str, str]] | None:
+    """A blocking rule as its equalities, each (left side over ``l``, right side over
+    ``r``); None when the rule is not a conjunction of such equalities."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(rule, dialect="duckdb")
+    keys = []
+    for part in tree.flatten() if isinstance(tree, exp.And) else [tree]:
+        while isinstance(part, exp.Paren):
+            part = part.this
+        if not isinstance(part, exp.EQ):
+            return None
+        sides = [{c.table for c in side.find_all(exp.Column)} for side in (part.left, part.right)]
+        if sides == [{"l"}, {"r"}]:
+            keys.append((part.left.sql("duckdb"), part.right.sql("duckdb")))
+        elif sides == [{"r"}, {"l"}]:
+            keys.append((part.right.sql("duckdb"), part.left.sql("duckdb")))
+        else:
+            return None
+    return keys
+
+
+# Derived columns too dear to compute for every row of the county just to find the
+# rows near the new ones: an equality on them is left out there (a superset of rows).
+NEAR_SKIPPED_COLUMNS = frozenset({"first_name_sdx", "last_name_sdx"})
+
+
+def near_new_records(con: duckdb.DuckDBPyConnection, table: str, settings: dict[str, Any],
+                     out: str, flag: str = "is_new") -> int | None:
+    """``out`` (unique_id): every row of ``table`` that a blocking rule of ``settings``
+    could pair with a row flagged ``flag``, the flagged rows included. They are the
+    only rows an incremental scoring (``new_pairs_only``) can pair, so Splink is given
+    these instead of the whole county. Each rule is read as its equalities between
+    the two sides (``_rule_keys``): a row is near when its side of every equality
+    (but those on ``NEAR_SKIPPED_COLUMNS``) equals a new row's other side. Returns
+    the number of rows, or None when a rule is not such a conjunction (then every
+    row is needed)."""
+    from sqlglot import exp, parse_one
+
+    install_comparison_macros(con)
+    rules = []
+    for rule in settings["blocking_rules_to_generate_predictions"]:
+        keys = _rule_keys(rule["blocking_rule"])
+        if keys is None:
+            return None
+        keys = [k for k in keys if not any(
+            c.name in NEAR_SKIPPED_COLUMNS for side in k
+            for c in parse_one(side, dialect="duckdb").find_all(exp.Column))]
+        if not keys:
+            return None
+        rules.append((keys, rule.get("arrays_to_explode") or []))
+    have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    used = {c.name for keys, _ in rules for k in keys for side in k
+            for c in parse_one(side, dialect="duckdb").find_all(exp.Column)}
+    if missing := used - have - set(DERIVED_COLUMNS):
+        raise ValueError(f"blocking rules read columns {sorted(missing)} not in {table}")
+    cols = ", ".join(sorted(used & have))
+    derived = "".join(f", {DERIVED_COLUMNS[c]} AS {c}" for c in sorted(used - have))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_near_keys AS "
+                f"SELECT unique_id, {flag}, {cols}{derived} FROM {table}")
+    parts = [f"SELECT unique_id FROM _fl_near_keys WHERE {flag}"]
+    for keys, exploded in rules:
+        src = (f"(SELECT * REPLACE ({', '.join(f'unnest({c}) AS {c}' for c in exploded)}) "
+               "FROM _fl_near_keys)" if exploded else "_fl_near_keys")
+        # new on the left and an old row on the right; new on the right
+        for new_side, old_side, new_i, old_i in (("l", "r", 0, 1), ("r", "l", 1, 0)):
+            probe = ", ".join(f"{k[new_i]} AS k{i}" for i, k in enumerate(keys))
+            on = " AND ".join(f"{k[old_i]} = k.k{i}" for i, k in enumerate(keys))
+            parts.append(
+                f"SELECT {old_side}.unique_id FROM {src} AS {old_side} SEMI JOIN "
+                f"(SELECT DISTINCT {probe} FROM {src} AS {new_side} WHERE {new_side}.{flag}) "
+                f"AS k ON {on}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS " + "\nUNION\n".join(parts))
+    con.execute("DROP TABLE _fl_near_keys")
+    return con.execute(f"SELECT count(*) FROM {out}").fetchall()[0][0]
 
 
 def tf_columns(settings: dict[str, Any]) -> list[str]:

@@ -163,7 +163,8 @@ def _drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> No
         con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {schema}.{name}")
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+def has_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    """Whether the warehouse (not a temp schema) holds the table ``schema.name``."""
     return bool(con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
         "AND database_name = current_database()", [schema, name]).fetchall()[0][0])
@@ -188,31 +189,41 @@ def build_person_records(
     """
     install_standardise_macros(con)
     con.execute("CREATE SCHEMA IF NOT EXISTS linkage")
-    reuse = reuse and _has_table(con, "linkage", "person_appearances")
+    reuse = reuse and has_table(con, "linkage", "person_appearances")
     raw = raw_person_sql(con, schema) or EMPTY_RAW_SQL
     cols = ", ".join(APPEARANCE_COLUMNS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_raw_people AS "
                 f"SELECT hash({cols}) AS appearance_id, * FROM ({raw})")
     _drop_relation(con, "linkage", "person_records")
     if reuse:
-        # the appearances whose records changed (a record added, gone or retyped): their
-        # profiles are built again (``build_profiles``)
+        # the records added, gone or retyped since the previous run (``_fl_moved_records``),
+        # and their appearances, whose profiles are built again (``build_profiles``); only
+        # they are written, not the county's every record again
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _fl_changed_appearances AS
-            WITH moved AS (
-                (SELECT record_id, appearance_id FROM _fl_raw_people
-                 EXCEPT SELECT record_id, appearance_id FROM linkage.record_appearance)
-                UNION ALL
-                (SELECT record_id, appearance_id FROM linkage.record_appearance
-                 EXCEPT SELECT record_id, appearance_id FROM _fl_raw_people))
-            SELECT DISTINCT appearance_id FROM moved""")
+            """CREATE OR REPLACE TEMP TABLE _fl_moved AS
+            (SELECT record_id, appearance_id, true AS added FROM _fl_raw_people
+             EXCEPT SELECT record_id, appearance_id, true FROM linkage.record_appearance)
+            UNION ALL
+            (SELECT record_id, appearance_id, false FROM linkage.record_appearance
+             EXCEPT SELECT record_id, appearance_id, false FROM _fl_raw_people)""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE _fl_changed_appearances AS
+                       SELECT DISTINCT appearance_id FROM _fl_moved""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE _fl_moved_records AS
+                       SELECT DISTINCT record_id FROM _fl_moved""")
+        con.execute("""DELETE FROM linkage.record_appearance WHERE record_id IN (
+                       SELECT record_id FROM _fl_moved WHERE NOT added)""")
+        con.execute(
+            """INSERT INTO linkage.record_appearance
+            SELECT r.record_id, r.extract, r.record_key, r.appearance_id FROM _fl_raw_people r
+            SEMI JOIN _fl_moved m ON m.added AND m.record_id = r.record_id""")
+        con.execute("DROP TABLE _fl_moved")
     else:
         con.execute("DROP TABLE IF EXISTS _fl_changed_appearances")
-    con.execute(
-        # record_id is unique: staging holds one current row per contract key
-        """CREATE OR REPLACE TABLE linkage.record_appearance AS
-        SELECT record_id, extract, record_key, appearance_id FROM _fl_raw_people"""
-    )
+        con.execute("DROP TABLE IF EXISTS _fl_moved_records")
+        con.execute(
+            # record_id is unique: staging holds one current row per contract key
+            """CREATE OR REPLACE TABLE linkage.record_appearance AS
+            SELECT record_id, extract, record_key, appearance_id FROM _fl_raw_people""")
     # each appearance's postcode history, sorted so that one history is one value at
     # every run (only rows that carry one: most carry none)
     con.execute(
@@ -319,8 +330,8 @@ def build_profiles(con: duckdb.DuckDBPyConnection) -> int:
     person's appearances and their records)."""
     key = " || '|' || ".join(f"coalesce({c}, '~')" for c in PROFILE_KEY_COLUMNS)
     keyed = f"SELECT appearance_id, md5({key}) AS profile_key FROM linkage.person_appearances"
-    reuse = (_has_table(con, "linkage", "profiles")
-             and _has_table(con, "linkage", "appearance_profiles")
+    reuse = (has_table(con, "linkage", "profiles")
+             and has_table(con, "linkage", "appearance_profiles")
              and bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND "
                                   "table_name = '_fl_changed_appearances'").fetchall()[0][0]))
     if not reuse:

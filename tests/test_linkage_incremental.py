@@ -82,6 +82,12 @@ def test_incremental_month_scores_only_new_pairs(runs: dict[str, Path]) -> None:
         runs["first"], "SELECT model_hash, pairs_kept FROM linkage.runs")
     assert mode == "incremental" and model == first_model       # no re-training
     assert 0 < new < 100 and 0 < scored < kept / 10            # a month adds little
+    # Splink is given the new profiles and the rows its blocking rules could pair them
+    # with, not every profile (the pairs are a full rescoring's: the next test)
+    (reason, profiles), = _rows(runs["incremental"], "SELECT reason, profiles FROM linkage.runs "
+                                                    "ORDER BY run DESC LIMIT 1")
+    given = int(reason.split("; ")[-1].split()[0])
+    assert new < given < profiles / 2, reason
     assert kept >= first_kept - scored
 
 
