@@ -183,6 +183,25 @@ def test_snapshot_equal_to_an_older_delivery_is_applied(tmp_path: Path) -> None:
                      " AND month = '2024-12'") == [("delivered",)]
 
 
+def test_a_month_loaded_before_is_known_by_its_sha_and_a_changed_one_inspected_whole(
+        tmp_path: Path) -> None:
+    """A file of a month already held is matched by its sha256 alone; when it differs
+    (a corrected re-delivery) it is read whole again, so a bad encoding still stops."""
+    drop, wh = tmp_path / "drop", tmp_path / "w.duckdb"
+    month_of_cohort(drop, "2024-11", 6)
+    assert ingest(drop, wh, "2024-11-30").exit_code == 0
+    again = ingest(drop, wh, "2024-11-30")
+    assert again.exit_code == 0
+    assert query(wh, "SELECT count(*) FROM meta.deliveries WHERE status = 'loaded'") == [(2,)]
+    path = drop / "2024-11" / "cohort_members.csv"
+    path.write_bytes(path.read_bytes().replace(b"Smith", "Smïth".encode(), 1)
+                     + b"P900,FAM000,child,Zo\xeb,Smith,01/02/2012\n")
+    mixed = ingest(drop, wh, "2024-11-30")
+    assert mixed.exit_code != 0
+    assert "mixes UTF-8 with another encoding" in mixed.output
+    assert query(wh, "SELECT count(*) FROM meta.deliveries WHERE status = 'loaded'") == [(2,)]
+
+
 def test_drop_folder_faults_are_listed_and_kept(tmp_path: Path) -> None:
     drop, wh = tmp_path / "drop", tmp_path / "w.duckdb"
     police = {"incident_ref": "I1", "reported_at": "2024-09-01T10:00:00", "category": "ASB"}

@@ -37,6 +37,7 @@ from famlink.ingest.reading import (
     FileFacts,
     RowFault,
     check_regular_file,
+    file_sha256,
     inspect_file,
     read_delivery,
 )
@@ -403,22 +404,27 @@ def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
     root = Path(drop).resolve()
     empty: set[tuple[str, str]] = set()
     used: set[str] = set()
+    # a month of an extract the warehouse holds a delivery of: its file is most likely
+    # that delivery again, known by its sha256 alone (no need to inspect it whole)
+    held = set(con.execute("SELECT DISTINCT extract, month FROM meta.deliveries").fetchall())
     for month, _folder in listing.months:
         for path in listing.files[month]:
             spec = contract.files[path.name]
             check_regular_file(path, inside=root)
-            facts = inspect_file(path)
-            if facts.size == 0:
+            if path.stat().st_size == 0:
                 empty.add((month, spec.file))
-            seen = _already_loaded(con, spec.name, month, facts.sha256)
+            facts = None if (spec.name, month) in held else inspect_file(path)
+            sha = facts.sha256 if facts else file_sha256(path)
+            seen = _already_loaded(con, spec.name, month, sha)
             if seen:
                 if seen == "unchanged":     # kept, so the month shows as delivered
                     con.execute(
                         "INSERT INTO meta.deliveries VALUES (nextval('meta.delivery_seq'), ?, ?, "
                         "?, ?, ?, 'unchanged', 0, 0, 0, 0, ?)",
-                        [load_id, month, spec.file, spec.name, facts.sha256, datetime.now()])
+                        [load_id, month, spec.file, spec.name, sha, datetime.now()])
                 summary.deliveries.append(DeliveryResult(month, path.name, "already_loaded"))
                 continue
+            facts = facts or inspect_file(path)
             if progress:
                 progress(f"{month}/{path.name}")
             if not summary.loaded:      # something to validate: GX imports meanwhile
@@ -449,13 +455,18 @@ def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
 def _record_checks(con: duckdb.DuckDBPyConnection, load_id: int, up_to_month: str,
                    checks: list[Finding], months: list[tuple[str, str, str, str]]) -> None:
     """The run's findings, and each extract's months as this drop folder shows them."""
-    if checks:
-        con.executemany("INSERT INTO meta.delivery_checks VALUES (?, ?, ?, ?, ?)",
-                        [[load_id, c.month, c.file, c.finding, c.detail] for c in checks])
+    _insert_rows(con, "meta.delivery_checks",
+                 [(load_id, c.month, c.file, c.finding, c.detail) for c in checks])
     con.execute("DELETE FROM meta.delivery_months WHERE month <= ?", [up_to_month])
-    if months:
-        con.executemany("INSERT INTO meta.delivery_months VALUES (?, ?, ?, ?, ?)",
-                        [[*row, load_id] for row in months])
+    _insert_rows(con, "meta.delivery_months", [(*row, load_id) for row in months])
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
+    """Append rows in one statement (DuckDB runs ``executemany`` a statement a row)."""
+    for start in range(0, len(rows), 500):
+        batch = rows[start:start + 500]
+        marks = ", ".join("(" + ", ".join("?" * len(row)) + ")" for row in batch)
+        con.execute(f"INSERT INTO {table} VALUES {marks}", [v for row in batch for v in row])
 
 
 def delivered_months(con: duckdb.DuckDBPyConnection, extract: str) -> dict[str, str]:

@@ -102,7 +102,7 @@ def inspect_file(path: Path) -> FileFacts:
     digest = hashlib.sha256()
     strict = codecs.getincrementaldecoder("utf-8")()
     loose = None                # after the first invalid byte: what else is in the file
-    size, last, bad_utf8, utf8_text, cp1252_ok = 0, b"", False, False, True
+    size, last, bad_utf8, utf8_text = 0, b"", False, False
     try:
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -111,7 +111,6 @@ def inspect_file(path: Path) -> FileFacts:
                 last = chunk[-1:]
                 if chunk.isascii() and (loose is not None or not strict.getstate()[0]):
                     continue
-                cp1252_ok = cp1252_ok and _CP1252_UNDEFINED.search(chunk) is None
                 if loose is None:
                     pending = strict.getstate()[0]
                     try:
@@ -136,6 +135,8 @@ def inspect_file(path: Path) -> FileFacts:
         if utf8_text:
             raise FatalExtractError(path, "mixes UTF-8 with another encoding: refused as a "
                                           "whole; re-export it as UTF-8")
+        # only a file that is not UTF-8 is read again, for bytes Windows-1252 lacks
+        cp1252_ok = _cp1252_decodes(path)
         if not cp1252_ok:
             raise FatalExtractError(path, "is neither UTF-8 nor Windows-1252: refused as a "
                                           "whole; re-export it as UTF-8")
@@ -144,8 +145,25 @@ def inspect_file(path: Path) -> FileFacts:
                      ends_with_newline=last in (b"\n", b"\r"), encoding=encoding)
 
 
+def _cp1252_decodes(path: Path) -> bool:
+    """Whether every byte of the file decodes as Windows-1252."""
+    try:
+        with open(path, "rb") as handle:
+            return all(_CP1252_UNDEFINED.search(chunk) is None
+                       for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except OSError as exc:
+        raise FatalExtractError(path, f"cannot be read ({exc.strerror})") from exc
+
+
 def file_sha256(path: Path) -> str:
-    return inspect_file(path).sha256
+    """The file's sha256 alone: enough to know a delivery loaded before (a file that
+    is loaded is inspected whole by ``inspect_file``)."""
+    check_regular_file(path)
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise FatalExtractError(path, f"cannot be read ({exc.strerror})") from exc
 
 
 def _has_bad_bytes(values: list[str]) -> bool:
