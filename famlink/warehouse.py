@@ -326,6 +326,9 @@ def _discard(building: Path) -> None:
     wal_path(building).unlink(missing_ok=True)
 
 
+BUILD_CHECKPOINT_THRESHOLD = "1GB"
+
+
 @contextmanager
 def build_then_publish(published: Path, *,
                        publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -346,6 +349,10 @@ def build_then_publish(published: Path, *,
         con = connect(building)
         make_private(building)
         try:
+            # the copy is thrown away unless the whole build succeeds, so its changes
+            # are checkpointed once, at the end, not every 16 MB of log (a county's
+            # first load spends about 10 s fewer in ingest)
+            con.execute(f"SET checkpoint_threshold = '{BUILD_CHECKPOINT_THRESHOLD}'")
             ensure_schema(con)
             yield con
             con.execute("CHECKPOINT")

@@ -17,6 +17,8 @@ only what changed (the build works on a copy of the previous warehouse):
   only those of source persons with a new, gone or changed appearance are built;
 - ``linkage.cluster_edges``, ``linkage.cluster_nodes`` and ``linkage.cluster_outcome``:
   the edge graph clustered, each profile's component and cluster, each edge's fate;
+- ``linkage.record_appearance`` and ``linkage.profile_links``: each record's
+  appearance, and each profile's part in its record links;
 - ``linkage.runs``: one row per run, how it linked and why.
 
 An incremental run scores, with that same model and those same term
@@ -27,9 +29,14 @@ profile with that model would give (the blocking rules and comparisons see only
 the two rows, and both are unchanged). The clustering of a component of the edge
 graph sees only its own profiles and edges, so only the components with an edge
 added, dropped or changed are clustered again (``touched_profiles``); every other
-keeps its clusters, and so its person ids. Sole-pupil and DWP links, record
-links, review lists, doubtful links and waterfalls are then set-based SQL over
-everything, and come out as a full re-link with the same model would give them.
+keeps its clusters, and so its person ids. Sole-pupil and DWP links, review
+lists, doubtful links and waterfalls are then set-based SQL over everything;
+record links are written only for the clusters whose rows in
+``linkage.profile_links`` changed (``matchers.linkage._write_record_links``). All
+come out as a full re-link with the same model would give them.
+
+Splink itself is given only the new and changed profiles and the rows a blocking
+rule could pair them with (``matchers.probabilistic.near_new_records``).
 
 A full re-link (u and m learnt again, the prior and term frequencies counted
 again, every pair scored) happens when ``relink_reason`` gives a reason.
