@@ -231,7 +231,8 @@ def link_warehouse(
             s.mode_reason += f"; {s.profiles_given} profiles near them given to Splink"
             predict_pairs(con, given, prev.model, "_fl_pred",
                           min_probability=0.01, waterfall=True,
-                          term_frequencies="linkage.term_frequencies", new_only="is_new")
+                          term_frequencies="linkage.term_frequencies", new_only="is_new",
+                          near_only=given == "_fl_splink_near")
             _insert_pairs(con, floor)
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE _fl_pred AS "
