@@ -81,7 +81,7 @@ from matchers.probabilistic import (
 )
 from matchers.pupils import METHOD as PUPIL_METHOD
 from matchers.pupils import sole_pupil_links
-from matchers.records import build_person_records, build_profiles, has_table
+from matchers.records import EXTRACTS, build_person_records, build_profiles, has_table
 from matchers.waterfall import write_link_waterfall
 
 REVIEW_SETTINGS_PATH = Path(__file__).parent / "data" / "review.yaml"
@@ -131,6 +131,7 @@ class LinkageSummary:
     mode: str = "full"            # or "incremental": only new and changed profiles scored
     mode_reason: str = ""
     profiles_scored: int = 0      # profiles in the model's input
+    extracts_read: list[str] = field(default_factory=list)   # staging views read this run
     profiles_given: int = 0       # of them, the rows Splink scored from (incremental: near the new)
     new_profiles: int = 0
     vanished_profiles: int = 0
@@ -178,6 +179,8 @@ def link_warehouse(
     model_file = model_file_hash(model_path)
     same_code = prev is not None and prev.code_fingerprint == fingerprint
     s.records = build_person_records(con, reuse=same_code)
+    s.extracts_read = [r[0] for r in con.execute(
+        "SELECT extract FROM _fl_extracts_read ORDER BY extract").fetchall()]
     s.profiles = _profiles(con)
     stage("standardise")
 
@@ -217,8 +220,10 @@ def link_warehouse(
         s.new_profiles, s.vanished_profiles = mark_new_profiles(con, "_fl_splink_input",
                                                                 all_new=rescore_all)
         kept = keep_unchanged_pairs(con, "_fl_splink_input")
+        unread = sorted(set(EXTRACTS) - set(s.extracts_read))
         s.mode_reason = (f"{s.new_profiles} new or changed profiles, {s.vanished_profiles} "
-                         f"gone; {kept} scored pairs kept")
+                         f"gone; {kept} scored pairs kept; records not read again (no "
+                         f"delivery since): {', '.join(unread) or 'none'}")
         at_training = prev.profiles_at_training
         scored_with: dict | None = prev.model
         s.model_learnt = prev.model_learnt

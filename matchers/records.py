@@ -76,14 +76,16 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[st
     ]
 
 
-def raw_person_sql(con: duckdb.DuckDBPyConnection, schema: str = "staging") -> str | None:
-    """UNION ALL of the person columns of every extract present in ``schema``."""
+def raw_person_sql(con: duckdb.DuckDBPyConnection, schema: str = "staging",
+                   only: set[str] | None = None) -> str | None:
+    """UNION ALL of the person columns of every extract present in ``schema`` (of
+    those in ``only``, when given)."""
     parts = []
     has_addresses = bool(_columns(con, schema, "cohort_addresses"))
     has_incidents = {"incident_ref", "postcode"} <= set(_columns(con, schema, "police_incidents"))
     for name, spec in EXTRACTS.items():
         cols = _columns(con, schema, name)
-        if not cols:
+        if not cols or (only is not None and name not in only):
             continue
 
         def col(c: str, cols: list[str] = cols) -> str:
@@ -163,6 +165,43 @@ def _drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> No
         con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {schema}.{name}")
 
 
+# The staging views a person extract's records are read from besides its own (a
+# nominal takes its incident's location, a member the family's addresses).
+READS_ALSO = {"police_nominals": ("police_incidents",), "cohort_members": ("cohort_addresses",)}
+
+
+def _source_states(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Per person extract, what its staging records are made of: the model of each
+    staging view it reads (as rendered, not as DuckDB keeps it: that text may
+    reorder an EXCLUDE list) and the deliveries loaded up to the run's month
+    (staging reads nothing else: raw is appended a delivery at a time). The same
+    state gives the same records."""
+    import hashlib
+
+    from famlink.models import layer_order
+
+    month = "coalesce((SELECT max(as_of_month) FROM meta.run_parameters), '9999-12')"
+    try:
+        loaded = dict(con.execute(f"""
+            SELECT extract, string_agg(CAST(delivery_id AS VARCHAR), ',' ORDER BY delivery_id)
+            FROM meta.deliveries WHERE status = 'loaded' AND month <= {month}
+            GROUP BY extract""").fetchall())
+    except duckdb.CatalogException:       # no meta tables: nothing to compare with
+        return {}
+    # only a view famlink made reads what its model says: a table in staging (made by
+    # hand) has no state and is always read
+    made = {r[0] for r in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE schema_name = 'staging' "
+        "AND database_name = current_database()").fetchall()}
+    views = {m.name.removeprefix("staging."): hashlib.md5(m.sql.encode()).hexdigest()
+             for m in layer_order("staging")}
+
+    def state(view: str) -> str:
+        return f"{views.get(view, '')}:{loaded.get(view, '')}"
+    return {name: "|".join(state(v) for v in reads) for name in EXTRACTS
+            if set(reads := (name, *READS_ALSO.get(name, ()))) <= made}
+
+
 def has_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
     """Whether the warehouse (not a temp schema) holds the table ``schema.name``."""
     return bool(con.execute(
@@ -182,15 +221,30 @@ def build_person_records(
     previous run used), an appearance the previous run already standardised
     keeps its row of ``linkage.person_appearances`` and only new appearances are
     standardised; its postcode history (not part of the hash: a nominal's
-    incident locations, a family's addresses) is always taken afresh. Writes
+    incident locations, a family's addresses) is always taken afresh. An extract
+    whose staging records are made of what they were made of at the previous run
+    (``_source_states``: a termly attendance file in a month without one) is not
+    read at all; the extracts read are left in ``_fl_extracts_read``. Writes
     ``linkage.record_appearance`` (record -> appearance),
     ``linkage.person_appearances`` (standardised) and the view
     ``linkage.person_records`` (one standardised row per record).
     """
     install_standardise_macros(con)
     con.execute("CREATE SCHEMA IF NOT EXISTS linkage")
-    reuse = reuse and has_table(con, "linkage", "person_appearances")
-    raw = raw_person_sql(con, schema) or EMPTY_RAW_SQL
+    reuse = reuse and has_table(con, "linkage", "person_appearances") \
+        and has_table(con, "linkage", "record_sources") and schema == "staging"
+    sources = _source_states(con) if schema == "staging" else {}
+    read = set(EXTRACTS)
+    if reuse:
+        # an extract whose staging view reads the very deliveries it read at the
+        # previous run gives the very records: it is not read again
+        kept = dict(con.execute("SELECT extract, state FROM linkage.record_sources").fetchall())
+        read = {name for name in EXTRACTS
+                if name not in sources or sources[name] != kept.get(name)}
+    in_read = "(" + ", ".join(f"'{n}'" for n in sorted(read)) + ")" if read else "('')"
+    con.execute("CREATE OR REPLACE TEMP TABLE _fl_extracts_read AS SELECT unnest(?) AS extract",
+                [sorted(read)])
+    raw = raw_person_sql(con, schema, only=read) or EMPTY_RAW_SQL
     cols = ", ".join(APPEARANCE_COLUMNS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _fl_raw_people AS "
                 f"SELECT hash({cols}) AS appearance_id, * FROM ({raw})")
@@ -200,11 +254,13 @@ def build_person_records(
         # and their appearances, whose profiles are built again (``build_profiles``); only
         # they are written, not the county's every record again
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _fl_moved AS
+            f"""CREATE OR REPLACE TEMP TABLE _fl_moved AS
             (SELECT record_id, appearance_id, true AS added FROM _fl_raw_people
-             EXCEPT SELECT record_id, appearance_id, true FROM linkage.record_appearance)
+             EXCEPT SELECT record_id, appearance_id, true FROM linkage.record_appearance
+                    WHERE extract IN {in_read})
             UNION ALL
             (SELECT record_id, appearance_id, false FROM linkage.record_appearance
+             WHERE extract IN {in_read}
              EXCEPT SELECT record_id, appearance_id, false FROM _fl_raw_people)""")
         con.execute("""CREATE OR REPLACE TEMP TABLE _fl_changed_appearances AS
                        SELECT DISTINCT appearance_id FROM _fl_moved""")
@@ -246,11 +302,14 @@ def build_person_records(
         con.execute(
             """DELETE FROM linkage.person_appearances WHERE appearance_id NOT IN (
                 SELECT appearance_id FROM linkage.record_appearance)""")
+        # (only appearances of the extracts read: the others' histories are as they were)
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _fl_history_moved AS
+            f"""CREATE OR REPLACE TEMP TABLE _fl_history_moved AS
             SELECT pa.appearance_id, coalesce(h.history_postcodes, []) AS history_postcodes
             FROM linkage.person_appearances pa LEFT JOIN _fl_history h USING (appearance_id)
-            WHERE pa.history_postcodes IS DISTINCT FROM coalesce(h.history_postcodes, [])""")
+            WHERE pa.history_postcodes IS DISTINCT FROM coalesce(h.history_postcodes, [])
+              AND pa.appearance_id IN (SELECT appearance_id FROM linkage.record_appearance
+                                       WHERE extract IN {in_read})""")
         con.execute(
             """UPDATE linkage.person_appearances SET history_postcodes = m.history_postcodes
             FROM _fl_history_moved m
@@ -267,6 +326,11 @@ def build_person_records(
         )
     con.execute("DROP TABLE _fl_new_people")
     con.execute("DROP TABLE _fl_history")
+    con.execute("CREATE OR REPLACE TABLE linkage.record_sources (extract VARCHAR, state VARCHAR)")
+    if sources:
+        con.execute("INSERT INTO linkage.record_sources VALUES "
+                    + ", ".join("(?, ?)" for _ in sources),
+                    [v for item in sources.items() for v in item])
     con.execute(
         """CREATE OR REPLACE VIEW linkage.person_records AS
         SELECT ra.record_id, ra.extract, ra.record_key, pa.* EXCLUDE (appearance_id)

@@ -114,6 +114,43 @@ def test_incremental_equals_a_full_rescoring_with_the_same_model(
     assert _rows(inc, "SELECT count(*) FROM claims.ledger")[0][0] > 0
 
 
+def test_records_kept_and_read_again_equal_records_read_whole(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    """The incremental December skips the extracts with no delivery since November and
+    standardises only what is new; its records equal a whole read of every extract."""
+    from famlink.warehouse import connect
+    from matchers.records import build_person_records
+
+    copy = tmp_path / "w.duckdb"
+    shutil.copyfile(runs["incremental"], copy)
+    con = connect(copy)
+    try:
+        skipped = {name for (name,) in con.execute(
+            """SELECT extract FROM (SELECT DISTINCT extract FROM meta.deliveries
+                                    WHERE status = 'loaded')
+               WHERE extract NOT IN (SELECT extract FROM meta.deliveries
+                                     WHERE month = '2024-12' AND status = 'loaded')""").fetchall()}
+        sql = "SELECT * FROM linkage.person_records"
+        kept = sorted(con.execute(sql).fetchall(), key=repr)
+        build_person_records(con, reuse=True)
+        read = {name for (name,) in con.execute("FROM _fl_extracts_read").fetchall()}
+        assert read == set(), read              # nothing delivered since: nothing read
+        build_person_records(con, reuse=False)
+        whole = sorted(con.execute(sql).fetchall(), key=repr)
+    finally:
+        con.close()
+    assert kept == whole and len(kept) > 1000
+    from matchers.records import EXTRACTS, READS_ALSO
+
+    person_extracts = {n for n in set(EXTRACTS) & skipped
+                       if set(READS_ALSO.get(n, ())) <= skipped}
+    assert person_extracts, skipped              # the sample has a month without some
+    (reason,), = _rows(runs["incremental"], "SELECT reason FROM linkage.runs "
+                                           "ORDER BY run DESC LIMIT 1")
+    unread = reason.split("records not read again (no delivery since): ")[1].split("; ")[0]
+    assert set(unread.split(", ")) == person_extracts, reason
+
+
 def test_relink_all_from_the_command_line_links_everything_again(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     shutil.copytree(SAMPLE / "2023-01", drop / "2023-01")      # one month: a quick run
