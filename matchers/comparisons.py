@@ -89,9 +89,21 @@ CREATE OR REPLACE MACRO fl_street(a) AS
 # ``RARE_NAME_MIN_RECORDS`` records, where every name looks rare): a typing error
 # makes a string seen once, a second child's name is seen elsewhere too.
 RARE_NAME_MIN_RECORDS = 2000
+
+
+def with_first_name_seen_sql(table: str) -> str:
+    """``table`` with ``first_name_seen``: how many of its records carry the forename
+    (a NULL forename counts its NULLs), NULL below ``RARE_NAME_MIN_RECORDS`` records.
+    Counted by a grouping joined back (a window over a county's wide rows costs
+    four times as much)."""
+    return f"""SELECT t.*, CASE WHEN (SELECT count(*) FROM {table}) >= {RARE_NAME_MIN_RECORDS}
+                   THEN n.n_first_name END AS first_name_seen
+        FROM {table} AS t LEFT JOIN (SELECT first_name, count(*) AS n_first_name FROM {table}
+                                     GROUP BY first_name) AS n
+          ON n.first_name IS NOT DISTINCT FROM t.first_name"""
+
+
 DERIVED_COLUMNS = {
-    "first_name_seen": f"CASE WHEN count(*) OVER () >= {RARE_NAME_MIN_RECORDS} "
-                       "THEN count(*) OVER (PARTITION BY first_name) END",
     "first_name_sdx": "fl_soundex(first_name)",
     "last_name_sdx": "fl_soundex(last_name)",
     "house_number": "fl_house_number(address)",
@@ -105,7 +117,8 @@ def derived_columns_sql(table: str, present: frozenset[str] = frozenset()) -> st
     before it gives Splink only the rows near the new ones)."""
     cols = "".join(f", {sql} AS {name}" for name, sql in DERIVED_COLUMNS.items()
                    if name not in present)
-    return f"SELECT *{cols} FROM {table}"
+    source = table if "first_name_seen" in present else f"({with_first_name_seen_sql(table)})"
+    return f"SELECT *{cols} FROM {source}"
 
 
 def install_comparison_macros(con: Any) -> None:

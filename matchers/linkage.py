@@ -45,7 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matchers.clustering import Edge, Node, cluster, components
-from matchers.comparisons import DERIVED_COLUMNS
+from matchers.comparisons import with_first_name_seen_sql
 from matchers.deterministic import deterministic_edges
 from matchers.dwp import METHOD as DWP_METHOD
 from matchers.dwp import VOUCHED_METHOD as DWP_VOUCHED_METHOD
@@ -201,11 +201,11 @@ def link_warehouse(
     # code fingerprint) is several times cheaper than an md5 of its text
     # (``first_name_seen`` is counted here, over every profile, once: Splink may be
     # given only some of them)
+    row = ", ".join(f'"{name}"' for name, *_ in con.execute(
+        "DESCRIBE _fl_splink_input").fetchall())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _fl_splink_input AS
-        SELECT unnest(s.input), s.first_name_seen,
-               CAST(hash(s.input, s.first_name_seen = 1) >> 1 AS BIGINT) AS input_hash
-        FROM (SELECT t AS input, {DERIVED_COLUMNS["first_name_seen"]} AS first_name_seen
-              FROM _fl_splink_input AS t) AS s""")
+        SELECT *, CAST(hash({row}, first_name_seen = 1) >> 1 AS BIGINT) AS input_hash
+        FROM ({with_first_name_seen_sql("_fl_splink_input")})""")
     n_input = con.execute("SELECT count(*) FROM _fl_splink_input").fetchall()[0][0]
     reason = relink_reason(prev, relink_all=relink_all, fingerprint=fingerprint,
                            model_file=model_file, profiles=n_input, learn=learn)

@@ -23,10 +23,10 @@ import duckdb
 import pandas as pd
 
 from matchers.comparisons import (
-    DERIVED_COLUMNS,
     FIRST_NAME_COMPATIBLE_SQL,
     RARE_NAME_MIN_RECORDS,
     between,
+    with_first_name_seen_sql,
 )
 from matchers.probabilistic import (
     DEFAULT_PRIOR_RECALL,
@@ -255,8 +255,7 @@ def twins_in_one_delivery(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -
     con.register("_tw_pairs", pairs[["a", "b"]])
     got = con.execute(f"""
         WITH sides AS (SELECT a AS x, b AS y FROM _tw_pairs UNION ALL SELECT b, a FROM _tw_pairs),
-        std AS (SELECT *, {DERIVED_COLUMNS["first_name_seen"]} AS first_name_seen
-                FROM _pairs_std)
+        std AS ({with_first_name_seen_sql("_pairs_std")})
         SELECT DISTINCT s.x, s.y FROM sides s
         JOIN std x ON x.unique_id = s.x
         JOIN std y ON y.unique_id = s.y
