@@ -135,29 +135,23 @@ def child_run(extracts: str, warehouse: str, as_of: str) -> None:
 
 
 def _tree_rss_kb(root: int) -> int:
-    """Resident memory of a process and all its descendants (kB)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        pid, ppid, kb = int(entry), 0, 0
-        for line in status.splitlines():
-            if line.startswith("PPid:"):
-                ppid = int(line.split()[1])
-            elif line.startswith("VmRSS:"):
-                kb = int(line.split()[1])
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = kb
-    total, todo = 0, [root]
+    """Resident memory of a process and all its descendants (kB), found through each
+    thread's ``children`` list rather than by reading every process of the machine
+    (that scan took a fifth of a core at 20 samples a second, beside the run)."""
+    total, todo, seen = 0, [root], set()
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo += children.get(pid, [])
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
     return total
 
 
