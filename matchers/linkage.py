@@ -45,7 +45,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matchers.clustering import Edge, Node, cluster, components
-from matchers.comparisons import with_first_name_seen_sql
+from matchers.comparisons import (
+    BLOCKING_COLUMNS,
+    blocking_columns_sql,
+    with_first_name_seen_sql,
+)
 from matchers.deterministic import deterministic_edges
 from matchers.dwp import METHOD as DWP_METHOD
 from matchers.dwp import VOUCHED_METHOD as DWP_VOUCHED_METHOD
@@ -70,7 +74,6 @@ from matchers.probabilistic import (
     MIN_TF_RECORDS,
     SPLINK_COLUMNS,
     ModelUsed,
-    add_blocking_columns,
     estimate_prior,
     load_model,
     near_new_records,
@@ -188,24 +191,22 @@ def link_warehouse(
     stage("deterministic")
 
     cols = ", ".join(c for c in SPLINK_COLUMNS if c != "unique_id")
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _fl_splink_input AS
-        SELECT CAST(profile_id AS VARCHAR) AS unique_id, {cols} FROM _fl_profiles
-        WHERE last_name IS NOT NULL OR (first_name IS NOT NULL AND dob IS NOT NULL)"""
-    )
-    add_blocking_columns(con, "_fl_splink_input")
     # the whole row Splink sees, blocking columns included, and whether its forename
     # is seen once in the input (the guards' rare-typo test reads only that): a
     # profile whose row or rarity changed is scored again. DuckDB's hash of the row
     # (63 of its bits, a BIGINT every backend takes; the DuckDB version is in the
     # code fingerprint) is several times cheaper than an md5 of its text
     # (``first_name_seen`` is counted here, over every profile, once: Splink may be
-    # given only some of them)
-    row = ", ".join(f'"{name}"' for name, *_ in con.execute(
-        "DESCRIBE _fl_splink_input").fetchall())
+    # given only some of them). One statement: the county's wide rows are written once.
+    # (the row without its forename's count: only whether it is 1 counts)
+    row = ", ".join(f'"{c}"' for c in [*SPLINK_COLUMNS, *BLOCKING_COLUMNS])
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _fl_splink_input AS
+        WITH p AS MATERIALIZED (
+            SELECT CAST(profile_id AS VARCHAR) AS unique_id, {cols} FROM _fl_profiles
+            WHERE last_name IS NOT NULL OR (first_name IS NOT NULL AND dob IS NOT NULL)
+        ), b AS MATERIALIZED ({blocking_columns_sql("p")})
         SELECT *, CAST(hash({row}, first_name_seen = 1) >> 1 AS BIGINT) AS input_hash
-        FROM ({with_first_name_seen_sql("_fl_splink_input")})""")
+        FROM ({with_first_name_seen_sql("b")})""")
     n_input = con.execute("SELECT count(*) FROM _fl_splink_input").fetchall()[0][0]
     reason = relink_reason(prev, relink_all=relink_all, fingerprint=fingerprint,
                            model_file=model_file, profiles=n_input, learn=learn)
