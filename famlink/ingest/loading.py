@@ -407,6 +407,11 @@ def ingest_drop(con: duckdb.DuckDBPyConnection, drop: Path, up_to_month: str,
     # a month of an extract the warehouse holds a delivery of: its file is most likely
     # that delivery again, known by its sha256 alone (no need to inspect it whole)
     held = set(con.execute("SELECT DISTINCT extract, month FROM meta.deliveries").fetchall())
+    if any((contract.files[path.name].name, month) not in held
+           for month, _folder in listing.months for path in listing.files[month]):
+        from expectations import warm_up
+
+        warm_up()       # a month not held yet will load: GX imports while the rest is checked
     for month, _folder in listing.months:
         for path in listing.files[month]:
             spec = contract.files[path.name]
